@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// ErrFailed is returned by Run and RunBatches after a batch of the same
+// context failed: the state of a failed batch may be half-applied, so the job
+// must be restarted from its checkpoint with a new Context.
+var ErrFailed = errors.New("engine: an earlier batch of this context failed; close it and start a new Context (with a checkpoint it resumes from the last committed batch)")
+
+// runBatch runs the batch at time t: plan every source, tick stateful nodes,
+// run outputs in order, commit, then tell sources. Batches never overlap: the
+// caller runs them one at a time.
+func (c *Context) runBatch(t time.Time) error {
+	if c.failed != nil {
+		return errors.Join(ErrFailed, c.failed)
+	}
+	startedAt := time.Now()
+	var sched time.Duration
+	if !c.manual {
+		sched = max(startedAt.Sub(t), 0)
+	}
+	ctx := c.hard
+	j := newJob(c, t)
+	info := BatchInfo{Time: t, SchedulingDelay: sched, OutputOps: len(c.outputs)}
+	err := c.execBatch(ctx, j, &info)
+	info.Records = j.Records()
+	info.ProcessingDelay = time.Since(startedAt)
+	info.TotalDelay = info.SchedulingDelay + info.ProcessingDelay
+	info.Sources = j.sourceInfos()
+	if err != nil {
+		var be *BatchError
+		if !errors.As(err, &be) {
+			be = &BatchError{Time: t, Err: err}
+		}
+		info.Err = be
+		c.failed = be
+		c.logger.Error("batch failed", slog.Int64("time_ms", t.UnixMilli()), slog.String("error", be.Error()))
+		c.notify(func(l Listener) { l.BatchCompleted(info) })
+		return be
+	}
+	c.mu.Lock()
+	c.lastBatch = t
+	c.mu.Unlock()
+	c.next = t.Add(c.batch)
+	c.logger.Debug("batch completed",
+		slog.Int64("time_ms", t.UnixMilli()),
+		slog.Int64("records", info.Records),
+		slog.Duration("scheduling_delay", info.SchedulingDelay),
+		slog.Duration("processing", info.ProcessingDelay),
+		slog.Int("outputs_ok", info.OutputOpsSucceeded),
+		slog.Int("outputs", info.OutputOps))
+	c.notify(func(l Listener) { l.BatchCompleted(info) })
+	return nil
+}
+
+func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error {
+	t := j.Time
+	if err := c.planSources(ctx, j); err != nil {
+		return err
+	}
+	info.Records = j.Records()
+	c.notify(func(l Listener) { l.BatchStarted(*info) })
+	for _, tk := range c.tickers {
+		if err := tk.Tick(ctx, j); err != nil {
+			return batchErr(t, tk, err)
+		}
+	}
+	for _, o := range c.outputs {
+		if err := o.RunOutput(ctx, j); err != nil {
+			return batchErr(t, o, err)
+		}
+		info.OutputOpsSucceeded++
+	}
+	if c.ckpt != nil {
+		if err := c.ckpt.commit(ctx, j); err != nil {
+			return &BatchError{Time: t, Op: "checkpoint", Err: err}
+		}
+	}
+	for _, s := range c.sources {
+		if err := s.Commit(ctx, j); err != nil {
+			return batchErr(t, s, err)
+		}
+	}
+	return nil
+}
+
+// planSources fixes every source's input for the batch, or re-adopts the
+// plans a checkpoint recorded for it before a crash.
+func (c *Context) planSources(ctx context.Context, j *Job) error {
+	if c.ckpt != nil {
+		if plans, ok := c.ckpt.recoveredPlans(j.Time); ok {
+			for _, s := range c.sources {
+				if err := s.Replan(ctx, j, plans[s.Meta().Name()]); err != nil {
+					return batchErr(j.Time, s, err)
+				}
+			}
+			return nil
+		}
+	}
+	plans := make(map[string][]byte, len(c.sources))
+	for _, s := range c.sources {
+		p, err := s.Plan(ctx, j)
+		if err != nil {
+			return batchErr(j.Time, s, err)
+		}
+		plans[s.Meta().Name()] = p
+	}
+	if c.ckpt != nil {
+		if err := c.ckpt.writePlans(j.Time, plans); err != nil {
+			return &BatchError{Time: j.Time, Op: "checkpoint", Err: err}
+		}
+	}
+	return nil
+}
+
+func batchErr(t time.Time, n Node, err error) error {
+	var be *BatchError
+	if errors.As(err, &be) {
+		return be
+	}
+	op := n.Meta().Name()
+	var te *TaskError
+	if errors.As(err, &te) {
+		op = te.Op
+	}
+	return &BatchError{Time: t, Op: op, Err: err}
+}
+
+func (c *Context) notify(f func(Listener)) {
+	c.mu.Lock()
+	ls := append([]Listener(nil), c.listeners...)
+	c.mu.Unlock()
+	for _, l := range ls {
+		f(l)
+	}
+}

@@ -1,0 +1,433 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Errors returned by [Context] methods.
+var (
+	ErrClosed  = errors.New("engine: context is closed")
+	ErrRunning = errors.New("engine: context is already running batches")
+	ErrNoGraph = errors.New("engine: the job has no output operation; add one (ForEachBatch, Print, SaveAsTextFiles) before running")
+)
+
+// Output is a node that runs an output operation once per batch, in the order
+// outputs were registered.
+type Output interface {
+	Node
+	RunOutput(ctx context.Context, j *Job) error
+}
+
+// Option configures a [Context].
+type Option func(*config) error
+
+type config struct {
+	parallelism int
+	checkpoint  string
+	manual      bool
+	start       time.Time
+	logger      *slog.Logger
+	listeners   []Listener
+	ckptOpts    []CheckpointOption
+}
+
+// WithParallelism sets how many tasks of a stage run at once, overriding the
+// default of runtime.GOMAXPROCS(0). It is also the default partition count of
+// keyed operators and of the Queue source. n must be at least 1.
+func WithParallelism(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("engine: parallelism %d is not positive; pass 1 or more to WithParallelism", n)
+		}
+		c.parallelism = n
+		return nil
+	}
+}
+
+// WithCheckpoint enables durable checkpoints in dir: keyed state, window
+// buffers and source positions are committed together after every batch, so
+// a restarted job resumes exactly where it stopped. By default there is no
+// checkpoint and a restarted job starts afresh.
+func WithCheckpoint(dir string, opts ...CheckpointOption) Option {
+	return func(c *config) error {
+		if dir == "" {
+			return errors.New("engine: checkpoint dir is empty; pass a directory path to WithCheckpoint")
+		}
+		c.checkpoint = dir
+		c.ckptOpts = append(c.ckptOpts, opts...)
+		return nil
+	}
+}
+
+// WithManualClock makes batch times advance only through
+// [Context.RunBatches]: batch k = 1, 2, … has time start + k·interval. start
+// must be a multiple of the batch interval. For tests; the default is the
+// real clock.
+func WithManualClock(start time.Time) Option {
+	return func(c *config) error {
+		c.manual = true
+		c.start = start
+		return nil
+	}
+}
+
+// WithLogger sets the logger, overriding the default that discards
+// everything. Each batch logs one Debug line.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("engine: WithLogger got a nil logger; pass a *slog.Logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithListener adds a listener of batch events. See also [Context.AddListener].
+func WithListener(l Listener) Option {
+	return func(c *config) error {
+		c.listeners = append(c.listeners, l)
+		return nil
+	}
+}
+
+// Context is a streaming job: its batch interval, its graph of nodes and the
+// runtime that runs one batch after another. Build the graph (package dstream
+// does it), then call [Context.Run] or, with a manual clock,
+// [Context.RunBatches]. A Context is not reused after Close.
+//
+// Batches run one at a time in time order; inside a batch the tasks of every
+// stage run in parallel, at most the parallelism at once.
+type Context struct {
+	batch       time.Duration
+	parallelism int
+	manual      bool
+	logger      *slog.Logger
+	ckptDir     string
+	ckptOpts    []CheckpointOption
+
+	mu        sync.Mutex // guards listeners and the fields below
+	listeners []Listener
+	running   bool
+	closed    bool
+
+	nodes     []Node
+	outputs   []Output
+	sources   []Source
+	tickers   []Ticker
+	closers   []func() error
+	started   bool
+	zero      time.Time
+	next      time.Time // time of the next batch to run
+	startErr  error
+	hard      context.Context
+	hardStop  context.CancelFunc
+	ckpt      *checkpointer
+	lastBatch time.Time // time of the last completed batch
+	failed    error     // the error of a failed batch; the context runs no more
+}
+
+// NewContext returns a context whose batches are batch apart.
+func NewContext(batch time.Duration, opts ...Option) (*Context, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("engine: batch interval %v is not positive; pass a duration such as 1*time.Second", batch)
+	}
+	cfg := config{parallelism: runtime.GOMAXPROCS(0)}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Context{
+		batch:       batch,
+		parallelism: cfg.parallelism,
+		manual:      cfg.manual,
+		logger:      cfg.logger,
+		listeners:   cfg.listeners,
+		ckptDir:     cfg.checkpoint,
+		ckptOpts:    cfg.ckptOpts,
+	}
+	if cfg.manual {
+		if !cfg.start.Truncate(batch).Equal(cfg.start) {
+			return nil, fmt.Errorf("engine: manual clock start %v is not a multiple of the batch interval %v; align it (start.Truncate(batch))", cfg.start, batch)
+		}
+		c.zero = cfg.start
+	}
+	c.hard, c.hardStop = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// BatchInterval returns the batch interval.
+func (c *Context) BatchInterval() time.Duration { return c.batch }
+
+// Parallelism returns the most tasks that run at once, and the default
+// partition count.
+func (c *Context) Parallelism() int { return c.parallelism }
+
+// Logger returns the context's logger.
+func (c *Context) Logger() *slog.Logger { return c.logger }
+
+// Zero returns the zero time of batch times. It is known once the context
+// starts (or at once with a manual clock).
+func (c *Context) Zero() time.Time { return c.zero }
+
+// Register adds n to the graph. Parents must be registered first. Sources,
+// outputs and tickers are recognised by the interfaces n implements.
+// Register panics when the context has already started: the graph is fixed
+// then.
+func (c *Context) Register(n Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		panic("engine: Register called after the context started; build the whole graph first")
+	}
+	m := n.Meta()
+	if m.id != 0 {
+		panic("engine: node registered twice")
+	}
+	for _, p := range m.Parents {
+		if p.Meta().ctx != c {
+			panic("engine: a parent of " + m.Kind + " belongs to another context")
+		}
+	}
+	c.nodes = append(c.nodes, n)
+	m.id = len(c.nodes)
+	m.ctx = c
+	if m.Slide == 0 {
+		if len(m.Parents) > 0 {
+			m.Slide = m.Parents[0].Meta().Slide
+		} else {
+			m.Slide = c.batch
+		}
+	}
+	if s, ok := n.(Source); ok {
+		c.sources = append(c.sources, s)
+	}
+	if o, ok := n.(Output); ok {
+		c.outputs = append(c.outputs, o)
+	}
+}
+
+// AddListener adds a listener of batch events.
+func (c *Context) AddListener(l Listener) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listeners = append(c.listeners, l)
+}
+
+// OnClose registers f to run when the context closes, after the nodes close.
+func (c *Context) OnClose(f func() error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closers = append(c.closers, f)
+}
+
+// Nodes returns the registered nodes in registration order.
+func (c *Context) Nodes() []Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Node(nil), c.nodes...)
+}
+
+// start validates the graph, restores a checkpoint and fixes the zero time.
+// It runs once; later calls return the first result.
+func (c *Context) start(ctx context.Context) error {
+	if c.started {
+		return c.startErr
+	}
+	c.mu.Lock()
+	c.started = true
+	c.mu.Unlock()
+	c.startErr = c.doStart(ctx)
+	return c.startErr
+}
+
+func (c *Context) doStart(ctx context.Context) error {
+	if len(c.outputs) == 0 {
+		return ErrNoGraph
+	}
+	names := make(map[string]Node)
+	for _, n := range c.nodes {
+		name := n.Meta().Name()
+		if other, dup := names[name]; dup {
+			return fmt.Errorf("engine: two operators are named %q (%s-%d and %s-%d); give them different names",
+				name, other.Meta().Kind, other.Meta().id, n.Meta().Kind, n.Meta().id)
+		}
+		names[name] = n
+	}
+	if !c.manual {
+		c.zero = time.Now().Truncate(c.batch)
+	}
+	for _, n := range c.nodes {
+		if v, ok := n.(Validator); ok {
+			if err := v.Validate(); err != nil {
+				return err
+			}
+		}
+	}
+	// Tick only the nodes some output depends on.
+	reach := make(map[int]bool)
+	var walk func(n Node)
+	walk = func(n Node) {
+		m := n.Meta()
+		if reach[m.id] {
+			return
+		}
+		reach[m.id] = true
+		for _, p := range m.Parents {
+			walk(p)
+		}
+	}
+	for _, o := range c.outputs {
+		walk(o)
+	}
+	for _, n := range c.nodes {
+		if t, ok := n.(Ticker); ok && reach[n.Meta().id] {
+			c.tickers = append(c.tickers, t)
+		}
+	}
+	c.next = c.zero.Add(c.batch)
+	if c.ckptDir != "" {
+		ck, err := openCheckpointer(ctx, c, c.ckptDir, c.ckptOpts...)
+		if err != nil {
+			return err
+		}
+		c.ckpt = ck
+		c.OnClose(ck.close)
+	}
+	return nil
+}
+
+func (c *Context) acquire() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if c.running {
+		return ErrRunning
+	}
+	c.running = true
+	return nil
+}
+
+func (c *Context) release() {
+	c.mu.Lock()
+	c.running = false
+	c.mu.Unlock()
+}
+
+// Run runs batches on the real clock until ctx is done or a batch fails.
+// When ctx is cancelled during a batch, that batch finishes, outputs and
+// commit included, and Run returns nil: a graceful stop. A failed batch makes
+// Run return a [*BatchError] naming the batch time and the operator.
+// With a manual clock Run is an error: use [Context.RunBatches].
+func (c *Context) Run(ctx context.Context) error {
+	if c.manual {
+		return errors.New("engine: Run needs the real clock, but the context has a manual clock; advance it with RunBatches")
+	}
+	if err := c.acquire(); err != nil {
+		return err
+	}
+	defer c.release()
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	for {
+		if err := c.waitUntil(ctx, c.next); err != nil {
+			return nil // stopped between batches
+		}
+		if err := c.runBatch(c.next); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// RunBatches runs exactly n more batches, one after another, and returns
+// when they are done or one fails. With a manual clock the batches run at
+// once; with the real clock each waits for its time. Cancelling ctx stops
+// before the next batch, not during one, and returns ctx's error.
+func (c *Context) RunBatches(ctx context.Context, n int) error {
+	if err := c.acquire(); err != nil {
+		return err
+	}
+	defer c.release()
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	for range n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !c.manual {
+			if err := c.waitUntil(ctx, c.next); err != nil {
+				return err
+			}
+		}
+		if err := c.runBatch(c.next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LastBatch returns the time of the last batch that completed, or the zero
+// time when none has.
+func (c *Context) LastBatch() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastBatch
+}
+
+func (c *Context) waitUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close releases the sources, stores and the checkpoint lock. It is
+// idempotent. A batch still running is cancelled.
+func (c *Context) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	nodes := append([]Node(nil), c.nodes...)
+	closers := append([]func() error(nil), c.closers...)
+	c.mu.Unlock()
+	c.hardStop()
+	var errs []error
+	for i := len(nodes) - 1; i >= 0; i-- {
+		if cl, ok := nodes[i].(Closer); ok {
+			errs = append(errs, cl.Close())
+		}
+	}
+	for i := len(closers) - 1; i >= 0; i-- {
+		errs = append(errs, closers[i]())
+	}
+	return errors.Join(errs...)
+}

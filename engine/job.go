@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Job is the run of one batch: its time, the values computed for it so far,
+// and the means to run tasks in parallel. A Job is used by one batch only and
+// is discarded when the batch ends.
+type Job struct {
+	// Time is the batch time.
+	Time time.Time
+
+	c       *Context
+	memo    map[int]any
+	records atomic.Int64
+
+	mu      sync.Mutex
+	sources map[string]any
+}
+
+func newJob(c *Context, t time.Time) *Job {
+	return &Job{Time: t, c: c, memo: make(map[int]any)}
+}
+
+// Context returns the engine context the job belongs to.
+func (j *Job) Context() *Context { return j.c }
+
+// Zero returns the context's zero time: batch times are zero + k·interval.
+func (j *Job) Zero() time.Time { return j.c.zero }
+
+// Parallelism returns the most tasks the job runs at once.
+func (j *Job) Parallelism() int { return j.c.parallelism }
+
+// AddRecords adds n to the batch's count of input records.
+func (j *Job) AddRecords(n int64) { j.records.Add(n) }
+
+// Records returns the input records counted so far.
+func (j *Job) Records() int64 { return j.records.Load() }
+
+// Report records what a source says about the batch (for example its offset
+// ranges); output operations read it with [Job.SourceInfo], and listeners find
+// it in [BatchInfo.Sources].
+func (j *Job) Report(source string, info any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.sources == nil {
+		j.sources = make(map[string]any)
+	}
+	j.sources[source] = info
+}
+
+// SourceInfo returns what the named source reported about the batch.
+func (j *Job) SourceInfo(source string) (any, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	v, ok := j.sources[source]
+	return v, ok
+}
+
+func (j *Job) sourceInfos() map[string]any {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.sources) == 0 {
+		return nil
+	}
+	m := make(map[string]any, len(j.sources))
+	for k, v := range j.sources {
+		m[k] = v
+	}
+	return m
+}
+
+// Memo returns the value node n computed for this batch, computing it with
+// compute the first time. Values are not shared between batches. Memo must be
+// called from the goroutine that drives the batch, not from inside tasks.
+func (j *Job) Memo(n Node, compute func() (any, error)) (any, error) {
+	id := n.Meta().id
+	if v, ok := j.memo[id]; ok {
+		return v, nil
+	}
+	v, err := compute()
+	if err != nil {
+		return nil, err
+	}
+	j.memo[id] = v
+	return v, nil
+}
+
+// Task is the handle of one running task. Fused chains of operators set Op to
+// the name of the operator whose function is running, so that a panic is
+// reported against the right operator.
+type Task struct {
+	// Index is the task's partition index within its stage.
+	Index int
+	// Op is the operator currently running inside the task.
+	Op string
+}
+
+// Run runs n tasks of operator op in parallel, at most the context's
+// parallelism at once, and waits for them. The first task to fail cancels the
+// context the others see; Run returns that error wrapped in a [*TaskError].
+// A panic in a task is recovered and returned as an error too.
+func (j *Job) Run(ctx context.Context, op string, n int, task func(ctx context.Context, t *Task) error) error {
+	if n == 0 {
+		return nil
+	}
+	if n == 1 || j.c.parallelism == 1 {
+		for i := range n {
+			if err := runTask(ctx, op, i, task); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(j.c.parallelism)
+	for i := range n {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return runTask(gctx, op, i, task) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func runTask(ctx context.Context, op string, i int, task func(context.Context, *Task) error) (err error) {
+	t := &Task{Index: i, Op: op}
+	defer func() {
+		if r := recover(); r != nil {
+			err = &TaskError{Op: t.Op, Task: i, Err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
+		}
+	}()
+	if err := task(ctx, t); err != nil {
+		if te, ok := err.(*TaskError); ok {
+			return te
+		}
+		return &TaskError{Op: t.Op, Task: i, Err: err}
+	}
+	return nil
+}
+
+// TaskError is the failure of one task of an operator.
+type TaskError struct {
+	Op   string // the operator's name
+	Task int    // the task's partition index
+	Err  error
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("operator %q, task %d: %v", e.Op, e.Task, e.Err)
+}
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// BatchError is the failure of a batch: [Context.Run] and
+// [Context.RunBatches] return it.
+type BatchError struct {
+	Time time.Time
+	Op   string // the operator or output operation that failed, when known
+	Err  error
+}
+
+func (e *BatchError) Error() string {
+	ms := e.Time.UnixMilli()
+	if te, ok := e.Err.(*TaskError); ok {
+		return fmt.Sprintf("engine: batch %d ms failed in operator %q, task %d: %v", ms, te.Op, te.Task, te.Err)
+	}
+	if e.Op != "" {
+		return fmt.Sprintf("engine: batch %d ms failed in operator %q: %v", ms, e.Op, e.Err)
+	}
+	return fmt.Sprintf("engine: batch %d ms failed: %v", ms, e.Err)
+}
+
+func (e *BatchError) Unwrap() error { return e.Err }

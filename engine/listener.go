@@ -1,0 +1,54 @@
+package engine
+
+import "time"
+
+// BatchInfo describes one batch: when it was due, how much input it had, and
+// how long it waited and ran. It mirrors Spark's BatchInfo.
+type BatchInfo struct {
+	// Time is the batch time.
+	Time time.Time
+	// Records is the number of input records the sources planned for the batch.
+	Records int64
+	// SchedulingDelay is how long the batch waited after its time before it
+	// started, because earlier batches were still running.
+	SchedulingDelay time.Duration
+	// ProcessingDelay is how long the batch ran, from planning to commit.
+	ProcessingDelay time.Duration
+	// TotalDelay is SchedulingDelay + ProcessingDelay.
+	TotalDelay time.Duration
+	// OutputOps is the number of output operations of the job, and
+	// OutputOpsSucceeded how many of them succeeded in this batch.
+	OutputOps, OutputOpsSucceeded int
+	// Err is the error that failed the batch, or nil.
+	Err error
+	// Sources holds what each source reported about the batch, keyed by the
+	// source's name (the Kafka source reports its offset ranges).
+	Sources map[string]any
+}
+
+// Listener receives batch events. Calls are made from the goroutine that runs
+// batches, one at a time, in batch order; a listener must not block for long.
+type Listener interface {
+	BatchStarted(info BatchInfo)
+	BatchCompleted(info BatchInfo)
+}
+
+// ListenerFuncs adapts functions to a [Listener]; nil functions are skipped.
+type ListenerFuncs struct {
+	Started   func(BatchInfo)
+	Completed func(BatchInfo)
+}
+
+// BatchStarted calls f.Started when it is set.
+func (f ListenerFuncs) BatchStarted(info BatchInfo) {
+	if f.Started != nil {
+		f.Started(info)
+	}
+}
+
+// BatchCompleted calls f.Completed when it is set.
+func (f ListenerFuncs) BatchCompleted(info BatchInfo) {
+	if f.Completed != nil {
+		f.Completed(info)
+	}
+}

@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Node is one operator of a job's graph. The engine drives nodes without
+// knowing the types of the records they carry; package dstream is the typed
+// face over them. Every node embeds or returns a [Meta] that the engine owns
+// once the node is registered with [Context.Register].
+type Node interface {
+	Meta() *Meta
+}
+
+// Meta is the graph metadata of a [Node].
+type Meta struct {
+	// Kind is the operator kind, such as "map" or "reduceByKeyAndWindow".
+	Kind string
+	// Parents are the nodes this node reads, in order.
+	Parents []Node
+	// Slide is the interval at which the node produces data. Zero means the
+	// slide of its first parent, or the batch interval for a source.
+	Slide time.Duration
+
+	id   int
+	name string
+	ctx  *Context
+}
+
+// ID returns the node's position in the graph, counted from 1 in the order the
+// nodes were registered. It is 0 before registration.
+func (m *Meta) ID() int { return m.id }
+
+// Name returns the node's stable name: the one set with [Meta.SetName], or
+// "<kind>-<id>" by default. Checkpoints refer to stateful nodes by this name.
+func (m *Meta) Name() string {
+	if m.name != "" {
+		return m.name
+	}
+	return m.Kind + "-" + itoa(m.id)
+}
+
+// SetName overrides the node's default name. It must be called before the
+// context starts; names must be unique within a job.
+func (m *Meta) SetName(name string) { m.name = name }
+
+// Named reports whether the name was set explicitly.
+func (m *Meta) Named() bool { return m.name != "" }
+
+// Context returns the context the node is registered with.
+func (m *Meta) Context() *Context { return m.ctx }
+
+// ValidTime reports whether the node produces data at batch time t: whether
+// t − zero is a multiple of the node's slide, as Spark's DStream.isTimeValid.
+func (m *Meta) ValidTime(t time.Time) bool {
+	d := t.Sub(m.ctx.zero)
+	return d > 0 && d%m.Slide == 0
+}
+
+// Validator is implemented by nodes that check their configuration when the
+// context starts, such as windows whose durations must be multiples of their
+// parent's slide. An error stops the job before the first batch.
+type Validator interface {
+	Node
+	Validate() error
+}
+
+// Ticker is implemented by nodes that must see every batch of their parents
+// even when no output asks for their result at that time, such as windows
+// and keyed state. Before the outputs of a batch run, the engine calls Tick on
+// every ticking node reachable from an output, in registration order.
+type Ticker interface {
+	Node
+	Tick(ctx context.Context, j *Job) error
+}
+
+// Source is a node that brings data into the job. At every batch, before any
+// node computes, the engine calls Plan on every source in registration order;
+// the plan fixes exactly which input the batch covers, so that a batch re-run
+// after a crash reads the same input.
+type Source interface {
+	Node
+	// Plan decides the input of batch j, records the number of input records
+	// with [Job.AddRecords], and returns an encoding of the plan that
+	// [Source.Replan] accepts.
+	Plan(ctx context.Context, j *Job) ([]byte, error)
+	// Replan adopts a plan recorded earlier for batch j instead of planning
+	// anew. The engine calls it when it re-runs a batch after a restart.
+	Replan(ctx context.Context, j *Job, plan []byte) error
+	// Commit tells the source that batch j completed (and, with a checkpoint,
+	// was committed), so it may advance its position and publish progress.
+	Commit(ctx context.Context, j *Job) error
+}
+
+// Closer is implemented by nodes that hold resources (clients, files) to
+// release when the context closes.
+type Closer interface {
+	Node
+	Close() error
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b [20]byte
+	n := len(b)
+	neg := i < 0
+	if neg {
+		i = -i
+	}
+	for i > 0 {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+	}
+	if neg {
+		n--
+		b[n] = '-'
+	}
+	return string(b[n:])
+}

@@ -1,0 +1,39 @@
+package keyhash
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type point struct{ X, Y int }
+
+func TestForIsStableAndSpreads(t *testing.T) {
+	hs := For[string]()
+	require.Equal(t, hs("word"), hs("word"))
+	require.NotEqual(t, hs("word"), hs("worD"))
+	require.Equal(t, String("word"), hs("word"), "string keys hash the same in every process")
+
+	hi := For[int]()
+	counts := make([]int, 8)
+	for i := range 8000 {
+		counts[Partition(hi(i), 8)]++
+	}
+	for p, n := range counts {
+		require.InDelta(t, 1000, n, 200, "partition %d", p)
+	}
+
+	hp := For[point]()
+	require.Equal(t, hp(point{1, 2}), hp(point{1, 2}))
+	require.NotEqual(t, hp(point{1, 2}), hp(point{2, 1}))
+
+	hf := For[float64]()
+	require.Equal(t, hf(0.0), hf(-1*0.0))
+}
+
+func TestForDoesNotAllocate(t *testing.T) {
+	hs := For[string]()
+	key := "a somewhat longer key"
+	allocs := testing.AllocsPerRun(100, func() { _ = hs(key) })
+	require.Zero(t, allocs)
+}
