@@ -1,0 +1,106 @@
+package dstream
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/atomicfile"
+)
+
+// outputNode runs an output operation once per batch.
+type outputNode struct {
+	node
+	run func(ctx context.Context, j *engine.Job) error
+}
+
+func (n *outputNode) RunOutput(ctx context.Context, j *engine.Job) error { return n.run(ctx, j) }
+
+var _ engine.Output = (*outputNode)(nil)
+
+func output[T any](s *Stream[T], kind string, run func(ctx context.Context, j *engine.Job, b Batch[T]) error) {
+	on := &outputNode{}
+	derive[struct{}](kind, on, s)
+	on.run = func(ctx context.Context, j *engine.Job) error {
+		b, ok, err := s.batch(ctx, j)
+		if err != nil || !ok {
+			return err
+		}
+		return run(ctx, j, b)
+	}
+}
+
+// ForEachBatch registers an output operation that calls f with every batch
+// of s, on the goroutine that drives batches, after the output operations
+// registered before it. An error from f fails the batch. Batches of a
+// windowed stream come every slide. f must not keep b.Parts after it
+// returns.
+func ForEachBatch[T any](s *Stream[T], f func(ctx context.Context, b Batch[T]) error) {
+	mustFn(f == nil, "ForEachBatch")
+	output(s, "forEachBatch", func(ctx context.Context, _ *engine.Job, b Batch[T]) error { return f(ctx, b) })
+}
+
+// ForEachBatchJob is [ForEachBatch] with the batch's [engine.Job], through
+// which f reads what sources reported about the batch (the Kafka source's
+// offset ranges).
+func ForEachBatchJob[T any](s *Stream[T], f func(ctx context.Context, j *engine.Job, b Batch[T]) error) {
+	mustFn(f == nil, "ForEachBatchJob")
+	output(s, "forEachBatch", f)
+}
+
+// Print registers an output operation that prints the first n elements of
+// every batch of s to standard output, in Spark's format: a "Time: <ms> ms"
+// header between dashed lines, one element a line, "..." when there are
+// more, then an empty line.
+func Print[T any](s *Stream[T], n int) { PrintTo(s, os.Stdout, n) }
+
+// PrintTo is [Print] writing to w.
+func PrintTo[T any](s *Stream[T], w io.Writer, n int) {
+	output(s, "print", func(ctx context.Context, j *engine.Job, b Batch[T]) error {
+		bw := bufio.NewWriter(w)
+		fmt.Fprintln(bw, "-------------------------------------------")
+		fmt.Fprintf(bw, "Time: %d ms\n", b.Time.UnixMilli())
+		fmt.Fprintln(bw, "-------------------------------------------")
+		i := 0
+		for x := range b.All() {
+			if i == n {
+				fmt.Fprintln(bw, "...")
+				break
+			}
+			fmt.Fprintln(bw, x)
+			i++
+		}
+		fmt.Fprintln(bw)
+		return bw.Flush()
+	})
+}
+
+// SaveAsTextFiles registers an output operation that writes every batch of
+// s to the file prefix-<batch time in ms>.suffix (prefix-<ms> when suffix is
+// empty), one element a line as fmt.Sprint formats it. The file is written
+// atomically (temp file, fsync, rename), so a batch re-run after a crash
+// replaces its file instead of duplicating output.
+func SaveAsTextFiles[T any](s *Stream[T], prefix, suffix string) {
+	output(s, "saveAsTextFiles", func(ctx context.Context, j *engine.Job, b Batch[T]) error {
+		path := prefix + "-" + strconv.FormatInt(b.Time.UnixMilli(), 10)
+		if suffix != "" {
+			path += "." + suffix
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("dstream: create the directory of %s: %w", path, err)
+		}
+		return atomicfile.Write(path, func(w io.Writer) error {
+			for x := range b.All() {
+				if _, err := fmt.Fprintln(w, x); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}

@@ -1,0 +1,120 @@
+package dstream
+
+import (
+	"context"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/keyhash"
+)
+
+// combiner says how a keyed operator folds values into per-key combiners: a
+// new key's first value becomes create(v), later values merge into it, and
+// combiners from different map tasks merge with mergeC.
+type combiner[V, C any] struct {
+	create func(V) C
+	merge  func(C, V) C
+	mergeC func(C, C) C
+}
+
+// shuffle hash-partitions the keyed data in into nOut partitions, combining
+// values per key: one map task per input partition combines its records
+// (map-side combining), splits the combined keys by hash, and one reduce
+// task per output partition merges the maps of every map task, in map-task
+// order.
+func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op string, in *data[KV[K, V]], nOut int, hash func(K) uint64, cb combiner[V, C]) ([][]KV[K, C], error) {
+	byTask := make([][]map[K]C, in.n)
+	err := j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
+		m := make(map[K]C)
+		in.iter(tk, tk.Index, func(kv KV[K, V]) bool {
+			tk.Op = op
+			if c, ok := m[kv.Key]; ok {
+				m[kv.Key] = cb.merge(c, kv.Value)
+			} else {
+				m[kv.Key] = cb.create(kv.Value)
+			}
+			return true
+		})
+		byTask[tk.Index] = splitByKey(m, nOut, hash)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]KV[K, C], nOut)
+	err = j.Run(ctx, op, nOut, func(ctx context.Context, tk *engine.Task) error {
+		p := tk.Index
+		var acc map[K]C
+		for _, maps := range byTask {
+			m := maps[p]
+			if acc == nil {
+				acc = m
+				continue
+			}
+			for k, c := range m {
+				if a, ok := acc[k]; ok {
+					acc[k] = cb.mergeC(a, c)
+				} else {
+					acc[k] = c
+				}
+			}
+		}
+		res := make([]KV[K, C], 0, len(acc))
+		for k, c := range acc {
+			res = append(res, KV[K, C]{k, c})
+		}
+		out[p] = res
+		return nil
+	})
+	return out, err
+}
+
+func splitByKey[K comparable, C any](m map[K]C, n int, hash func(K) uint64) []map[K]C {
+	if n == 1 {
+		return []map[K]C{m}
+	}
+	parts := make([]map[K]C, n)
+	for i := range parts {
+		parts[i] = make(map[K]C, len(m)/n+1)
+	}
+	for k, c := range m {
+		parts[keyhash.Partition(hash(k), n)][k] = c
+	}
+	return parts
+}
+
+// partitionsOf returns the output partition count of a keyed operator: the
+// one set with [Stream.Partitions], or the context's parallelism.
+func partitionsOf(n engine.Node, c *engine.Context) int {
+	if kn, ok := n.(*keyedNode); ok && kn.parts > 0 {
+		return kn.parts
+	}
+	return c.Parallelism()
+}
+
+// keyedNode is the node of an operator that hash-partitions by key.
+type keyedNode struct {
+	node
+	parts int
+}
+
+// Partitions sets how many partitions (and reduce tasks) a keyed operator
+// produces, overriding the default of the context's parallelism. It applies
+// to the operator that made s (ReduceByKey, GroupByKey, joins, windowed and
+// stateful keyed operators); on other streams it panics. It returns s.
+func (s *Stream[T]) Partitions(n int) *Stream[T] {
+	kn, ok := s.node.(*keyedNode)
+	if !ok {
+		if p, isP := s.node.(interface{ setPartitions(int) }); isP {
+			p.setPartitions(n)
+			return s
+		}
+		panic("dstream: Partitions applies to keyed operators, not to " + s.node.Meta().Kind)
+	}
+	if n < 1 {
+		panic("dstream: Partitions needs 1 or more")
+	}
+	kn.parts = n
+	return s
+}
+
+func (n *keyedNode) setPartitions(p int) { n.parts = p }

@@ -1,0 +1,258 @@
+package dstream
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// narrow derives a stream computed partition by partition from s, fused with
+// s's own chain: each element of s's partition i passes through step.
+func narrow[T, U any](s *Stream[T], kind string, step func(tk *engine.Task, op string, x T, yield func(U) bool) bool) *Stream[U] {
+	out := derive[U](kind, &node{}, s)
+	out.compute = func(ctx context.Context, j *engine.Job) (*data[U], error) {
+		in, err := s.get(ctx, j)
+		if err != nil || in == nil {
+			return nil, err
+		}
+		op := out.opName()
+		return &data[U]{n: in.n, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
+			return in.iter(tk, i, func(x T) bool { return step(tk, op, x, yield) })
+		}}, nil
+	}
+	return out
+}
+
+// Map returns a stream of f applied to every element of s, keeping the
+// partitions and their order.
+func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
+	mustFn(f == nil, "Map")
+	return narrow(s, "map", func(tk *engine.Task, op string, x T, yield func(U) bool) bool {
+		tk.Op = op
+		return yield(f(x))
+	})
+}
+
+// FlatMap returns a stream of the elements of f(x) for every element x of s,
+// in order.
+func FlatMap[T, U any](s *Stream[T], f func(T) []U) *Stream[U] {
+	mustFn(f == nil, "FlatMap")
+	return narrow(s, "flatMap", func(tk *engine.Task, op string, x T, yield func(U) bool) bool {
+		tk.Op = op
+		for _, u := range f(x) {
+			if !yield(u) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Filter returns a stream of the elements of s for which keep is true, in
+// order.
+func Filter[T any](s *Stream[T], keep func(T) bool) *Stream[T] {
+	mustFn(keep == nil, "Filter")
+	return narrow(s, "filter", func(tk *engine.Task, op string, x T, yield func(T) bool) bool {
+		tk.Op = op
+		if keep(x) {
+			return yield(x)
+		}
+		return true
+	})
+}
+
+// MapValues returns a keyed stream with f applied to every value; keys and
+// partitions are kept.
+func MapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) W) *Stream[KV[K, W]] {
+	mustFn(f == nil, "MapValues")
+	return narrow(s, "mapValues", func(tk *engine.Task, op string, x KV[K, V], yield func(KV[K, W]) bool) bool {
+		tk.Op = op
+		return yield(KV[K, W]{x.Key, f(x.Value)})
+	})
+}
+
+// FlatMapValues returns a keyed stream with one pair (k, w) for every w in
+// f(v) of every pair (k, v) of s, in order.
+func FlatMapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) []W) *Stream[KV[K, W]] {
+	mustFn(f == nil, "FlatMapValues")
+	return narrow(s, "flatMapValues", func(tk *engine.Task, op string, x KV[K, V], yield func(KV[K, W]) bool) bool {
+		tk.Op = op
+		for _, w := range f(x.Value) {
+			if !yield(KV[K, W]{x.Key, w}) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// MapPartitions returns a stream whose partition i is f applied to the
+// elements of partition i of s. f sees each partition once per batch, in a
+// task of its own, so it may keep per-partition resources (a buffer, a
+// connection) for the length of the partition.
+func MapPartitions[T, U any](s *Stream[T], f func(in iter.Seq[T]) iter.Seq[U]) *Stream[U] {
+	mustFn(f == nil, "MapPartitions")
+	out := derive[U]("mapPartitions", &node{}, s)
+	out.compute = func(ctx context.Context, j *engine.Job) (*data[U], error) {
+		in, err := s.get(ctx, j)
+		if err != nil || in == nil {
+			return nil, err
+		}
+		op := out.opName()
+		return &data[U]{n: in.n, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
+			seq := func(y func(T) bool) { in.iter(tk, i, y) }
+			tk.Op = op
+			for u := range f(seq) {
+				if !yield(u) {
+					return false
+				}
+				tk.Op = op
+			}
+			return true
+		}}, nil
+	}
+	return out
+}
+
+// Union returns a stream of the elements of all streams: the partitions of
+// the first, then those of the second, and so on. All streams must have the
+// same slide; a mismatch is an error when the job starts.
+func Union[T any](s ...*Stream[T]) *Stream[T] {
+	if len(s) == 0 {
+		panic("dstream: Union needs at least one stream")
+	}
+	refs := make([]streamRef, len(s))
+	for i, x := range s {
+		refs[i] = x
+	}
+	vn := &validatingNode{}
+	out := derive[T]("union", vn, refs...)
+	vn.validate = func() error { return sameSlide(out.opName(), refs) }
+	out.compute = func(ctx context.Context, j *engine.Job) (*data[T], error) {
+		ins := make([]*data[T], 0, len(s))
+		offsets := make([]int, 0, len(s))
+		total := 0
+		for _, x := range s {
+			d, err := x.get(ctx, j)
+			if err != nil {
+				return nil, err
+			}
+			if d == nil {
+				continue
+			}
+			ins = append(ins, d)
+			offsets = append(offsets, total)
+			total += d.n
+		}
+		if len(ins) == 0 {
+			return nil, nil
+		}
+		return &data[T]{n: total, each: func(tk *engine.Task, i int, yield func(T) bool) bool {
+			k := len(offsets) - 1
+			for offsets[k] > i {
+				k--
+			}
+			return ins[k].iter(tk, i-offsets[k], yield)
+		}}, nil
+	}
+	return out
+}
+
+func sameSlide(op string, refs []streamRef) error {
+	first := refs[0].graphNode().Meta()
+	for _, r := range refs[1:] {
+		m := r.graphNode().Meta()
+		if m.Slide != first.Slide {
+			return fmt.Errorf("dstream: %s reads %s (slide %v) and %s (slide %v); its streams must have the same slide, so window them alike",
+				op, first.Name(), first.Slide, m.Name(), m.Slide)
+		}
+	}
+	return nil
+}
+
+// Repartition returns a stream with the elements of s spread over n
+// partitions as contiguous slices of nearly equal length, keeping their
+// order. Use it to spread a skewed or single-partition stream over more
+// tasks. n must be at least 1.
+func Repartition[T any](s *Stream[T], n int) *Stream[T] {
+	if n < 1 {
+		panic(fmt.Sprintf("dstream: Repartition to %d partitions; pass 1 or more", n))
+	}
+	out := derive[T]("repartition", &node{}, s)
+	out.compute = func(ctx context.Context, j *engine.Job) (*data[T], error) {
+		in, err := s.get(ctx, j)
+		if err != nil || in == nil {
+			return nil, err
+		}
+		if err := in.materialize(ctx, j, out.opName()); err != nil {
+			return nil, err
+		}
+		var all []T
+		for _, p := range in.parts {
+			all = append(all, p...)
+		}
+		return materialized(split(all, n)), nil
+	}
+	return out
+}
+
+// Transform returns a stream of f applied to each whole batch of s, like
+// Spark's transform: f may reorder, regroup or join with outside data. f runs
+// once per batch on the goroutine that drives the batch; an error from f
+// fails the batch.
+func Transform[T, U any](s *Stream[T], f func(ctx context.Context, b Batch[T]) (Batch[U], error)) *Stream[U] {
+	mustFn(f == nil, "Transform")
+	out := derive[U]("transform", &node{}, s)
+	out.compute = func(ctx context.Context, j *engine.Job) (*data[U], error) {
+		b, ok, err := s.batch(ctx, j)
+		if err != nil || !ok {
+			return nil, err
+		}
+		r, err := f(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		return materialized(orEmpty(r.Parts)), nil
+	}
+	return out
+}
+
+// TransformWith returns a stream of f applied to the batches of a and b at
+// the same time, like Spark's transformWith. The streams must have the same
+// slide.
+func TransformWith[T, U, V any](a *Stream[T], b *Stream[U], f func(ctx context.Context, x Batch[T], y Batch[U]) (Batch[V], error)) *Stream[V] {
+	mustFn(f == nil, "TransformWith")
+	vn := &validatingNode{}
+	out := derive[V]("transformWith", vn, a, b)
+	vn.validate = func() error { return sameSlide(out.opName(), []streamRef{a, b}) }
+	out.compute = func(ctx context.Context, j *engine.Job) (*data[V], error) {
+		x, okx, err := a.batch(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		y, oky, err := b.batch(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		if !okx && !oky {
+			return nil, nil
+		}
+		x.Time, y.Time = j.Time, j.Time
+		r, err := f(ctx, x, y)
+		if err != nil {
+			return nil, err
+		}
+		return materialized(orEmpty(r.Parts)), nil
+	}
+	return out
+}
+
+func orEmpty[T any](parts [][]T) [][]T {
+	if parts == nil {
+		return [][]T{}
+	}
+	return parts
+}
+
