@@ -70,11 +70,11 @@ func cogroup[K comparable, V, W any](a *Stream[KV[K, V]], b *Stream[KV[K, W]], k
 		}
 		op := out.opName()
 		n := partitionsOf(&kn.keyedNode, a.c)
-		left, err := groupSide(ctx, j, op, da, n, hash)
+		left, err := groupSide(ctx, j, op, out.node.Meta().ID(), da, n, hash)
 		if err != nil {
 			return nil, err
 		}
-		right, err := groupSide(ctx, j, op, db, n, hash)
+		right, err := groupSide(ctx, j, op, out.node.Meta().ID(), db, n, hash)
 		if err != nil {
 			return nil, err
 		}
@@ -109,11 +109,11 @@ func cogroup[K comparable, V, W any](a *Stream[KV[K, V]], b *Stream[KV[K, W]], k
 	return out
 }
 
-func groupSide[K comparable, V any](ctx context.Context, j *engine.Job, op string, d *data[KV[K, V]], n int, hash func(K) uint64) ([][]KV[K, []V], error) {
+func groupSide[K comparable, V any](ctx context.Context, j *engine.Job, op string, id int, d *data[KV[K, V]], n int, hash func(K) uint64) ([][]KV[K, []V], error) {
 	if d == nil {
 		return nil, nil
 	}
-	return shuffle(ctx, j, op, d, n, hash, combiner[V, []V]{
+	return shuffle(ctx, j, op, id, d, n, hash, combiner[V, []V]{
 		create: func(v V) []V { return []V{v} },
 		merge:  func(c []V, v V) []V { return append(c, v) },
 		mergeC: func(a, b []V) []V { return append(a, b...) },

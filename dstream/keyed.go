@@ -46,7 +46,7 @@ func combineByKey[K comparable, V, C any](s *Stream[KV[K, V]], kind string, cb c
 		if err != nil || in == nil {
 			return nil, err
 		}
-		parts, err := shuffle(ctx, j, out.opName(), in, partitionsOf(kn, s.c), hash, cb)
+		parts, err := shuffle(ctx, j, out.opName(), out.node.Meta().ID(), in, partitionsOf(kn, s.c), hash, cb)
 		if err != nil {
 			return nil, err
 		}
@@ -60,7 +60,7 @@ func identity[V any](v V) V { return v }
 // CountByValue returns a stream with one pair (x, n) per distinct element x
 // of each batch of s, n being how often x occurs in the batch.
 func CountByValue[T comparable](s *Stream[T]) *Stream[KV[T, int64]] {
-	ones := narrow(s, "countByValue.map", func(tk *engine.Task, op string, x T, yield func(KV[T, int64]) bool) bool {
+	ones := narrow(s, "countByValue.map", func(tk *engine.Task, id int, x T, yield func(KV[T, int64]) bool) bool {
 		return yield(KV[T, int64]{x, 1})
 	})
 	return combineByKey(ones, "countByValue", combiner[int64, int64]{create: identity[int64], merge: add, mergeC: add})
@@ -117,12 +117,12 @@ func Reduce[T any](s *Stream[T], f func(T, T) T) *Stream[T] {
 			v  T
 			ok bool
 		}
-		op := out.opName()
+		op, id := out.opName(), out.node.Meta().ID()
 		partials := make([]partial, in.n)
 		err = j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
 			var p partial
 			in.iter(tk, tk.Index, func(x T) bool {
-				tk.Op = op
+				tk.Node = id
 				if p.ok {
 					p.v = f(p.v, x)
 				} else {

@@ -21,20 +21,26 @@ type combiner[V, C any] struct {
 // (map-side combining), splits the combined keys by hash, and one reduce
 // task per output partition merges the maps of every map task, in map-task
 // order.
-func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op string, in *data[KV[K, V]], nOut int, hash func(K) uint64, cb combiner[V, C]) ([][]KV[K, C], error) {
+func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op string, id int, in *data[KV[K, V]], nOut int, hash func(K) uint64, cb combiner[V, C]) ([][]KV[K, C], error) {
 	byTask := make([][]map[K]C, in.n)
 	err := j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
-		m := make(map[K]C)
+		// One map lookup per record: the map holds each key's slot in a
+		// slice of keys and combiners.
+		idx := make(map[K]int32)
+		var keys []K
+		var cs []C
 		in.iter(tk, tk.Index, func(kv KV[K, V]) bool {
-			tk.Op = op
-			if c, ok := m[kv.Key]; ok {
-				m[kv.Key] = cb.merge(c, kv.Value)
+			tk.Node = id
+			if i, ok := idx[kv.Key]; ok {
+				cs[i] = cb.merge(cs[i], kv.Value)
 			} else {
-				m[kv.Key] = cb.create(kv.Value)
+				idx[kv.Key] = int32(len(cs))
+				keys = append(keys, kv.Key)
+				cs = append(cs, cb.create(kv.Value))
 			}
 			return true
 		})
-		byTask[tk.Index] = splitByKey(m, nOut, hash)
+		byTask[tk.Index] = splitByKey(keys, cs, nOut, hash)
 		return nil
 	})
 	if err != nil {
@@ -68,16 +74,19 @@ func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op stri
 	return out, err
 }
 
-func splitByKey[K comparable, C any](m map[K]C, n int, hash func(K) uint64) []map[K]C {
-	if n == 1 {
-		return []map[K]C{m}
-	}
+// splitByKey spreads the combined keys of one map task over n output
+// partitions by hash.
+func splitByKey[K comparable, C any](keys []K, cs []C, n int, hash func(K) uint64) []map[K]C {
 	parts := make([]map[K]C, n)
 	for i := range parts {
-		parts[i] = make(map[K]C, len(m)/n+1)
+		parts[i] = make(map[K]C, len(keys)/n+1)
 	}
-	for k, c := range m {
-		parts[keyhash.Partition(hash(k), n)][k] = c
+	for i, k := range keys {
+		p := 0
+		if n > 1 {
+			p = keyhash.Partition(hash(k), n)
+		}
+		parts[p][k] = cs[i]
 	}
 	return parts
 }

@@ -10,16 +10,16 @@ import (
 
 // narrow derives a stream computed partition by partition from s, fused with
 // s's own chain: each element of s's partition i passes through step.
-func narrow[T, U any](s *Stream[T], kind string, step func(tk *engine.Task, op string, x T, yield func(U) bool) bool) *Stream[U] {
+func narrow[T, U any](s *Stream[T], kind string, step func(tk *engine.Task, id int, x T, yield func(U) bool) bool) *Stream[U] {
 	out := derive[U](kind, &node{}, s)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[U], error) {
 		in, err := s.get(ctx, j)
 		if err != nil || in == nil {
 			return nil, err
 		}
-		op := out.opName()
+		id := out.node.Meta().ID()
 		return &data[U]{n: in.n, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
-			return in.iter(tk, i, func(x T) bool { return step(tk, op, x, yield) })
+			return in.iter(tk, i, func(x T) bool { return step(tk, id, x, yield) })
 		}}, nil
 	}
 	return out
@@ -29,8 +29,8 @@ func narrow[T, U any](s *Stream[T], kind string, step func(tk *engine.Task, op s
 // partitions and their order.
 func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
 	mustFn(f == nil, "Map")
-	return narrow(s, "map", func(tk *engine.Task, op string, x T, yield func(U) bool) bool {
-		tk.Op = op
+	return narrow(s, "map", func(tk *engine.Task, id int, x T, yield func(U) bool) bool {
+		tk.Node = id
 		return yield(f(x))
 	})
 }
@@ -39,8 +39,8 @@ func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
 // in order.
 func FlatMap[T, U any](s *Stream[T], f func(T) []U) *Stream[U] {
 	mustFn(f == nil, "FlatMap")
-	return narrow(s, "flatMap", func(tk *engine.Task, op string, x T, yield func(U) bool) bool {
-		tk.Op = op
+	return narrow(s, "flatMap", func(tk *engine.Task, id int, x T, yield func(U) bool) bool {
+		tk.Node = id
 		for _, u := range f(x) {
 			if !yield(u) {
 				return false
@@ -54,8 +54,8 @@ func FlatMap[T, U any](s *Stream[T], f func(T) []U) *Stream[U] {
 // order.
 func Filter[T any](s *Stream[T], keep func(T) bool) *Stream[T] {
 	mustFn(keep == nil, "Filter")
-	return narrow(s, "filter", func(tk *engine.Task, op string, x T, yield func(T) bool) bool {
-		tk.Op = op
+	return narrow(s, "filter", func(tk *engine.Task, id int, x T, yield func(T) bool) bool {
+		tk.Node = id
 		if keep(x) {
 			return yield(x)
 		}
@@ -67,8 +67,8 @@ func Filter[T any](s *Stream[T], keep func(T) bool) *Stream[T] {
 // partitions are kept.
 func MapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) W) *Stream[KV[K, W]] {
 	mustFn(f == nil, "MapValues")
-	return narrow(s, "mapValues", func(tk *engine.Task, op string, x KV[K, V], yield func(KV[K, W]) bool) bool {
-		tk.Op = op
+	return narrow(s, "mapValues", func(tk *engine.Task, id int, x KV[K, V], yield func(KV[K, W]) bool) bool {
+		tk.Node = id
 		return yield(KV[K, W]{x.Key, f(x.Value)})
 	})
 }
@@ -77,8 +77,8 @@ func MapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) W) *Stream
 // f(v) of every pair (k, v) of s, in order.
 func FlatMapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) []W) *Stream[KV[K, W]] {
 	mustFn(f == nil, "FlatMapValues")
-	return narrow(s, "flatMapValues", func(tk *engine.Task, op string, x KV[K, V], yield func(KV[K, W]) bool) bool {
-		tk.Op = op
+	return narrow(s, "flatMapValues", func(tk *engine.Task, id int, x KV[K, V], yield func(KV[K, W]) bool) bool {
+		tk.Node = id
 		for _, w := range f(x.Value) {
 			if !yield(KV[K, W]{x.Key, w}) {
 				return false
@@ -100,15 +100,15 @@ func MapPartitions[T, U any](s *Stream[T], f func(in iter.Seq[T]) iter.Seq[U]) *
 		if err != nil || in == nil {
 			return nil, err
 		}
-		op := out.opName()
+		id := out.node.Meta().ID()
 		return &data[U]{n: in.n, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
 			seq := func(y func(T) bool) { in.iter(tk, i, y) }
-			tk.Op = op
+			tk.Node = id
 			for u := range f(seq) {
 				if !yield(u) {
 					return false
 				}
-				tk.Op = op
+				tk.Node = id
 			}
 			return true
 		}}, nil

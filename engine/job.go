@@ -94,14 +94,16 @@ func (j *Job) Memo(n Node, compute func() (any, error)) (any, error) {
 	return v, nil
 }
 
-// Task is the handle of one running task. Fused chains of operators set Op to
-// the name of the operator whose function is running, so that a panic is
-// reported against the right operator.
+// Task is the handle of one running task. Fused chains of operators set
+// Node to the ID of the operator whose function is running (see [Meta.ID]),
+// so that a panic is reported against the right operator; it is an integer
+// so that setting it per record costs a plain store.
 type Task struct {
 	// Index is the task's partition index within its stage.
 	Index int
-	// Op is the operator currently running inside the task.
-	Op string
+	// Node is the ID of the operator running inside the task, or 0 for the
+	// stage's own operator.
+	Node int
 }
 
 // Run runs n tasks of operator op in parallel, at most the context's
@@ -114,7 +116,7 @@ func (j *Job) Run(ctx context.Context, op string, n int, task func(ctx context.C
 	}
 	if n == 1 || j.c.parallelism == 1 {
 		for i := range n {
-			if err := runTask(ctx, op, i, task); err != nil {
+			if err := j.runTask(ctx, op, i, task); err != nil {
 				return err
 			}
 		}
@@ -126,7 +128,7 @@ func (j *Job) Run(ctx context.Context, op string, n int, task func(ctx context.C
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error { return runTask(gctx, op, i, task) })
+		g.Go(func() error { return j.runTask(gctx, op, i, task) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -134,20 +136,28 @@ func (j *Job) Run(ctx context.Context, op string, n int, task func(ctx context.C
 	return ctx.Err()
 }
 
-func runTask(ctx context.Context, op string, i int, task func(context.Context, *Task) error) (err error) {
-	t := &Task{Index: i, Op: op}
+func (j *Job) runTask(ctx context.Context, op string, i int, task func(context.Context, *Task) error) (err error) {
+	t := &Task{Index: i}
 	defer func() {
 		if r := recover(); r != nil {
-			err = &TaskError{Op: t.Op, Task: i, Err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
+			err = &TaskError{Op: j.opName(op, t.Node), Task: i, Err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
 		}
 	}()
 	if err := task(ctx, t); err != nil {
 		if te, ok := err.(*TaskError); ok {
 			return te
 		}
-		return &TaskError{Op: t.Op, Task: i, Err: err}
+		return &TaskError{Op: j.opName(op, t.Node), Task: i, Err: err}
 	}
 	return nil
+}
+
+// opName names the operator with the given node ID, or op when id is 0.
+func (j *Job) opName(op string, id int) string {
+	if id <= 0 || id > len(j.c.nodes) {
+		return op
+	}
+	return j.c.nodes[id-1].Meta().Name()
 }
 
 // TaskError is the failure of one task of an operator.
