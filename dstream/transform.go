@@ -255,4 +255,3 @@ func orEmpty[T any](parts [][]T) [][]T {
 	}
 	return parts
 }
-

@@ -16,7 +16,7 @@ func openCheckpointer(ctx context.Context, c *Context, dir string, opts ...Check
 	return &checkpointer{}, nil
 }
 
-func (k *checkpointer) recoveredPlans(t time.Time) (map[string][]byte, bool) { return nil, false }
+func (k *checkpointer) recoveredPlans(t time.Time) (map[string][]byte, bool)  { return nil, false }
 func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte) error { return nil }
-func (k *checkpointer) commit(ctx context.Context, j *Job) error          { return nil }
-func (k *checkpointer) close() error                                      { return nil }
+func (k *checkpointer) commit(ctx context.Context, j *Job) error              { return nil }
+func (k *checkpointer) close() error                                          { return nil }
