@@ -135,15 +135,15 @@ func CodecFor[T any]() Codec[T] {
 
 type stringCodec struct{}
 
-func (stringCodec) Encode(v string) ([]byte, error)                    { return []byte(v), nil }
+func (stringCodec) Encode(v string) ([]byte, error)                   { return []byte(v), nil }
 func (stringCodec) AppendEncode(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil }
-func (stringCodec) Decode(b []byte) (string, error)                    { return string(b), nil }
+func (stringCodec) Decode(b []byte) (string, error)                   { return string(b), nil }
 
 type bytesCodec struct{}
 
-func (bytesCodec) Encode(v []byte) ([]byte, error)                    { return bytes.Clone(v), nil }
+func (bytesCodec) Encode(v []byte) ([]byte, error)                   { return bytes.Clone(v), nil }
 func (bytesCodec) AppendEncode(dst []byte, v []byte) ([]byte, error) { return append(dst, v...), nil }
-func (bytesCodec) Decode(b []byte) ([]byte, error)                    { return append([]byte{}, b...), nil }
+func (bytesCodec) Decode(b []byte) ([]byte, error)                   { return append([]byte{}, b...), nil }
 
 type signed interface {
 	~int | ~int8 | ~int16 | ~int32 | ~int64
