@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 )
 
@@ -47,6 +49,13 @@ func (c *Context) runBatch(t time.Time) error {
 	c.lastBatch = t
 	c.mu.Unlock()
 	c.next = t.Add(c.batch)
+	if c.ckpt != nil && c.ckpt.replayDone() && !c.manual {
+		// The batches recorded before a restart have run again; batch times
+		// missed while the job was down are not run one by one.
+		if now := time.Now(); c.next.Before(now) {
+			c.next = c.zero.Add(now.Sub(c.zero).Truncate(c.batch) + c.batch)
+		}
+	}
 	c.logger.Debug("batch completed",
 		slog.Int64("time_ms", t.UnixMilli()),
 		slog.Int64("records", info.Records),
@@ -66,12 +75,12 @@ func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error 
 	info.Records = j.Records()
 	c.notify(func(l Listener) { l.BatchStarted(*info) })
 	for _, tk := range c.tickers {
-		if err := tk.Tick(ctx, j); err != nil {
+		if err := recovered(func() error { return tk.Tick(ctx, j) }); err != nil {
 			return batchErr(t, tk, err)
 		}
 	}
 	for _, o := range c.outputs {
-		if err := o.RunOutput(ctx, j); err != nil {
+		if err := recovered(func() error { return o.RunOutput(ctx, j) }); err != nil {
 			return batchErr(t, o, err)
 		}
 		info.OutputOpsSucceeded++
@@ -111,11 +120,23 @@ func (c *Context) planSources(ctx context.Context, j *Job) error {
 		plans[s.Meta().Name()] = p
 	}
 	if c.ckpt != nil {
-		if err := c.ckpt.writePlans(j.Time, plans); err != nil {
+		if err := c.ckpt.writePlans(j.Time, plans, j.sourceInfos()); err != nil {
 			return &BatchError{Time: j.Time, Op: "checkpoint", Err: err}
 		}
 	}
 	return nil
+}
+
+// recovered calls f, a node's work on the goroutine that drives the batch,
+// and returns a panic in it as an error, as [Job.Run] does for tasks: a
+// panicking output function fails the batch, not the process.
+func recovered(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return f()
 }
 
 func batchErr(t time.Time, n Node, err error) error {

@@ -1,22 +1,810 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/state"
+)
+
+// FormatVersion is the version of the checkpoint layout this build writes
+// and reads.
+const FormatVersion = 1
+
+// Errors of checkpoints.
+var (
+	// ErrCheckpointMismatch is matched by the error returned when a
+	// checkpoint's stateful operators, batch interval or format do not match
+	// the job.
+	ErrCheckpointMismatch = errors.New("engine: checkpoint does not match the job")
 )
 
 // CheckpointOption configures checkpoints; see [WithCheckpoint].
 type CheckpointOption func(*checkpointConfig)
 
-type checkpointConfig struct{}
-
-type checkpointer struct{}
-
-func openCheckpointer(ctx context.Context, c *Context, dir string, opts ...CheckpointOption) (*checkpointer, error) {
-	return &checkpointer{}, nil
+type checkpointConfig struct {
+	fs            state.FS
+	keep          int
+	snapshotEvery int
+	every         int
+	rollback      bool
 }
 
-func (k *checkpointer) recoveredPlans(t time.Time) (map[string][]byte, bool)  { return nil, false }
-func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte) error { return nil }
-func (k *checkpointer) commit(ctx context.Context, j *Job) error              { return nil }
-func (k *checkpointer) close() error                                          { return nil }
+// CheckpointFS sets the filesystem checkpoint files are written through,
+// overriding the default real filesystem ([state.OSFS]). Tests inject faults
+// with [state.FaultFS].
+func CheckpointFS(fsys state.FS) CheckpointOption {
+	return func(c *checkpointConfig) { c.fs = fsys }
+}
+
+// KeepCommits sets how many commits (and the files they need) are kept,
+// overriding the default of 10. Older ones are deleted after each commit.
+func KeepCommits(n int) CheckpointOption { return func(c *checkpointConfig) { c.keep = n } }
+
+// SnapshotEvery sets after how many deltas of an operator a full snapshot is
+// written, overriding the default of 10. A snapshot is also written when the
+// deltas since the last one outweigh half of it.
+func SnapshotEvery(n int) CheckpointOption {
+	return func(c *checkpointConfig) { c.snapshotEvery = n }
+}
+
+// CheckpointEvery commits a checkpoint every n batches instead of every
+// batch (the default, n = 1). Each batch's planned input is still recorded,
+// so after a crash up to n−1 batches are replayed over exactly their
+// original input.
+func CheckpointEvery(n int) CheckpointOption { return func(c *checkpointConfig) { c.every = n } }
+
+// RollbackOnCorrupt makes a job whose newest commit fails verification
+// restore the newest commit that verifies instead of failing, which is the
+// default. Batches after the commit it restores are replayed from their
+// recorded input; their outputs are written again.
+func RollbackOnCorrupt() CheckpointOption { return func(c *checkpointConfig) { c.rollback = true } }
+
+// Checkpoint layout under the directory.
+const (
+	formatFile = "FORMAT"
+	offsetsDir = "offsets"
+	stateDir   = "state"
+	commitsDir = "commits"
+)
+
+// format is the FORMAT file: written when a job first uses a directory.
+type format struct {
+	Version    int      `json:"version"`
+	ZeroMS     int64    `json:"zero_ms"`
+	IntervalMS int64    `json:"interval_ms"`
+	Operators  []string `json:"operators"`
+}
+
+// Manifest is the body of a commits/<batch ms> file: the batch it commits and
+// every state file needed to restore the job as it was after that batch.
+type Manifest struct {
+	Version    int                        `json:"version"`
+	BatchMS    int64                      `json:"batch_ms"`
+	ZeroMS     int64                      `json:"zero_ms"`
+	IntervalMS int64                      `json:"interval_ms"`
+	Operators  []OperatorFiles            `json:"operators"`
+	Sources    map[string]json.RawMessage `json:"sources,omitempty"`
+}
+
+// OperatorFiles lists the files that restore one stateful operator: an
+// optional snapshot followed by deltas, oldest first.
+type OperatorFiles struct {
+	Name  string    `json:"name"`
+	Kind  string    `json:"kind"`
+	Files []FileRef `json:"files"`
+}
+
+// FileRef is one state file as a manifest references it: its path relative
+// to the checkpoint directory, its body's length and CRC32C.
+type FileRef struct {
+	Path    string `json:"path"`
+	Kind    string `json:"kind"` // "snapshot" or "delta"
+	BatchMS int64  `json:"batch_ms"`
+	Len     int64  `json:"len"`
+	CRC     uint32 `json:"crc"`
+}
+
+// plansFile is the body of an offsets/<batch ms> file.
+type plansFile struct {
+	BatchMS int64                      `json:"batch_ms"`
+	Plans   map[string][]byte          `json:"plans"`
+	Info    map[string]json.RawMessage `json:"info,omitempty"`
+}
+
+type checkpointer struct {
+	c       *Context
+	dir     string
+	fs      state.FS
+	cfg     checkpointConfig
+	release func() error
+	ops     []Stateful
+
+	chains   map[string][]FileRef // the files that restore each operator now
+	retained []*Manifest          // commits on disk, oldest first
+	plans    map[int64]map[string][]byte
+	sinceCk  int  // batches since the last commit
+	replayed bool // the last recovered plan was just taken
+
+	mu        sync.Mutex
+	wg        sync.WaitGroup
+	snapBusy  map[string]bool
+	snapReady map[string]FileRef
+}
+
+func openCheckpointer(ctx context.Context, c *Context, dir string, opts ...CheckpointOption) (k *checkpointer, err error) {
+	cfg := checkpointConfig{fs: state.OSFS{}, keep: 10, snapshotEvery: 10, every: 1}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case cfg.keep < 1:
+		return nil, fmt.Errorf("engine: KeepCommits(%d) must keep at least 1 commit", cfg.keep)
+	case cfg.snapshotEvery < 1:
+		return nil, fmt.Errorf("engine: SnapshotEvery(%d) must be 1 or more", cfg.snapshotEvery)
+	case cfg.every < 1:
+		return nil, fmt.Errorf("engine: CheckpointEvery(%d) must be 1 or more", cfg.every)
+	}
+	release, err := state.LockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("engine: checkpoint dir: %w", err)
+	}
+	k = &checkpointer{
+		c: c, dir: dir, fs: cfg.fs, cfg: cfg, release: release,
+		chains: make(map[string][]FileRef), plans: make(map[int64]map[string][]byte),
+		snapBusy: make(map[string]bool), snapReady: make(map[string]FileRef),
+	}
+	defer func() {
+		if err != nil {
+			_ = release()
+		}
+	}()
+	for _, n := range c.nodes {
+		if s, ok := n.(Stateful); ok {
+			name := n.Meta().Name()
+			if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+				return nil, fmt.Errorf("engine: operator name %q cannot name a checkpoint directory; use letters, digits, '-' and '_'", name)
+			}
+			k.ops = append(k.ops, s)
+		}
+	}
+	for _, d := range []string{offsetsDir, stateDir, commitsDir} {
+		if err := k.fs.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("engine: create checkpoint dir %s: %w", filepath.Join(dir, d), err)
+		}
+	}
+	if err := k.recover(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *checkpointer) names() []string {
+	names := make([]string, len(k.ops))
+	for i, op := range k.ops {
+		names[i] = op.Meta().Name()
+	}
+	return names
+}
+
+// recover restores the newest valid commit, or starts a fresh checkpoint.
+func (k *checkpointer) recover() error {
+	c := k.c
+	if err := k.removeTemps(); err != nil {
+		return err
+	}
+	fm, err := k.readFormat()
+	if err != nil {
+		return err
+	}
+	if fm == nil {
+		fm = &format{Version: FormatVersion, ZeroMS: c.zero.UnixMilli(), IntervalMS: c.batch.Milliseconds(), Operators: k.names()}
+		body, _ := json.MarshalIndent(fm, "", "  ")
+		if err := state.WriteFile(k.fs, filepath.Join(k.dir, formatFile), state.KindFormat, body); err != nil {
+			return fmt.Errorf("engine: write checkpoint %s: %w", formatFile, err)
+		}
+	}
+	if fm.IntervalMS != c.batch.Milliseconds() {
+		return fmt.Errorf("%w: checkpoint dir %s was written with batch interval %v but this job uses %v; use the same interval or a fresh checkpoint dir",
+			ErrCheckpointMismatch, k.dir, time.Duration(fm.IntervalMS)*time.Millisecond, c.batch)
+	}
+	c.zero = time.UnixMilli(fm.ZeroMS)
+	c.next = c.zero.Add(c.batch)
+
+	m, bodies, err := k.newestValidCommit()
+	if err != nil {
+		return err
+	}
+	restoredMS := fm.ZeroMS
+	if m != nil {
+		if err := k.matchOperators(m); err != nil {
+			return err
+		}
+		for _, op := range k.ops {
+			name := op.Meta().Name()
+			for _, of := range m.Operators {
+				if of.Name == name {
+					k.chains[name] = of.Files
+					r := &stateReader{files: of.Files, bodies: bodies}
+					if err := op.RestoreState(r); err != nil {
+						return fmt.Errorf("engine: restore operator %q from checkpoint dir %s (commit %d): %w; roll back with RollbackOnCorrupt or start with a fresh checkpoint dir",
+							name, k.dir, m.BatchMS, err)
+					}
+				}
+			}
+		}
+		restoredMS = m.BatchMS
+		c.next = time.UnixMilli(m.BatchMS).Add(c.batch)
+		c.lastBatch = time.UnixMilli(m.BatchMS)
+		c.logger.Info("checkpoint restored", slog.String("dir", k.dir), slog.Int64("batch_ms", m.BatchMS))
+	} else if err := k.matchFormat(fm); err != nil {
+		return err
+	}
+	if err := k.loadPlans(restoredMS); err != nil {
+		return err
+	}
+	if len(k.plans) > 0 {
+		first := slices.Min(slices.Collect(mapsKeys(k.plans)))
+		c.next = time.UnixMilli(first)
+	} else if !c.manual {
+		// Missed batch times are not replayed one by one: continue from the
+		// next batch time with the backlog.
+		now := time.Now()
+		if c.next.Before(now) {
+			c.next = c.zero.Add(now.Sub(c.zero).Truncate(c.batch) + c.batch)
+		}
+	}
+	return nil
+}
+
+func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (k *checkpointer) removeTemps() error {
+	dirs := []string{k.dir, filepath.Join(k.dir, offsetsDir), filepath.Join(k.dir, commitsDir)}
+	entries, err := k.fs.ReadDir(filepath.Join(k.dir, stateDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("engine: list checkpoint state dir: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			dirs = append(dirs, filepath.Join(k.dir, stateDir, e.Name()))
+		}
+	}
+	for _, d := range dirs {
+		if err := state.RemoveTemps(k.fs, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k *checkpointer) readFormat() (*format, error) {
+	p := filepath.Join(k.dir, formatFile)
+	body, err := state.ReadFile(k.fs, p, state.KindFormat)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	var fm format
+	if err := json.Unmarshal(body, &fm); err != nil {
+		return nil, fmt.Errorf("engine: checkpoint file %s does not parse: %v; start with a fresh checkpoint dir", p, err)
+	}
+	if fm.Version != FormatVersion {
+		return nil, fmt.Errorf("%w: checkpoint dir %s has format version %d; this build reads version %d", ErrCheckpointMismatch, k.dir, fm.Version, FormatVersion)
+	}
+	return &fm, nil
+}
+
+// matchFormat checks a checkpoint that has no commit yet.
+func (k *checkpointer) matchFormat(fm *format) error {
+	if !slices.Equal(fm.Operators, k.names()) {
+		// Nothing was committed: the operators may change freely.
+		fm.Operators = k.names()
+		body, _ := json.MarshalIndent(fm, "", "  ")
+		if err := state.WriteFile(k.fs, filepath.Join(k.dir, formatFile), state.KindFormat, body); err != nil {
+			return fmt.Errorf("engine: write checkpoint %s: %w", formatFile, err)
+		}
+	}
+	return nil
+}
+
+// matchOperators refuses a commit whose stateful operators differ from the
+// job's.
+func (k *checkpointer) matchOperators(m *Manifest) error {
+	have := make(map[string]bool)
+	for _, of := range m.Operators {
+		have[of.Name] = true
+	}
+	want := make(map[string]bool)
+	for _, name := range k.names() {
+		want[name] = true
+	}
+	for _, of := range m.Operators {
+		if !want[of.Name] {
+			return fmt.Errorf("%w: checkpoint dir %s holds operator %q (%s) which this job does not define; rename the operator back (Name(%q)) or start with a fresh checkpoint dir",
+				ErrCheckpointMismatch, k.dir, of.Name, of.Kind, of.Name)
+		}
+	}
+	for _, op := range k.ops {
+		name := op.Meta().Name()
+		if !have[name] {
+			return fmt.Errorf("%w: this job defines stateful operator %q (%s) which checkpoint dir %s does not hold; name it as the checkpoint does, or start with a fresh checkpoint dir",
+				ErrCheckpointMismatch, name, op.Meta().Kind, k.dir)
+		}
+	}
+	return nil
+}
+
+// commitTimes lists the batch times of the commits on disk, newest first.
+func (k *checkpointer) listMS(sub string) ([]int64, error) {
+	entries, err := k.fs.ReadDir(filepath.Join(k.dir, sub))
+	if err != nil {
+		return nil, fmt.Errorf("engine: list checkpoint dir %s: %w", filepath.Join(k.dir, sub), err)
+	}
+	var ms []int64
+	for _, e := range entries {
+		if v, err := strconv.ParseInt(e.Name(), 10, 64); err == nil && !e.IsDir() {
+			ms = append(ms, v)
+		}
+	}
+	slices.Sort(ms)
+	return ms, nil
+}
+
+// newestValidCommit loads the newest commit whose manifest and files all
+// verify. A newest commit that fails is an error unless RollbackOnCorrupt.
+func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, error) {
+	times, err := k.listMS(commitsDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var chosen *Manifest
+	var bodies map[string][]byte
+	for i := len(times) - 1; i >= 0; i-- {
+		m, b, err := LoadCommit(k.fs, k.dir, times[i])
+		if err != nil {
+			if !k.cfg.rollback {
+				return nil, nil, fmt.Errorf("engine: newest checkpoint commit does not verify: %w; to restore the newest valid commit instead, pass RollbackOnCorrupt to WithCheckpoint", err)
+			}
+			k.c.logger.Warn("checkpoint commit does not verify; rolling back to an older one", slog.String("error", err.Error()))
+			continue
+		}
+		chosen, bodies = m, b
+		// Keep the commits this one and older ones need.
+		for _, t := range times[:i+1] {
+			if t == m.BatchMS {
+				k.retained = append(k.retained, m)
+			} else if om, err := readManifest(k.fs, k.dir, t); err == nil {
+				k.retained = append(k.retained, om)
+			}
+		}
+		// Newer commits that failed verification are set aside.
+		for _, t := range times[i+1:] {
+			_ = k.fs.Remove(filepath.Join(k.dir, commitsDir, strconv.FormatInt(t, 10)))
+		}
+		break
+	}
+	if chosen == nil && len(times) > 0 {
+		return nil, nil, fmt.Errorf("engine: no commit in checkpoint dir %s verifies; start with a fresh checkpoint dir", k.dir)
+	}
+	return chosen, bodies, nil
+}
+
+func readManifest(fsys state.FS, dir string, ms int64) (*Manifest, error) {
+	p := filepath.Join(dir, commitsDir, strconv.FormatInt(ms, 10))
+	body, err := state.ReadFile(fsys, p, state.KindCommit)
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, &state.CorruptError{Path: p, Reason: "manifest does not parse: " + err.Error()}
+	}
+	if m.Version != FormatVersion || m.BatchMS != ms {
+		return nil, &state.CorruptError{Path: p, Reason: fmt.Sprintf("manifest says version %d, batch %d", m.Version, m.BatchMS)}
+	}
+	return &m, nil
+}
+
+// LoadCommit reads the commit of batch ms in the checkpoint dir and verifies
+// it: the manifest and every state file it references (header, checksum,
+// length and CRC the manifest records). It returns the manifest and the
+// bodies of the state files by path.
+func LoadCommit(fsys state.FS, dir string, ms int64) (*Manifest, map[string][]byte, error) {
+	m, err := readManifest(fsys, dir, ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	bodies := make(map[string][]byte)
+	for _, op := range m.Operators {
+		for _, f := range op.Files {
+			kind := state.KindDelta
+			if f.Kind == "snapshot" {
+				kind = state.KindSnapshot
+			}
+			p := filepath.Join(dir, filepath.FromSlash(f.Path))
+			body, err := state.ReadFile(fsys, p, kind)
+			if err != nil {
+				return nil, nil, err
+			}
+			if int64(len(body)) != f.Len || crc32.Checksum(body, crcTable) != f.CRC {
+				return nil, nil, &state.CorruptError{Path: p, Reason: "its length or checksum differs from what commit " + strconv.FormatInt(ms, 10) + " records"}
+			}
+			bodies[f.Path] = body
+		}
+	}
+	return m, bodies, nil
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// loadPlans reads the plans of batches after the restored commit: batches
+// that were planned (and maybe ran) but never committed. They are re-run over
+// exactly that input.
+func (k *checkpointer) loadPlans(afterMS int64) error {
+	times, err := k.listMS(offsetsDir)
+	if err != nil {
+		return err
+	}
+	for _, t := range times {
+		if t <= afterMS {
+			continue
+		}
+		p := filepath.Join(k.dir, offsetsDir, strconv.FormatInt(t, 10))
+		body, err := state.ReadFile(k.fs, p, state.KindOffsets)
+		if err != nil {
+			return fmt.Errorf("engine: the planned input of an uncommitted batch cannot be read: %w", err)
+		}
+		var pf plansFile
+		if err := json.Unmarshal(body, &pf); err != nil {
+			return fmt.Errorf("engine: checkpoint file %s does not parse: %v; restore it or start with a fresh checkpoint dir", p, err)
+		}
+		k.plans[t] = pf.Plans
+	}
+	return nil
+}
+
+// recoveredPlans returns the recorded plans of batch t, if t is a batch that
+// was planned before a restart and not committed.
+func (k *checkpointer) recoveredPlans(t time.Time) (map[string][]byte, bool) {
+	p, ok := k.plans[t.UnixMilli()]
+	if ok {
+		delete(k.plans, t.UnixMilli())
+		k.replayed = len(k.plans) == 0
+	}
+	return p, ok
+}
+
+// replayDone reports, once, that the last recovered batch has run.
+func (k *checkpointer) replayDone() bool {
+	done := k.replayed
+	k.replayed = false
+	return done
+}
+
+// writePlans records the planned input of batch t before it runs.
+func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map[string]any) error {
+	pf := plansFile{BatchMS: t.UnixMilli(), Plans: plans}
+	if len(info) > 0 {
+		pf.Info = make(map[string]json.RawMessage, len(info))
+		for name, v := range info {
+			if b, err := json.Marshal(v); err == nil {
+				pf.Info[name] = b
+			}
+		}
+	}
+	body, err := json.Marshal(pf)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(k.dir, offsetsDir, strconv.FormatInt(t.UnixMilli(), 10))
+	return state.WriteFile(k.fs, p, state.KindOffsets, body)
+}
+
+// commit saves every stateful operator's changes and writes the manifest of
+// batch j; the manifest's rename is the commit point.
+func (k *checkpointer) commit(ctx context.Context, j *Job) error {
+	k.sinceCk++
+	if k.sinceCk < k.cfg.every {
+		return nil
+	}
+	ms := j.Time.UnixMilli()
+	k.adoptSnapshots()
+	var async []func()
+	m := &Manifest{Version: FormatVersion, BatchMS: ms, ZeroMS: k.c.zero.UnixMilli(), IntervalMS: k.c.batch.Milliseconds()}
+	for _, op := range k.ops {
+		name := op.Meta().Name()
+		w := &stateWriter{k: k, op: name, ms: ms}
+		if err := op.SaveState(w); err != nil {
+			return fmt.Errorf("save state of operator %q: %w", name, err)
+		}
+		if w.snap != nil {
+			async = append(async, w.startSnapshot)
+		}
+		m.Operators = append(m.Operators, OperatorFiles{Name: name, Kind: op.Meta().Kind, Files: slices.Clone(k.chains[name])})
+	}
+	if info := j.sourceInfos(); len(info) > 0 {
+		m.Sources = make(map[string]json.RawMessage, len(info))
+		for name, v := range info {
+			if b, err := json.Marshal(v); err == nil {
+				m.Sources[name] = b
+			}
+		}
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := state.WriteFile(k.fs, filepath.Join(k.dir, commitsDir, strconv.FormatInt(ms, 10)), state.KindCommit, body); err != nil {
+		return err
+	}
+	k.sinceCk = 0
+	k.retained = append(k.retained, m)
+	for _, start := range async {
+		start()
+	}
+	k.collect(ms)
+	return nil
+}
+
+// collect deletes commits beyond the newest KeepCommits, and the state and
+// offsets files no kept commit needs. Failures are logged, not returned: the
+// commit already happened.
+func (k *checkpointer) collect(nowMS int64) {
+	for len(k.retained) > k.cfg.keep {
+		old := k.retained[0]
+		k.retained = k.retained[1:]
+		if err := k.fs.Remove(filepath.Join(k.dir, commitsDir, strconv.FormatInt(old.BatchMS, 10))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			k.c.logger.Warn("checkpoint: cannot remove old commit", slog.String("error", err.Error()))
+		}
+	}
+	keep := make(map[string]bool)
+	for _, m := range k.retained {
+		for _, op := range m.Operators {
+			for _, f := range op.Files {
+				keep[f.Path] = true
+			}
+		}
+	}
+	for _, files := range k.chains {
+		for _, f := range files {
+			keep[f.Path] = true
+		}
+	}
+	k.mu.Lock()
+	for _, f := range k.snapReady {
+		keep[f.Path] = true
+	}
+	busy := make(map[string]bool, len(k.snapBusy))
+	for op := range k.snapBusy {
+		busy[op] = true
+	}
+	k.mu.Unlock()
+	for _, op := range k.ops {
+		name := op.Meta().Name()
+		if busy[name] {
+			continue
+		}
+		dir := filepath.Join(k.dir, stateDir, name)
+		entries, err := k.fs.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			rel := path.Join(stateDir, name, e.Name())
+			if keep[rel] || strings.HasPrefix(e.Name(), state.TempPrefix) {
+				continue
+			}
+			if fileMS(e.Name()) > nowMS {
+				continue
+			}
+			_ = k.fs.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	oldest := k.retained[0].BatchMS
+	if times, err := k.listMS(offsetsDir); err == nil {
+		for _, t := range times {
+			if t < oldest {
+				_ = k.fs.Remove(filepath.Join(k.dir, offsetsDir, strconv.FormatInt(t, 10)))
+			}
+		}
+	}
+}
+
+// fileMS parses the batch time from a state file name "<ms>.snapshot" or
+// "<ms>.delta".
+func fileMS(name string) int64 {
+	base, _, _ := strings.Cut(name, ".")
+	v, err := strconv.ParseInt(base, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// adoptSnapshots puts snapshots finished in the background at the head of
+// their operators' chains, replacing the files before them.
+func (k *checkpointer) adoptSnapshots() {
+	k.mu.Lock()
+	ready := k.snapReady
+	k.snapReady = make(map[string]FileRef)
+	k.mu.Unlock()
+	for name, snap := range ready {
+		chain := []FileRef{snap}
+		for _, f := range k.chains[name] {
+			if f.BatchMS > snap.BatchMS {
+				chain = append(chain, f)
+			}
+		}
+		k.chains[name] = chain
+	}
+}
+
+func (k *checkpointer) close() error {
+	k.wg.Wait()
+	return k.release()
+}
+
+// stateWriter implements StateWriter for one operator at one commit.
+type stateWriter struct {
+	k    *checkpointer
+	op   string
+	ms   int64
+	snap func(w io.Writer) error
+}
+
+func (w *stateWriter) opDir() (string, error) {
+	dir := filepath.Join(w.k.dir, stateDir, w.op)
+	if err := w.k.fs.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func (w *stateWriter) write(kind state.Kind, suffix string, body func(io.Writer) error) (FileRef, error) {
+	dir, err := w.opDir()
+	if err != nil {
+		return FileRef{}, err
+	}
+	name := strconv.FormatInt(w.ms, 10) + "." + suffix
+	cw := &countingWriter{}
+	err = state.WriteFileFunc(w.k.fs, filepath.Join(dir, name), kind, func(out io.Writer) error {
+		cw.w = out
+		return body(cw)
+	})
+	if err != nil {
+		return FileRef{}, err
+	}
+	return FileRef{Path: path.Join(stateDir, w.op, name), Kind: kind.String(), BatchMS: w.ms, Len: cw.n, CRC: cw.crc}, nil
+}
+
+func (w *stateWriter) Snapshot(body []byte) error {
+	ref, err := w.write(state.KindSnapshot, "snapshot", func(out io.Writer) error {
+		_, err := out.Write(body)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.k.chains[w.op] = []FileRef{ref}
+	return nil
+}
+
+func (w *stateWriter) WriteDelta(write func(io.Writer) error) error {
+	ref, err := w.write(state.KindDelta, "delta", write)
+	if err != nil {
+		return err
+	}
+	w.k.chains[w.op] = append(w.k.chains[w.op], ref)
+	return nil
+}
+
+func (w *stateWriter) SnapshotDue() bool {
+	k := w.k
+	k.mu.Lock()
+	busy := k.snapBusy[w.op]
+	_, ready := k.snapReady[w.op]
+	k.mu.Unlock()
+	if busy || ready {
+		return false
+	}
+	var snapLen, deltaLen int64
+	deltas := 0
+	for _, f := range k.chains[w.op] {
+		if f.Kind == "snapshot" {
+			snapLen = f.Len
+		} else {
+			deltaLen += f.Len
+			deltas++
+		}
+	}
+	return deltas >= k.cfg.snapshotEvery || (snapLen > 0 && deltaLen > snapLen/2)
+}
+
+func (w *stateWriter) WriteSnapshot(write func(io.Writer) error) { w.snap = write }
+
+// startSnapshot writes the snapshot in the background once the commit that
+// asked for it is done.
+func (w *stateWriter) startSnapshot() {
+	k := w.k
+	k.mu.Lock()
+	k.snapBusy[w.op] = true
+	k.mu.Unlock()
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		ref, err := w.write(state.KindSnapshot, "snapshot", w.snap)
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		delete(k.snapBusy, w.op)
+		if err != nil {
+			k.c.logger.Warn("checkpoint: background snapshot failed; deltas go on and it is retried later",
+				slog.String("operator", w.op), slog.String("error", err.Error()))
+			return
+		}
+		k.snapReady[w.op] = ref
+	}()
+}
+
+// countingWriter counts and checksums what passes through it.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	crc uint32
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.crc = crc32.Update(c.crc, crcTable, p[:n])
+	return n, err
+}
+
+// stateReader implements StateReader over a verified chain of files.
+type stateReader struct {
+	files  []FileRef
+	bodies map[string][]byte
+}
+
+func (r *stateReader) Snapshot() ([]byte, error) {
+	if len(r.files) > 0 && r.files[0].Kind == "snapshot" {
+		return r.bodies[r.files[0].Path], nil
+	}
+	return nil, nil
+}
+
+func (r *stateReader) Deltas(apply func(io.Reader) error) error {
+	for _, f := range r.files {
+		if f.Kind != "delta" {
+			continue
+		}
+		if err := apply(bytes.NewReader(r.bodies[f.Path])); err != nil {
+			return fmt.Errorf("delta %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}

@@ -68,8 +68,8 @@ func WithCheckpoint(dir string, opts ...CheckpointOption) Option {
 
 // WithManualClock makes batch times advance only through
 // [Context.RunBatches]: batch k = 1, 2, … has time start + k·interval. start
-// must be a multiple of the batch interval. For tests; the default is the
-// real clock.
+// must be a multiple of the batch interval from the Unix epoch, as the real
+// clock's batch times are. For tests; the default is the real clock.
 func WithManualClock(start time.Time) Option {
 	return func(c *config) error {
 		c.manual = true
@@ -158,13 +158,25 @@ func NewContext(batch time.Duration, opts ...Option) (*Context, error) {
 		ckptOpts:    cfg.ckptOpts,
 	}
 	if cfg.manual {
-		if !cfg.start.Truncate(batch).Equal(cfg.start) {
-			return nil, fmt.Errorf("engine: manual clock start %v is not a multiple of the batch interval %v; align it (start.Truncate(batch))", cfg.start, batch)
+		if !alignDown(cfg.start, batch).Equal(cfg.start) {
+			return nil, fmt.Errorf("engine: manual clock start %v is not a multiple of the batch interval %v from the Unix epoch; pass an aligned start such as time.Unix(0, 0)", cfg.start, batch)
 		}
 		c.zero = cfg.start
 	}
 	c.hard, c.hardStop = context.WithCancel(context.Background())
 	return c, nil
+}
+
+// alignDown rounds t down to a multiple of d counted from the Unix epoch, as
+// Spark aligns batch times, and drops its monotonic clock reading.
+// (time.Time.Truncate counts from year 1, which differs for intervals that
+// do not divide a day, such as 7 s.)
+func alignDown(t time.Time, d time.Duration) time.Time {
+	r := time.Duration(t.UnixNano() % int64(d))
+	if r < 0 {
+		r += d
+	}
+	return t.Add(-r).Round(0)
 }
 
 // BatchInterval returns the batch interval.
@@ -200,6 +212,12 @@ func (c *Context) Register(n Node) {
 			panic("engine: a parent of " + m.Kind + " belongs to another context")
 		}
 	}
+	for _, other := range c.nodes {
+		if other.Meta().Kind == m.Kind {
+			m.ordinal++
+		}
+	}
+	m.ordinal++
 	c.nodes = append(c.nodes, n)
 	m.id = len(c.nodes)
 	m.ctx = c
@@ -260,13 +278,13 @@ func (c *Context) doStart(ctx context.Context) error {
 	for _, n := range c.nodes {
 		name := n.Meta().Name()
 		if other, dup := names[name]; dup {
-			return fmt.Errorf("engine: two operators are named %q (%s-%d and %s-%d); give them different names",
-				name, other.Meta().Kind, other.Meta().id, n.Meta().Kind, n.Meta().id)
+			return fmt.Errorf("engine: two operators are named %q (a %s and a %s); give them different names with Name",
+				name, other.Meta().Kind, n.Meta().Kind)
 		}
 		names[name] = n
 	}
 	if !c.manual {
-		c.zero = time.Now().Truncate(c.batch)
+		c.zero = alignDown(time.Now(), c.batch)
 	}
 	for _, n := range c.nodes {
 		if v, ok := n.(Validator); ok {

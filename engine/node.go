@@ -23,9 +23,10 @@ type Meta struct {
 	// slide of its first parent, or the batch interval for a source.
 	Slide time.Duration
 
-	id   int
-	name string
-	ctx  *Context
+	id      int
+	ordinal int // position among the registered nodes of the same kind
+	name    string
+	ctx     *Context
 }
 
 // ID returns the node's position in the graph, counted from 1 in the order the
@@ -33,12 +34,15 @@ type Meta struct {
 func (m *Meta) ID() int { return m.id }
 
 // Name returns the node's stable name: the one set with [Meta.SetName], or
-// "<kind>-<id>" by default. Checkpoints refer to stateful nodes by this name.
+// "<kind>-<n>" by default, for the n-th node of that kind in registration
+// order (so "updateStateByKey-1" is the job's first UpdateStateByKey).
+// Checkpoints refer to stateful nodes by this name; adding or removing
+// operators of other kinds does not change it.
 func (m *Meta) Name() string {
 	if m.name != "" {
 		return m.name
 	}
-	return m.Kind + "-" + itoa(m.id)
+	return m.Kind + "-" + itoa(m.ordinal)
 }
 
 // SetName overrides the node's default name. It must be called before the
