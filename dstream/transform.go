@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"runtime/debug"
 
 	"github.com/sluicehq/sluice/engine"
 )
@@ -200,8 +201,8 @@ func Repartition[T any](s *Stream[T], n int) *Stream[T] {
 
 // Transform returns a stream of f applied to each whole batch of s, like
 // Spark's transform: f may reorder, regroup or join with outside data. f runs
-// once per batch on the goroutine that drives the batch; an error from f
-// fails the batch.
+// once per batch on the goroutine that drives the batch; an error or a panic
+// in f fails the batch with a [*engine.BatchError] naming the transform.
 func Transform[T, U any](s *Stream[T], f func(ctx context.Context, b Batch[T]) (Batch[U], error)) *Stream[U] {
 	mustFn(f == nil, "Transform")
 	out := derive[U]("transform", &node{}, s)
@@ -210,7 +211,7 @@ func Transform[T, U any](s *Stream[T], f func(ctx context.Context, b Batch[T]) (
 		if err != nil || !ok {
 			return nil, err
 		}
-		r, err := f(ctx, b)
+		r, err := callDriver(j, out.opName(), func() (Batch[U], error) { return f(ctx, b) })
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +222,7 @@ func Transform[T, U any](s *Stream[T], f func(ctx context.Context, b Batch[T]) (
 
 // TransformWith returns a stream of f applied to the batches of a and b at
 // the same time, like Spark's transformWith. The streams must have the same
-// slide.
+// slide. f runs as [Transform]'s does, and fails the batch the same way.
 func TransformWith[T, U, V any](a *Stream[T], b *Stream[U], f func(ctx context.Context, x Batch[T], y Batch[U]) (Batch[V], error)) *Stream[V] {
 	mustFn(f == nil, "TransformWith")
 	vn := &validatingNode{}
@@ -240,13 +241,29 @@ func TransformWith[T, U, V any](a *Stream[T], b *Stream[U], f func(ctx context.C
 			return nil, nil
 		}
 		x.Time, y.Time = j.Time, j.Time
-		r, err := f(ctx, x, y)
+		r, err := callDriver(j, out.opName(), func() (Batch[V], error) { return f(ctx, x, y) })
 		if err != nil {
 			return nil, err
 		}
 		return materialized(orEmpty(r.Parts)), nil
 	}
 	return out
+}
+
+// callDriver calls f, which runs the function of operator op on the
+// goroutine that drives batch j, and reports its error or panic as a
+// [*engine.BatchError] naming op, as a task's failure names its operator.
+func callDriver[U any](j *engine.Job, op string, f func() (Batch[U], error)) (b Batch[U], err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &engine.BatchError{Time: j.Time, Op: op, Err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
+		}
+	}()
+	b, err = f()
+	if err != nil {
+		return b, &engine.BatchError{Time: j.Time, Op: op, Err: err}
+	}
+	return b, nil
 }
 
 func orEmpty[T any](parts [][]T) [][]T {
