@@ -67,9 +67,11 @@ func (l RateLimits) minRate() int64 {
 // lag, therefore still gets the minimum.
 //
 // This mirrors Spark's DirectKafkaInputDStream.maxMessagesPerPartition with
-// DefaultPerPartitionConfig, edge cases included; the batch duration is read
-// in seconds exactly as Spark reads its millisecond batch duration, and caps
-// too large for int64 saturate, as Java's conversion does.
+// DefaultPerPartitionConfig, edge cases included. For batch durations in
+// whole milliseconds, Spark's only kind, the arithmetic is Spark's to the
+// last bit; shorter fractions are kept rather than truncated. Caps too large
+// for int64 saturate, as Java's conversion does, and a rate of +Inf gives
+// partitions with lag an unlimited share.
 func MaxMessagesPerPartition(l RateLimits, batch time.Duration, current, latest map[TopicPartition]int64, rate float64) map[TopicPartition]int64 {
 	limits := make(map[TopicPartition]float64, len(latest))
 	if rate > 0 {
@@ -83,7 +85,10 @@ func MaxMessagesPerPartition(l RateLimits, batch time.Duration, current, latest 
 		}
 		for tp, until := range latest {
 			lag := max(until-current[tp], 0)
-			share := float64(lag) / float64(totalLag) * rate
+			var share float64 // 0 without lag, also for an infinite rate
+			if lag > 0 {
+				share = float64(lag) / float64(totalLag) * rate
+			}
 			if m := l.maxRate(tp); m > 0 {
 				share = math.Min(share, float64(m))
 			}

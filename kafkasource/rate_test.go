@@ -229,6 +229,15 @@ func TestMaxMessagesPerPartition(t *testing.T) {
 			want:    offsets(topic, math.MaxInt64),
 		},
 		{
+			name:    "an infinite rate caps only by max rate and floor",
+			limits:  kafkasource.RateLimits{MaxRateOverrides: map[kafkasource.TopicPartition]int64{tp(1): 70}},
+			batch:   time.Second,
+			current: offsets(topic, 0, 0, 5),
+			latest:  offsets(topic, 10, 10, 5),
+			rate:    math.Inf(1),
+			want:    offsets(topic, math.MaxInt64, 70, 1),
+		},
+		{
 			name:    "a sub-millisecond batch keeps its fraction",
 			limits:  kafkasource.RateLimits{MaxRatePerPartition: 4_000_000},
 			batch:   500 * time.Microsecond,
