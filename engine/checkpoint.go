@@ -142,7 +142,7 @@ type checkpointer struct {
 
 	mu        sync.Mutex
 	wg        sync.WaitGroup
-	snapBusy  map[string]bool
+	snapBusy  map[string]int64 // operator → batch ms of the snapshot being written
 	snapReady map[string]FileRef
 }
 
@@ -166,7 +166,7 @@ func openCheckpointer(ctx context.Context, c *Context, dir string, opts ...Check
 	k = &checkpointer{
 		c: c, dir: dir, fs: cfg.fs, cfg: cfg, release: release,
 		chains: make(map[string][]FileRef), plans: make(map[int64]map[string][]byte),
-		snapBusy: make(map[string]bool), snapReady: make(map[string]FileRef),
+		snapBusy: make(map[string]int64), snapReady: make(map[string]FileRef),
 	}
 	defer func() {
 		if err != nil {
@@ -600,15 +600,12 @@ func (k *checkpointer) collect(nowMS int64) {
 		keep[f.Path] = true
 	}
 	busy := make(map[string]bool, len(k.snapBusy))
-	for op := range k.snapBusy {
-		busy[op] = true
+	for op, ms := range k.snapBusy {
+		busy[path.Join(stateDir, op, strconv.FormatInt(ms, 10)+".snapshot")] = true
 	}
 	k.mu.Unlock()
 	for _, op := range k.ops {
 		name := op.Meta().Name()
-		if busy[name] {
-			continue
-		}
 		dir := filepath.Join(k.dir, stateDir, name)
 		entries, err := k.fs.ReadDir(dir)
 		if err != nil {
@@ -616,7 +613,7 @@ func (k *checkpointer) collect(nowMS int64) {
 		}
 		for _, e := range entries {
 			rel := path.Join(stateDir, name, e.Name())
-			if keep[rel] || strings.HasPrefix(e.Name(), state.TempPrefix) {
+			if keep[rel] || busy[rel] || strings.HasPrefix(e.Name(), state.TempPrefix) {
 				continue
 			}
 			if fileMS(e.Name()) > nowMS {
@@ -666,6 +663,10 @@ func (k *checkpointer) adoptSnapshots() {
 
 func (k *checkpointer) close() error {
 	k.wg.Wait()
+	// Snapshots finished after the last commit are referenced by no commit.
+	for _, f := range k.snapReady {
+		_ = k.fs.Remove(filepath.Join(k.dir, filepath.FromSlash(f.Path)))
+	}
 	return k.release()
 }
 
@@ -726,7 +727,7 @@ func (w *stateWriter) WriteDelta(write func(io.Writer) error) error {
 func (w *stateWriter) SnapshotDue() bool {
 	k := w.k
 	k.mu.Lock()
-	busy := k.snapBusy[w.op]
+	_, busy := k.snapBusy[w.op]
 	_, ready := k.snapReady[w.op]
 	k.mu.Unlock()
 	if busy || ready {
@@ -752,7 +753,7 @@ func (w *stateWriter) WriteSnapshot(write func(io.Writer) error) { w.snap = writ
 func (w *stateWriter) startSnapshot() {
 	k := w.k
 	k.mu.Lock()
-	k.snapBusy[w.op] = true
+	k.snapBusy[w.op] = w.ms
 	k.mu.Unlock()
 	k.wg.Add(1)
 	go func() {

@@ -1,0 +1,403 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/state"
+)
+
+// counter is a stateful node for tests: word counts kept in a map, saved as
+// JSON deltas of the changed words and background JSON snapshots.
+type counter struct {
+	meta    engine.Meta
+	counts  map[string]int64
+	changed map[string]bool
+}
+
+func newCounter(c *engine.Context, name string) *counter {
+	n := &counter{counts: map[string]int64{}, changed: map[string]bool{}}
+	n.meta.Kind = "counter"
+	if name != "" {
+		n.meta.SetName(name)
+	}
+	c.Register(n)
+	return n
+}
+
+func (n *counter) Meta() *engine.Meta { return &n.meta }
+
+func (n *counter) add(w string) {
+	n.counts[w]++
+	n.changed[w] = true
+}
+
+func (n *counter) SaveState(w engine.StateWriter) error {
+	delta := make(map[string]int64, len(n.changed))
+	for k := range n.changed {
+		delta[k] = n.counts[k]
+	}
+	clear(n.changed)
+	if err := w.WriteDelta(func(out io.Writer) error { return json.NewEncoder(out).Encode(delta) }); err != nil {
+		return err
+	}
+	if w.SnapshotDue() {
+		snap := maps.Clone(n.counts)
+		w.WriteSnapshot(func(out io.Writer) error { return json.NewEncoder(out).Encode(snap) })
+	}
+	return nil
+}
+
+func (n *counter) RestoreState(r engine.StateReader) error {
+	b, err := r.Snapshot()
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		if err := json.Unmarshal(b, &n.counts); err != nil {
+			return err
+		}
+	}
+	return r.Deltas(func(in io.Reader) error {
+		var d map[string]int64
+		if err := json.NewDecoder(in).Decode(&d); err != nil {
+			return err
+		}
+		maps.Copy(n.counts, d)
+		return nil
+	})
+}
+
+var _ engine.Stateful = (*counter)(nil)
+
+// input is the queue every checkpoint test reads: batch k holds words
+// w0..w(k%5) once each, so totals are easy to compute independently.
+func input(batches int) [][]string {
+	in := make([][]string, batches)
+	for k := range in {
+		for i := 0; i <= k%5; i++ {
+			in[k] = append(in[k], "w"+strconv.Itoa(i))
+		}
+	}
+	return in
+}
+
+// truth counts the words of the first n batches of input.
+func truth(in [][]string, n int) map[string]int64 {
+	m := map[string]int64{}
+	for _, b := range in[:min(n, len(in))] {
+		for _, w := range b {
+			m[w]++
+		}
+	}
+	return m
+}
+
+type job struct {
+	c       *engine.Context
+	counter *counter
+	seen    []int64 // batch times (ms) whose output ran
+	fail    func(t time.Time) error
+}
+
+func newJob(t *testing.T, dir string, in [][]string, counterName string, opts ...engine.CheckpointOption) (*job, error) {
+	t.Helper()
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithParallelism(2),
+		engine.WithCheckpoint(dir, opts...))
+	require.NoError(t, err)
+	j := &job{c: c}
+	words := dstream.Queue(c, in)
+	j.counter = newCounter(c, counterName)
+	dstream.ForEachBatch(words, func(ctx context.Context, b dstream.Batch[string]) error {
+		if j.fail != nil {
+			if err := j.fail(b.Time); err != nil {
+				return err
+			}
+		}
+		for w := range b.All() {
+			j.counter.add(w)
+		}
+		j.seen = append(j.seen, b.Time.UnixMilli())
+		return nil
+	})
+	// Starting happens on the first RunBatches; run zero batches to restore.
+	if err := c.RunBatches(context.Background(), 0); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+func TestCheckpointResumesStateAndQueuePosition(t *testing.T) {
+	dir := t.TempDir()
+	in := input(20)
+	ctx := context.Background()
+
+	j, err := newJob(t, dir, in, "", engine.SnapshotEvery(3))
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(ctx, 7))
+	require.Equal(t, truth(in, 7), j.counter.counts)
+	require.NoError(t, j.c.Close())
+
+	j, err = newJob(t, dir, in, "", engine.SnapshotEvery(3))
+	require.NoError(t, err)
+	defer j.c.Close()
+	require.Equal(t, truth(in, 7), j.counter.counts, "state restored from the last commit")
+	require.NoError(t, j.c.RunBatches(ctx, 5))
+	require.Equal(t, truth(in, 12), j.counter.counts, "batch k still gets batches[k-1] after a restart")
+	require.Equal(t, []int64{1_008_000, 1_009_000, 1_010_000, 1_011_000, 1_012_000}, j.seen, "batch times continue after the last commit")
+}
+
+func TestCheckpointRerunsPlannedBatchOverSameInput(t *testing.T) {
+	dir := t.TempDir()
+	in := input(10)
+	ctx := context.Background()
+	j, err := newJob(t, dir, in, "")
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(ctx, 3))
+	boom := errors.New("output failed")
+	j.fail = func(time.Time) error { return boom }
+	err = j.c.RunBatches(ctx, 1)
+	var be *engine.BatchError
+	require.ErrorAs(t, err, &be)
+	require.ErrorIs(t, err, boom)
+	require.Equal(t, int64(1_004_000), be.Time.UnixMilli())
+	require.ErrorIs(t, j.c.RunBatches(ctx, 1), engine.ErrFailed, "a failed context runs no more batches")
+	require.NoError(t, j.c.Close())
+
+	j, err = newJob(t, dir, in, "")
+	require.NoError(t, err)
+	defer j.c.Close()
+	require.NoError(t, j.c.RunBatches(ctx, 2))
+	require.Equal(t, []int64{1_004_000, 1_005_000}, j.seen, "the failed batch runs again at its own time")
+	require.Equal(t, truth(in, 5), j.counter.counts, "no batch lost, none counted twice")
+}
+
+func TestCheckpointLockRefusesSecondJob(t *testing.T) {
+	dir := t.TempDir()
+	j, err := newJob(t, dir, input(3), "")
+	require.NoError(t, err)
+	defer j.c.Close()
+	_, err = newJob(t, dir, input(3), "")
+	require.ErrorIs(t, err, state.ErrLocked)
+	require.Contains(t, err.Error(), dir)
+	require.NoError(t, j.c.Close())
+	require.NoError(t, j.c.Close(), "Close is idempotent")
+	j2, err := newJob(t, dir, input(3), "")
+	require.NoError(t, err, "the lock is released on Close")
+	require.NoError(t, j2.c.Close())
+}
+
+func TestCheckpointRefusesRenamedOperator(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	in := input(10)
+	j, err := newJob(t, dir, in, "counts")
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(ctx, 2))
+	require.NoError(t, j.c.Close())
+
+	_, err = newJob(t, dir, in, "totals")
+	require.ErrorIs(t, err, engine.ErrCheckpointMismatch)
+	require.Contains(t, err.Error(), `holds operator "counts"`)
+	require.Contains(t, err.Error(), "rename the operator back")
+
+	j, err = newJob(t, dir, in, "counts")
+	require.NoError(t, err, "renaming it back recovers")
+	defer j.c.Close()
+	require.Equal(t, truth(in, 2), j.counter.counts)
+}
+
+func TestCheckpointRefusesOtherInterval(t *testing.T) {
+	dir := t.TempDir()
+	j, err := newJob(t, dir, input(3), "")
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(context.Background(), 1))
+	require.NoError(t, j.c.Close())
+	c, err := engine.NewContext(2*time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithCheckpoint(dir))
+	require.NoError(t, err)
+	defer c.Close()
+	dstream.ForEachBatch(dstream.Queue(c, input(3)), func(context.Context, dstream.Batch[string]) error { return nil })
+	err = c.RunBatches(context.Background(), 1)
+	require.ErrorIs(t, err, engine.ErrCheckpointMismatch)
+	require.Contains(t, err.Error(), "batch interval 1s")
+}
+
+func TestCheckpointCorruptNewestCommit(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	in := input(10)
+	j, err := newJob(t, dir, in, "")
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(ctx, 4))
+	require.NoError(t, j.c.Close())
+
+	newest := filepath.Join(dir, "commits", "1004000")
+	b, err := os.ReadFile(newest)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0x40
+	require.NoError(t, os.WriteFile(newest, b, 0o644))
+
+	_, err = newJob(t, dir, in, "")
+	require.ErrorIs(t, err, state.ErrCorrupt)
+	require.Contains(t, err.Error(), newest, "the error names the file")
+	require.Contains(t, err.Error(), "RollbackOnCorrupt")
+
+	j, err = newJob(t, dir, in, "", engine.RollbackOnCorrupt())
+	require.NoError(t, err)
+	defer j.c.Close()
+	require.Equal(t, truth(in, 3), j.counter.counts, "rolled back to the newest valid commit")
+	require.NoError(t, j.c.RunBatches(ctx, 2))
+	require.Equal(t, []int64{1_004_000, 1_005_000}, j.seen, "the rolled-back batch runs again over its recorded input")
+	require.Equal(t, truth(in, 5), j.counter.counts)
+}
+
+func TestCheckpointCorruptStateFileIsDetected(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	j, err := newJob(t, dir, input(10), "")
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(ctx, 3))
+	require.NoError(t, j.c.Close())
+	m, _, err := engine.LoadCommit(state.OSFS{}, dir, 1_003_000)
+	require.NoError(t, err)
+	var ref engine.FileRef
+	for _, op := range m.Operators {
+		if op.Name == "counter-1" {
+			ref = op.Files[len(op.Files)-1]
+		}
+	}
+	p := filepath.Join(dir, ref.Path)
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	for cut := 0; cut < len(b); cut++ {
+		require.NoError(t, os.WriteFile(p, b[:cut], 0o644))
+		_, _, err := engine.LoadCommit(state.OSFS{}, dir, 1_003_000)
+		require.ErrorIs(t, err, state.ErrCorrupt, "truncated to %d bytes", cut)
+	}
+	require.NoError(t, os.WriteFile(p, b, 0o644))
+	_, _, err = engine.LoadCommit(state.OSFS{}, dir, 1_003_000)
+	require.NoError(t, err)
+}
+
+func TestCheckpointFaultsFailTheBatchAndCommitNothing(t *testing.T) {
+	cases := []struct {
+		name string
+		op   state.Op
+		errn error
+		in   string // path part the fault matches
+	}{
+		{"ENOSPC on state write", state.OpWrite, syscall.ENOSPC, "state"},
+		{"EIO on state fsync", state.OpSync, syscall.EIO, "state"},
+		{"EIO on commit rename", state.OpRename, syscall.EIO, "commits"},
+		{"ENOSPC on offsets write", state.OpWrite, syscall.ENOSPC, "offsets"},
+		{"EIO on commit fsync", state.OpSync, syscall.EIO, "commits"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx := context.Background()
+			in := input(10)
+			ffs := state.NewFaultFS(state.OSFS{})
+			j, err := newJob(t, dir, in, "", engine.CheckpointFS(ffs))
+			require.NoError(t, err)
+			require.NoError(t, j.c.RunBatches(ctx, 2))
+			ffs.Arm(state.Fault{Op: tc.op, Err: tc.errn, Match: func(p string) bool { return strings.Contains(p, string(filepath.Separator)+tc.in) }})
+			err = j.c.RunBatches(ctx, 1)
+			require.ErrorIs(t, err, tc.errn)
+			require.Positive(t, ffs.Injected())
+			require.NoError(t, j.c.Close())
+			commits, err := os.ReadDir(filepath.Join(dir, "commits"))
+			require.NoError(t, err)
+			var names []string
+			for _, e := range commits {
+				names = append(names, e.Name())
+			}
+			require.Equal(t, []string{"1001000", "1002000"}, names, "no commit moves")
+
+			ffs.Disarm()
+			j, err = newJob(t, dir, in, "", engine.CheckpointFS(ffs))
+			require.NoError(t, err)
+			defer j.c.Close()
+			require.Equal(t, truth(in, 2), j.counter.counts)
+			require.NoError(t, j.c.RunBatches(ctx, 3))
+			require.Equal(t, truth(in, 5), j.counter.counts, "the job resumes once the fault clears")
+		})
+	}
+}
+
+func TestCheckpointKeepsLastCommitsAndTheirFiles(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	in := input(40)
+	j, err := newJob(t, dir, in, "", engine.KeepCommits(3), engine.SnapshotEvery(4))
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(ctx, 30))
+	require.NoError(t, j.c.Close())
+
+	commits, err := os.ReadDir(filepath.Join(dir, "commits"))
+	require.NoError(t, err)
+	require.Len(t, commits, 3)
+	want := map[string]bool{}
+	for _, e := range commits {
+		ms, err := strconv.ParseInt(e.Name(), 10, 64)
+		require.NoError(t, err)
+		m, _, err := engine.LoadCommit(state.OSFS{}, dir, ms)
+		require.NoError(t, err)
+		for _, op := range m.Operators {
+			for _, f := range op.Files {
+				want[f.Path] = true
+			}
+		}
+	}
+	var have []string
+	require.NoError(t, filepath.WalkDir(filepath.Join(dir, "state"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			have = append(have, filepath.ToSlash(rel))
+		}
+		return err
+	}))
+	slices.Sort(have)
+	wantList := slices.Sorted(maps.Keys(want))
+	require.Equal(t, wantList, have, "only files the kept commits reference remain")
+	require.Less(t, len(have), 12, "snapshots replace the deltas before them")
+
+	j, err = newJob(t, dir, in, "", engine.KeepCommits(3))
+	require.NoError(t, err)
+	defer j.c.Close()
+	require.Equal(t, truth(in, 30), j.counter.counts)
+}
+
+func TestCheckpointEveryNReplaysFromRecordedInput(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	in := input(20)
+	j, err := newJob(t, dir, in, "", engine.CheckpointEvery(4))
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(ctx, 6)) // commits after batch 4 only
+	require.NoError(t, j.c.Close())
+
+	j, err = newJob(t, dir, in, "", engine.CheckpointEvery(4))
+	require.NoError(t, err)
+	defer j.c.Close()
+	require.Equal(t, truth(in, 4), j.counter.counts)
+	require.NoError(t, j.c.RunBatches(ctx, 4))
+	require.Equal(t, []int64{1_005_000, 1_006_000, 1_007_000, 1_008_000}, j.seen)
+	require.Equal(t, truth(in, 8), j.counter.counts)
+}
