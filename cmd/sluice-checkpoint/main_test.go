@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+)
+
+// makeCheckpoint runs a small stateful job with a checkpoint in a new dir.
+func makeCheckpoint(t *testing.T) string {
+	dir := t.TempDir()
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)), engine.WithCheckpoint(dir))
+	require.NoError(t, err)
+	q := dstream.Queue(c, [][]int{{1, 2}, {3}, {4, 5, 6}})
+	dstream.ForEachBatch(q, func(context.Context, dstream.Batch[int]) error { return nil })
+	require.NoError(t, c.RunBatches(context.Background(), 3))
+	require.NoError(t, c.Close())
+	return dir
+}
+
+func TestInspectAndVerify(t *testing.T) {
+	dir := makeCheckpoint(t)
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run([]string{"inspect", dir}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "3 commits")
+	require.Contains(t, out.String(), "commit 3000")
+	require.Contains(t, out.String(), "operator queue-1")
+
+	out.Reset()
+	require.Equal(t, 0, run([]string{"verify", dir}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "OK, 3 commits")
+
+	p := filepath.Join(dir, "commits", "2000")
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	b[len(b)-1] ^= 1
+	require.NoError(t, os.WriteFile(p, b, 0o644))
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, 1, run([]string{"verify", dir}, &out, &errOut))
+	require.Contains(t, errOut.String(), p, "the failure names the file")
+	require.Contains(t, out.String(), "1 problems")
+}
+
+func TestBadArguments(t *testing.T) {
+	cases := map[string][]string{
+		"no args":         {},
+		"unknown command": {"explode", t.TempDir()},
+		"missing dir":     {"inspect", filepath.Join(t.TempDir(), "nope")},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			require.Equal(t, 2, run(args, &out, &errOut))
+			require.NotEmpty(t, errOut.String())
+		})
+	}
+}
