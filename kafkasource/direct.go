@@ -1,0 +1,444 @@
+package kafkasource
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+)
+
+// Kind is the operator kind of direct streams; their default name is
+// "kafkaDirect-<position>".
+const Kind = "kafkaDirect"
+
+// NewDirectStream returns a stream of the records of topics, read the way
+// Spark's direct Kafka stream reads them: at every batch the stream asks
+// the cluster for the end (last stable offset) of every subscribed
+// partition, plans one offset range [from, until) per partition, capped by
+// [WithRateLimits] and backpressure, and reads each non-empty range in a
+// task of its own. Partition i of every batch holds the records of range i,
+// ranges sorted by topic and partition, in offset order; [OffsetRangesOf]
+// returns the ranges.
+//
+// Records are read committed: records of aborted or still open transactions
+// are never returned, nor are transaction markers; offsets removed by
+// compaction are skipped. Every record of a range is read exactly once per
+// run of its batch. With a checkpoint ([engine.WithCheckpoint]) the
+// positions are part of it, and a batch re-run after a crash reads exactly
+// the ranges it was planned with.
+//
+// Partitions start, in order of precedence, at the position the checkpoint
+// holds, at [WithStartOffsets], at the committed offset of [WithGroup], or
+// as [WithResetPolicy] says (default [Latest]). Partitions created while
+// the stream runs start at their earliest offset. After each batch commits,
+// the stream commits its positions to the group, if it has one.
+//
+// The stream owns one Kafka client, created here and closed with c. Options
+// are checked here: a bad one is an error wrapping [ErrOption]. No broker is
+// contacted before the first batch.
+func NewDirectStream(c *engine.Context, topics []string, opts ...Option) (*dstream.Stream[Record], error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.validate(topics); err != nil {
+		return nil, err
+	}
+	k, err := newKClient(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &directNode{
+		cfg:       cfg,
+		k:         k,
+		logger:    cfg.logger,
+		batch:     c.BatchInterval(),
+		sub:       subscription{topics: topics, regexps: cfg.regexps, assign: cfg.partitions},
+		positions: make(map[TopicPartition]int64),
+	}
+	if cfg.regex {
+		n.sub.topics = nil
+	}
+	n.r = &reader{k: k, dec: kgo.DefaultDecompressor(), maxBytes: cfg.fetchMaxBytes, lose: n.lose}
+	if cfg.backpressure {
+		p := cfg.pid
+		n.rc = &rateController{node: n, est: NewPIDRateEstimator(c.BatchInterval(), p[0], p[1], p[2], p[3])}
+		c.AddListener(n.rc)
+	}
+	return dstream.NewSource(c, n, Kind, n.read), nil
+}
+
+// directNode is the graph node of a direct stream: an engine source whose
+// state is its positions.
+type directNode struct {
+	meta   engine.Meta
+	cfg    config
+	k      *kclient
+	r      *reader
+	rc     *rateController
+	logger *slog.Logger
+	batch  time.Duration
+	sub    subscription
+
+	// Read and written on the goroutine that drives batches; mu guards
+	// writes to positions against readers of Stats.
+	mu             sync.Mutex
+	positions      map[TopicPartition]int64 // next offset to read, as of the last committed batch
+	started        bool                     // positions of the first batch are fixed
+	restoredTopics map[string]bool          // topics the checkpoint knew
+	planned        []OffsetRange
+	plannedFor     int64 // batch time (ns) the planned ranges belong to
+
+	lost           atomic.Int64
+	commitFailures atomic.Int64
+	batches        atomic.Int64
+	closeOnce      sync.Once
+}
+
+var (
+	_ engine.Source   = (*directNode)(nil)
+	_ engine.Stateful = (*directNode)(nil)
+	_ engine.Closer   = (*directNode)(nil)
+)
+
+func (n *directNode) Meta() *engine.Meta { return &n.meta }
+
+// Plan lists the subscribed partitions and their offsets, fixes the
+// positions of new partitions and the ranges of batch j.
+func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
+	ps, err := n.k.snapshot(ctx, &n.sub)
+	if err != nil {
+		return nil, err
+	}
+	var fix []TopicPartition
+	n.mu.Lock()
+	for tp := range ps.leaders {
+		if _, ok := n.positions[tp]; ok {
+			continue
+		}
+		if n.started || n.restoredTopics[tp.Topic] {
+			// A partition added since the stream (or its checkpoint)
+			// last saw the topic: all of it is new.
+			n.positions[tp] = ps.start[tp]
+			n.logger.Debug("kafkasource: new partition starts at its earliest offset", "topic", tp.Topic, "partition", tp.Partition, "offset", ps.start[tp])
+			continue
+		}
+		fix = append(fix, tp)
+	}
+	n.mu.Unlock()
+	if err := n.withPositions(func() error { return n.startOffsets(ctx, ps, fix) }); err != nil {
+		return nil, err
+	}
+	n.started = true
+	if err := n.withPositions(func() error { return n.checkPositions(ctx, ps) }); err != nil {
+		return nil, err
+	}
+
+	current := make(map[TopicPartition]int64, len(ps.leaders))
+	for tp := range ps.leaders {
+		current[tp] = n.positions[tp]
+	}
+	caps := MaxMessagesPerPartition(n.cfg.limits, n.batch, current, ps.end, n.rate())
+	ranges := planRanges(current, ps.end, caps)
+	n.adopt(j, ranges)
+	return encodePlan(ranges), nil
+}
+
+// withPositions runs f, which may write positions, under mu.
+func (n *directNode) withPositions(f func() error) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return f()
+}
+
+// Replan adopts the ranges recorded for batch j before a restart.
+func (n *directNode) Replan(ctx context.Context, j *engine.Job, plan []byte) error {
+	ranges, err := decodePlan(plan)
+	if err != nil {
+		return err
+	}
+	n.adopt(j, ranges)
+	return nil
+}
+
+func (n *directNode) adopt(j *engine.Job, ranges []OffsetRange) {
+	n.planned = ranges
+	n.plannedFor = j.Time.UnixNano()
+	j.AddRecords(totalCount(ranges))
+	j.Report(n.meta.Name(), append([]OffsetRange(nil), ranges...))
+}
+
+// read reads the planned ranges of batch j, one task per non-empty range.
+func (n *directNode) read(ctx context.Context, j *engine.Job) ([][]Record, error) {
+	if n.plannedFor != j.Time.UnixNano() {
+		return nil, fmt.Errorf("kafkasource: %s has no plan for batch %d ms", n.meta.Name(), j.Time.UnixMilli())
+	}
+	ranges := n.planned
+	parts := make([][]Record, len(ranges))
+	err := j.Run(ctx, n.meta.Name(), len(ranges), func(ctx context.Context, tk *engine.Task) error {
+		rg := ranges[tk.Index]
+		if rg.Count() == 0 {
+			return nil
+		}
+		recs, err := n.r.read(ctx, rg)
+		parts[tk.Index] = recs
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return parts, nil
+}
+
+// Commit advances the positions past batch j and commits them to the
+// group. A failed group commit is logged and counted, not fatal: the
+// checkpoint, not the group, is the truth, and the next batch commits again.
+func (n *directNode) Commit(ctx context.Context, j *engine.Job) error {
+	n.mu.Lock()
+	for _, r := range n.planned {
+		n.positions[r.TopicPartition()] = r.Until
+	}
+	var offsets map[TopicPartition]int64
+	if n.cfg.group != "" && len(n.planned) > 0 {
+		offsets = make(map[TopicPartition]int64, len(n.planned))
+		for _, r := range n.planned {
+			offsets[r.TopicPartition()] = r.Until
+		}
+	}
+	n.mu.Unlock()
+	n.batches.Add(1)
+	if offsets != nil {
+		if err := n.k.commitGroup(ctx, n.cfg.group, offsets, j.Time); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			n.commitFailures.Add(1)
+			n.logger.Warn("kafkasource: committing offsets to the group failed; lag tools see old offsets until a later batch commits",
+				"group", n.cfg.group, "batch_ms", j.Time.UnixMilli(), "error", err.Error())
+		}
+	}
+	return nil
+}
+
+// Close closes the stream's Kafka client. It is idempotent.
+func (n *directNode) Close() error {
+	n.closeOnce.Do(n.k.close)
+	return nil
+}
+
+// stateVersion is the first byte of a saved state.
+const stateVersion = 1
+
+// SaveState writes the positions the stream has after the batch being
+// checkpointed: one snapshot of topic, partition and next offset each.
+func (n *directNode) SaveState(w engine.StateWriter) error {
+	pos := maps.Clone(n.positions)
+	for _, r := range n.planned {
+		pos[r.TopicPartition()] = r.Until
+	}
+	rs := make([]OffsetRange, 0, len(pos))
+	for tp, off := range pos {
+		rs = append(rs, OffsetRange{Topic: tp.Topic, Partition: tp.Partition, From: off, Until: off})
+	}
+	sortRanges(rs)
+	b := []byte{stateVersion}
+	b = binary.AppendUvarint(b, uint64(len(rs)))
+	for _, r := range rs {
+		b = binary.AppendUvarint(b, uint64(len(r.Topic)))
+		b = append(b, r.Topic...)
+		b = binary.AppendUvarint(b, uint64(r.Partition))
+		b = binary.AppendUvarint(b, uint64(r.From))
+	}
+	return w.Snapshot(b)
+}
+
+// ErrBadState reports saved positions that cannot be decoded.
+var ErrBadState = errors.New("kafkasource: saved positions are malformed")
+
+// RestoreState sets the positions from a checkpoint. They take precedence
+// over every other starting offset; partitions of the topics it names that
+// it lacks were created later and start at their earliest offset.
+func (n *directNode) RestoreState(r engine.StateReader) error {
+	b, err := r.Snapshot()
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		return nil
+	}
+	pos, err := decodeState(b)
+	if err != nil {
+		return fmt.Errorf("%w (%s): %w", ErrBadState, n.meta.Name(), err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.positions = pos
+	n.restoredTopics = make(map[string]bool)
+	for tp := range pos {
+		n.restoredTopics[tp.Topic] = true
+	}
+	return nil
+}
+
+func decodeState(b []byte) (map[TopicPartition]int64, error) {
+	if len(b) == 0 || b[0] != stateVersion {
+		return nil, errors.New("unknown version")
+	}
+	b = b[1:]
+	next := func() (uint64, bool) {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			return 0, false
+		}
+		b = b[k:]
+		return v, true
+	}
+	cnt, ok := next()
+	if !ok || cnt > uint64(len(b)) {
+		return nil, errors.New("bad count")
+	}
+	pos := make(map[TopicPartition]int64, cnt)
+	for range cnt {
+		tl, ok := next()
+		if !ok || tl == 0 || tl > uint64(len(b)) {
+			return nil, errors.New("bad topic")
+		}
+		topic := string(b[:tl])
+		b = b[tl:]
+		p, ok1 := next()
+		off, ok2 := next()
+		if !ok1 || !ok2 || p > math.MaxInt32 || off > math.MaxInt64 {
+			return nil, errors.New("bad offset")
+		}
+		pos[TopicPartition{Topic: topic, Partition: int32(p)}] = int64(off)
+	}
+	if len(b) != 0 {
+		return nil, errors.New("trailing bytes")
+	}
+	return pos, nil
+}
+
+// rate returns the backpressure rate for the next plan: the controller's
+// latest estimate, or the initial rate before it has one; 0 without
+// backpressure.
+func (n *directNode) rate() float64 {
+	if n.rc == nil {
+		return 0
+	}
+	if r := n.rc.latest(); r > 0 {
+		return r
+	}
+	return n.cfg.initialRate
+}
+
+// rateController feeds the PID estimator with every completed batch, as
+// Spark's RateController does, and keeps the latest rate.
+type rateController struct {
+	node *directNode
+	est  *PIDRateEstimator
+	bits atomic.Uint64
+}
+
+func (rc *rateController) latest() float64 { return math.Float64frombits(rc.bits.Load()) }
+
+func (rc *rateController) BatchStarted(engine.BatchInfo) {}
+
+func (rc *rateController) BatchCompleted(info engine.BatchInfo) {
+	if info.Err != nil {
+		return
+	}
+	ranges, _ := info.Sources[rc.node.meta.Name()].([]OffsetRange)
+	end := info.Time.Add(info.TotalDelay)
+	if r, ok := rc.est.Compute(end, totalCount(ranges), info.ProcessingDelay, info.SchedulingDelay); ok {
+		rc.bits.Store(math.Float64bits(r))
+	}
+}
+
+// Stats are counters of a direct stream, for metrics.
+type Stats struct {
+	// Batches is the number of batches committed.
+	Batches int64
+	// LostRecords counts records deleted (by retention or DeleteRecords)
+	// before the stream could read them, and skipped.
+	LostRecords int64
+	// Rate is the backpressure rate in records/s, or 0 before the first
+	// estimate and without backpressure.
+	Rate float64
+	// Fetches counts fetch requests sent.
+	Fetches int64
+	// Retries counts broker requests retried after an error.
+	Retries int64
+	// GroupCommitFailures counts batches whose offsets could not be
+	// committed to the group.
+	GroupCommitFailures int64
+	// Positions holds the next offset to read of every partition, as of
+	// the last committed batch.
+	Positions map[TopicPartition]int64
+}
+
+// StatsOf returns the counters of the direct stream s reads from: s itself
+// or the first direct stream found upstream of it, parents in order. ok is
+// false when there is none. It is safe to call while batches run.
+func StatsOf[T any](s *dstream.Stream[T]) (st Stats, ok bool) {
+	n := findDirect(s.Node())
+	if n == nil {
+		return Stats{}, false
+	}
+	n.mu.Lock()
+	pos := maps.Clone(n.positions)
+	n.mu.Unlock()
+	var rate float64
+	if n.rc != nil {
+		rate = n.rc.latest()
+	}
+	return Stats{
+		Batches:             n.batches.Load(),
+		LostRecords:         n.lost.Load(),
+		Rate:                rate,
+		Fetches:             n.r.fetches.Load(),
+		Retries:             n.k.retries.Load(),
+		GroupCommitFailures: n.commitFailures.Load(),
+		Positions:           pos,
+	}, true
+}
+
+// OffsetRangesOf returns the offset ranges batch j reads from the direct
+// stream s reads from (s itself or the first one upstream of it, parents in
+// order), indexed like the partitions of that stream's batch, as Spark's
+// HasOffsetRanges gives them. Call it from an output operation
+// ([dstream.ForEachBatchJob]) or a listener's [engine.BatchInfo].Sources. It
+// returns nil when s reads no direct stream. The slice is the caller's.
+func OffsetRangesOf[T any](j *engine.Job, s *dstream.Stream[T]) []OffsetRange {
+	n := findDirect(s.Node())
+	if n == nil {
+		return nil
+	}
+	v, _ := j.SourceInfo(n.meta.Name())
+	rs, _ := v.([]OffsetRange)
+	return append([]OffsetRange(nil), rs...)
+}
+
+func findDirect(nd engine.Node) *directNode {
+	if d, ok := nd.(*directNode); ok {
+		return d
+	}
+	for _, p := range nd.Meta().Parents {
+		if d := findDirect(p); d != nil {
+			return d
+		}
+	}
+	return nil
+}

@@ -1,0 +1,494 @@
+package kafkasource
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Record is one Kafka record of a [NewDirectStream] stream.
+//
+// Key, Value and header values share the memory of the fetch that brought
+// them (no copy is made); they stay valid as long as the Record is kept, and
+// keeping one keeps that fetch's buffer alive: copy what you keep for long.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte // nil for a record without key
+	Value     []byte // nil for a tombstone
+	Timestamp time.Time
+	Headers   []Header
+}
+
+// Header is a record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// fetchMaxWait is how long a broker may hold a fetch that finds no data.
+// The planned ranges exist, so brokers answer at once; the bound only
+// matters when a log was truncated under the stream.
+const fetchMaxWait = 500 * time.Millisecond
+
+// errNoProgress is a fetch that returned no whole record batch at an offset
+// the plan saw below the end of the log.
+var errNoProgress = errors.New("kafkasource: the broker returned no records at an offset below the end of the log")
+
+// errLegacyFormat marks a response holding message sets older than record
+// batch v2, which the slower kgo parser handles.
+var errLegacyFormat = errors.New("kafkasource: legacy message format")
+
+// reader reads offset ranges through the stream's one client: one fetch
+// request at a time per range, straight to the partition's leader, each
+// sized to what is left of the range.
+type reader struct {
+	k        *kclient
+	dec      kgo.Decompressor
+	maxBytes int32
+	lose     func(tp TopicPartition, from, to int64, when string) error
+
+	fetches        atomic.Int64
+	bytesPerOffset atomic.Int64 // wire bytes per offset seen last; 0 before the first fetch
+}
+
+// read returns the records of rg with offsets in [rg.From, rg.Until), in
+// offset order, read committed: records of aborted transactions and
+// control records are skipped, as are offsets compaction removed.
+func (r *reader) read(ctx context.Context, rg OffsetRange) ([]Record, error) {
+	tp := rg.TopicPartition()
+	out := make([]Record, 0, min(rg.Count(), 1<<16))
+	next := rg.From
+	for next < rg.Until {
+		maxBytes := r.sizeFor(rg.Until - next)
+		what := fmt.Sprintf("fetching %s[%d] at offset %d", rg.Topic, rg.Partition, next)
+		err := r.k.retry(ctx, what, func(ctx context.Context) (string, error) {
+			leader, id, ok := r.k.leader(tp)
+			if !ok {
+				if err := r.k.refreshLeader(ctx, tp); err != nil {
+					return "", err
+				}
+				if leader, id, ok = r.k.leader(tp); !ok {
+					return "", fmt.Errorf("%s[%d] is not in the cluster's metadata: %w", tp.Topic, tp.Partition, kerr.UnknownTopicOrPartition)
+				}
+			}
+			who := r.k.brokerName(leader)
+			fp, err := r.fetch(ctx, leader, id, tp, next, maxBytes)
+			if err != nil {
+				if retriable(err) {
+					r.k.forgetLeader(tp)
+				}
+				return who, err
+			}
+			n0 := len(out)
+			var adv int64
+			var used int
+			out, adv, used, err = decodeBatches(out, fp, rg.Topic, rg.Partition, next, rg.Until, r.dec)
+			if errors.Is(err, errLegacyFormat) {
+				out, adv, err = decodeLegacy(out[:n0], fp, rg.Topic, rg.Partition, next, rg.Until)
+				used = len(fp.RecordBatches)
+			}
+			if err != nil {
+				out = out[:n0]
+				return who, fmt.Errorf("decoding %s[%d] at offset %d: %w", tp.Topic, tp.Partition, next, err)
+			}
+			if adv <= next {
+				out = out[:n0]
+				return who, errNoProgress
+			}
+			r.bytesPerOffset.Store(max(int64(used)/(adv-next), 1))
+			next = adv
+			return who, nil
+		})
+		if errors.Is(err, kerr.OffsetOutOfRange) {
+			if next, err = r.outOfRange(ctx, rg, next); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// outOfRange handles a fetch refused as out of range: records deleted
+// under the stream (after planning, or before a re-run) are a loss, skipped
+// to the log start unless that is fatal; anything else is an error.
+func (r *reader) outOfRange(ctx context.Context, rg OffsetRange, next int64) (int64, error) {
+	tp := rg.TopicPartition()
+	leader, _, _ := r.k.leader(tp)
+	leaders := map[TopicPartition]int32{tp: leader}
+	var start map[TopicPartition]int64
+	err := r.k.retry(ctx, "listing the log start of "+tp.Topic, func(ctx context.Context) (string, error) {
+		if err := r.k.refreshLeader(ctx, tp); err != nil {
+			return "", err
+		}
+		leaders[tp], _, _ = r.k.leader(tp)
+		var who string
+		var err error
+		start, who, err = r.k.listOffsets(ctx, leaders, -2, 0)
+		return who, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if s := start[tp]; s > next {
+		to := min(s, rg.Until)
+		if err := r.lose(tp, next, to, "reading"); err != nil {
+			return 0, err
+		}
+		return to, nil
+	}
+	hwm, err := r.k.highWatermarks(ctx, leaders)
+	if err != nil {
+		return 0, err
+	}
+	return 0, &OffsetOutOfRangeError{Topic: tp.Topic, Partition: tp.Partition, Offset: next, HighWatermark: hwm[tp]}
+}
+
+// sizeFor returns the fetch size for n more offsets: what they took on the
+// wire so far, with a margin, within [16 KiB, maxBytes].
+func (r *reader) sizeFor(n int64) int32 {
+	per := r.bytesPerOffset.Load()
+	if per == 0 {
+		per = 256
+	}
+	want := n*per + n*per/4 + 1024
+	if want/per < n || want > int64(r.maxBytes) { // overflow or too big
+		return r.maxBytes
+	}
+	return int32(max(want, 16<<10))
+}
+
+// fetch issues one read-committed fetch of tp at offset to leader and
+// returns the partition's answer, or its error.
+func (r *reader) fetch(ctx context.Context, leader int32, topicID [16]byte, tp TopicPartition, offset int64, maxBytes int32) (*kmsg.FetchResponseTopicPartition, error) {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(fetchMaxWait / time.Millisecond)
+	req.MinBytes = 1
+	req.MaxBytes = maxBytes
+	req.IsolationLevel = 1
+	req.SessionID = 0
+	req.SessionEpoch = -1 // no fetch session: each request stands alone
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = tp.Topic
+	rt.TopicID = topicID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition = tp.Partition
+	rp.FetchOffset = offset
+	rp.CurrentLeaderEpoch = -1
+	rp.LastFetchedEpoch = -1
+	rp.LogStartOffset = -1
+	rp.PartitionMaxBytes = maxBytes
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+
+	r.fetches.Add(1)
+	kresp, err := r.k.cl.Broker(int(leader)).Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := kresp.(*kmsg.FetchResponse)
+	if resp.ErrorCode != 0 {
+		return nil, kerr.ErrorForCode(resp.ErrorCode)
+	}
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			if p.Partition != tp.Partition {
+				continue
+			}
+			if p.ErrorCode != 0 {
+				return nil, kerr.ErrorForCode(p.ErrorCode)
+			}
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("fetch answer lacks %s[%d]: %w", tp.Topic, tp.Partition, kerr.UnknownTopicOrPartition)
+}
+
+// Record batch v2 layout: the byte offsets of its header fields.
+const (
+	rbLength      = 8  // int32, counts from byte 12
+	rbMagic       = 16 // int8
+	rbCRC         = 17 // uint32, CRC-32C of bytes 21…end
+	rbAttributes  = 21 // int16
+	rbLastDelta   = 23 // int32
+	rbFirstTime   = 27 // int64
+	rbMaxTime     = 35 // int64
+	rbProducerID  = 43 // int64
+	rbNumRecords  = 57 // int32
+	rbHeaderBytes = 61
+
+	attrCompression   = 0x07
+	attrLogAppendTime = 0x08
+	attrTransactional = 0x10
+	attrControl       = 0x20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// decodeBatches appends to out the records of fp's record batches whose
+// offsets are in [from, until), read committed, and returns the offset
+// after the last batch it went through (the next to fetch) and the bytes
+// those batches took. A partial batch at the end of the answer, which
+// brokers send when the size limit cuts one, is left for the next fetch.
+// Record batches before v2 make it return errLegacyFormat.
+func decodeBatches(out []Record, fp *kmsg.FetchResponseTopicPartition, topic string, partition int32, from, until int64, dec kgo.Decompressor) ([]Record, int64, int, error) {
+	buf := fp.RecordBatches
+	aborts := abortIndex(fp.AbortedTransactions)
+	next := from
+	used := 0
+	for len(buf) > rbMagic {
+		length := int64(int32(binary.BigEndian.Uint32(buf[rbLength:])))
+		total := 12 + length
+		if length < 0 || int64(len(buf)) < total {
+			break
+		}
+		if buf[rbMagic] != 2 {
+			return out, next, used, errLegacyFormat
+		}
+		if total < rbHeaderBytes {
+			return out, next, used, fmt.Errorf("record batch of %d bytes is shorter than its header", total)
+		}
+		b := buf[:total]
+		buf = buf[total:]
+		used += int(total)
+
+		base := int64(binary.BigEndian.Uint64(b))
+		last := base + int64(int32(binary.BigEndian.Uint32(b[rbLastDelta:])))
+		if last < next {
+			continue
+		}
+		if crc := crc32.Checksum(b[rbAttributes:], castagnoli); crc != binary.BigEndian.Uint32(b[rbCRC:]) {
+			return out, next, used, fmt.Errorf("record batch at offset %d fails its CRC", base)
+		}
+		attrs := binary.BigEndian.Uint16(b[rbAttributes:])
+		numRecords := int32(binary.BigEndian.Uint32(b[rbNumRecords:]))
+		if numRecords < 0 {
+			return out, next, used, fmt.Errorf("record batch at offset %d claims %d records", base, numRecords)
+		}
+		skip := attrs&attrControl != 0
+		if attrs&attrTransactional != 0 && aborts != nil {
+			pid := int64(binary.BigEndian.Uint64(b[rbProducerID:]))
+			if firsts := aborts[pid]; len(firsts) > 0 && base >= firsts[0] {
+				skip = true
+				if attrs&attrControl != 0 && isAbortMarker(b, dec) {
+					if len(firsts) == 1 {
+						delete(aborts, pid)
+					} else {
+						aborts[pid] = firsts[1:]
+					}
+				}
+			}
+		}
+		if !skip {
+			records := b[rbHeaderBytes:]
+			if c := attrs & attrCompression; c != 0 {
+				var err error
+				if records, err = dec.Decompress(records, kgo.CompressionCodecType(c)); err != nil {
+					return out, next, used, fmt.Errorf("record batch at offset %d does not decompress: %w", base, err)
+				}
+			}
+			firstTime := int64(binary.BigEndian.Uint64(b[rbFirstTime:]))
+			if attrs&attrLogAppendTime != 0 {
+				firstTime = int64(binary.BigEndian.Uint64(b[rbMaxTime:]))
+			}
+			var err error
+			var done bool
+			out, done, err = decodeRecords(out, records, int(numRecords), topic, partition, base, firstTime, attrs&attrLogAppendTime != 0, from, until)
+			if err != nil {
+				return out, next, used, fmt.Errorf("record batch at offset %d: %w", base, err)
+			}
+			if done {
+				return out, max(last+1, until), used, nil
+			}
+		}
+		next = max(next, last+1)
+		if next >= until {
+			break
+		}
+	}
+	return out, next, used, nil
+}
+
+// decodeRecords appends the records of one batch with offsets in
+// [from, until). done reports that the batch reached until.
+func decodeRecords(out []Record, rs []byte, n int, topic string, partition int32, base, firstTime int64, logAppend bool, from, until int64) (_ []Record, done bool, _ error) {
+	for range n {
+		l, k := varint(rs)
+		if k <= 0 || l < 0 || l > int64(len(rs)-k) {
+			return out, false, errCorruptRecord
+		}
+		rec := rs[k : k+int(l)]
+		rs = rs[k+int(l):]
+		if len(rec) < 1 {
+			return out, false, errCorruptRecord
+		}
+		rec = rec[1:] // attributes, unused
+		tsDelta, k := varint(rec)
+		if k <= 0 {
+			return out, false, errCorruptRecord
+		}
+		rec = rec[k:]
+		offDelta, k := varint(rec)
+		if k <= 0 {
+			return out, false, errCorruptRecord
+		}
+		rec = rec[k:]
+		off := base + offDelta
+		if off >= until {
+			return out, true, nil
+		}
+		if off < from {
+			continue
+		}
+		key, rec, ok := varBytes(rec)
+		if !ok {
+			return out, false, errCorruptRecord
+		}
+		value, rec, ok := varBytes(rec)
+		if !ok {
+			return out, false, errCorruptRecord
+		}
+		nh, k := varint(rec)
+		if k <= 0 || nh < 0 || nh > int64(len(rec)) {
+			return out, false, errCorruptRecord
+		}
+		rec = rec[k:]
+		var headers []Header
+		if nh > 0 {
+			headers = make([]Header, nh)
+			for i := range headers {
+				var hk, hv []byte
+				if hk, rec, ok = varBytes(rec); !ok {
+					return out, false, errCorruptRecord
+				}
+				if hv, rec, ok = varBytes(rec); !ok {
+					return out, false, errCorruptRecord
+				}
+				headers[i] = Header{Key: string(hk), Value: hv}
+			}
+		}
+		ts := firstTime
+		if !logAppend {
+			ts += tsDelta
+		}
+		out = append(out, Record{
+			Topic:     topic,
+			Partition: partition,
+			Offset:    off,
+			Key:       key,
+			Value:     value,
+			Timestamp: time.UnixMilli(ts),
+			Headers:   headers,
+		})
+	}
+	return out, false, nil
+}
+
+var errCorruptRecord = errors.New("corrupt record")
+
+// varint reads a zig-zag varint, as Kafka records encode numbers, with a
+// fast path for one byte.
+func varint(b []byte) (int64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		u := int64(b[0])
+		return (u >> 1) ^ -(u & 1), 1
+	}
+	return binary.Varint(b)
+}
+
+// varBytes reads a varint-length-prefixed byte string; length -1 is nil.
+func varBytes(b []byte) (v, rest []byte, ok bool) {
+	l, k := varint(b)
+	if k <= 0 || l < -1 || l > int64(len(b)-k) {
+		return nil, b, false
+	}
+	b = b[k:]
+	if l < 0 {
+		return nil, b, true
+	}
+	return b[:l:l], b[l:], true
+}
+
+// isAbortMarker reports whether control batch b holds an abort marker: its
+// first record's key is a version and a type, and type 0 is abort.
+func isAbortMarker(b []byte, dec kgo.Decompressor) bool {
+	records := b[rbHeaderBytes:]
+	if c := binary.BigEndian.Uint16(b[rbAttributes:]) & attrCompression; c != 0 {
+		var err error
+		if records, err = dec.Decompress(records, kgo.CompressionCodecType(c)); err != nil {
+			return false
+		}
+	}
+	l, k := varint(records)
+	if k <= 0 || l < 1 || l > int64(len(records)-k) {
+		return false
+	}
+	rec := records[k+1 : k+int(l)] // past the attributes
+	for range 2 {                  // timestamp and offset deltas
+		_, n := varint(rec)
+		if n <= 0 {
+			return false
+		}
+		rec = rec[n:]
+	}
+	key, _, ok := varBytes(rec)
+	return ok && len(key) >= 4 && binary.BigEndian.Uint16(key[2:]) == 0
+}
+
+// abortIndex maps each producer with aborted transactions in the answer to
+// the first offsets of those transactions, ascending.
+func abortIndex(ats []kmsg.FetchResponseTopicPartitionAbortedTransaction) map[int64][]int64 {
+	if len(ats) == 0 {
+		return nil
+	}
+	m := make(map[int64][]int64)
+	for _, a := range ats {
+		m[a.ProducerID] = append(m[a.ProducerID], a.FirstOffset)
+	}
+	for _, f := range m {
+		slices.Sort(f)
+	}
+	return m
+}
+
+// decodeLegacy reads answers in the message formats before record batches
+// (Kafka < 0.11 logs) with kgo's parser.
+func decodeLegacy(out []Record, fp *kmsg.FetchResponseTopicPartition, topic string, partition int32, from, until int64) ([]Record, int64, error) {
+	p, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+		Offset:         from,
+		IsolationLevel: kgo.ReadCommitted(),
+		Topic:          topic,
+		Partition:      partition,
+	}, fp, kgo.DefaultDecompressor(), nil)
+	if p.Err != nil {
+		return out, from, p.Err
+	}
+	for _, r := range p.Records {
+		if r.Offset < from || r.Offset >= until {
+			continue
+		}
+		var hs []Header
+		for _, h := range r.Headers {
+			hs = append(hs, Header{Key: h.Key, Value: h.Value})
+		}
+		out = append(out, Record{Topic: topic, Partition: partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: hs})
+	}
+	return out, next, nil
+}
