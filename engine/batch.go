@@ -21,6 +21,9 @@ func (c *Context) runBatch(t time.Time) error {
 	if c.failed != nil {
 		return errors.Join(ErrFailed, c.failed)
 	}
+	if c.hard.Err() != nil {
+		return ErrClosed // Close was called while Run or RunBatches went on
+	}
 	startedAt := time.Now()
 	var sched time.Duration
 	if !c.manual {

@@ -363,6 +363,9 @@ func (c *Context) Run(ctx context.Context) error {
 	}
 	for {
 		if err := c.waitUntil(ctx, c.next); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return err
+			}
 			return nil // stopped between batches
 		}
 		if err := c.runBatch(c.next); err != nil {
@@ -422,11 +425,14 @@ func (c *Context) waitUntil(ctx context.Context, t time.Time) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-c.hard.Done():
+		return ErrClosed
 	}
 }
 
 // Close releases the sources, stores and the checkpoint lock. It is
-// idempotent. A batch still running is cancelled.
+// idempotent. A batch still running is cancelled, and a Run or RunBatches
+// still going returns ErrClosed instead of starting another batch.
 func (c *Context) Close() error {
 	c.mu.Lock()
 	if c.closed {
