@@ -360,3 +360,60 @@ func TestTransformError(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitions checks that Partitions sets the partition count of keyed
+// operators, joins included, without changing their results, and that a
+// count below 1 or an unkeyed stream is refused when the graph is built.
+func TestPartitions(t *testing.T) {
+	words := [][]string{{"a", "b", "c", "a", "d", "e"}}
+	tests := []struct {
+		name  string
+		parts int
+		build func(s *dstream.Stream[string], n int) *dstream.Stream[string]
+		want  []string
+	}{
+		{"reduceByKey", 4, func(s *dstream.Stream[string], n int) *dstream.Stream[string] {
+			return toStrings(dstream.ReduceByKey(dstream.Map(s, pairOne), sum).Partitions(n))
+		}, []string{"(a,2)", "(b,1)", "(c,1)", "(d,1)", "(e,1)"}},
+		{"groupByKey", 1, func(s *dstream.Stream[string], n int) *dstream.Stream[string] {
+			return toStrings(dstream.GroupByKey(dstream.Map(s, pairOne)).Partitions(n))
+		}, []string{"(a,[1 1])", "(b,[1])", "(c,[1])", "(d,[1])", "(e,[1])"}},
+		{"countByValue", 5, func(s *dstream.Stream[string], n int) *dstream.Stream[string] {
+			return toStrings(dstream.CountByValue(s).Partitions(n))
+		}, []string{"(a,2)", "(b,1)", "(c,1)", "(d,1)", "(e,1)"}},
+		{"join", 3, func(s *dstream.Stream[string], n int) *dstream.Stream[string] {
+			return toStrings(dstream.Join(dstream.Map(s, pairOne), dstream.Map(s, pairX)).Partitions(n))
+		}, []string{"(a,(1,x))", "(a,(1,x))", "(a,(1,x))", "(a,(1,x))", "(b,(1,x))", "(c,(1,x))", "(d,(1,x))", "(e,(1,x))"}},
+		{"cogroup", 3, func(s *dstream.Stream[string], n int) *dstream.Stream[string] {
+			return toStrings(dstream.Cogroup(dstream.Map(s, pairOne), dstream.Map(s, pairX)).Partitions(n))
+		}, []string{"(a,{[1 1] [x x]})", "(b,{[1] [x]})", "(c,{[1] [x]})", "(d,{[1] [x]})", "(e,{[1] [x]})"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestContext(t, 2)
+			got := collect(tc.build(dstream.Queue(c, words), tc.parts))
+			require.NoError(t, c.RunBatches(t.Context(), 1))
+			require.Len(t, *got, 1)
+			require.Len(t, (*got)[0].Parts, tc.parts, "partitions")
+			require.ElementsMatch(t, tc.want, slices.Collect((*got)[0].All()))
+		})
+	}
+
+	c := newTestContext(t, 2)
+	s := dstream.Map(dstream.Queue(c, words), pairOne)
+	for name, f := range map[string]func(){
+		"reduceByKey with 0":  func() { dstream.ReduceByKey(s, sum).Partitions(0) },
+		"join with 0":         func() { dstream.Join(s, s).Partitions(0) },
+		"cogroup with -1":     func() { dstream.Cogroup(s, s).Partitions(-1) },
+		"map is not keyed":    func() { dstream.Map(s, func(kv kvsi) int { return kv.Value }).Partitions(2) },
+		"filter is not keyed": func() { dstream.Filter(s, func(kvsi) bool { return true }).Partitions(2) },
+	} {
+		require.Panics(t, f, name)
+	}
+}
+
+// toStrings maps a stream's elements to their fmt.Sprint form, which keeps
+// the partitions: a narrow operator.
+func toStrings[T any](s *dstream.Stream[T]) *dstream.Stream[string] {
+	return dstream.Map(s, func(x T) string { return fmt.Sprint(x) })
+}

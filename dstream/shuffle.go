@@ -2,6 +2,7 @@ package dstream
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/keyhash"
@@ -111,6 +112,9 @@ type keyedNode struct {
 // to the operator that made s (ReduceByKey, GroupByKey, joins, windowed and
 // stateful keyed operators); on other streams it panics. It returns s.
 func (s *Stream[T]) Partitions(n int) *Stream[T] {
+	if n < 1 {
+		panic(fmt.Sprintf("dstream: Partitions(%d) on %s; pass 1 or more", n, s.node.Meta().Kind))
+	}
 	kn, ok := s.node.(*keyedNode)
 	if !ok {
 		if p, isP := s.node.(interface{ setPartitions(int) }); isP {
@@ -118,9 +122,6 @@ func (s *Stream[T]) Partitions(n int) *Stream[T] {
 			return s
 		}
 		panic("dstream: Partitions applies to keyed operators, not to " + s.node.Meta().Kind)
-	}
-	if n < 1 {
-		panic("dstream: Partitions needs 1 or more")
 	}
 	kn.parts = n
 	return s
