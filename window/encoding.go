@@ -297,8 +297,16 @@ func (d *decoder) time() time.Time {
 		d.fail("nanoseconds %d out of range", nsec)
 		return time.Time{}
 	}
+	if sec > maxSeconds || sec < -maxSeconds {
+		d.fail("seconds %d out of range", sec)
+		return time.Time{}
+	}
 	return time.Unix(sec, int64(nsec)).UTC()
 }
+
+// maxSeconds bounds the seconds of a decoded time, well inside the range
+// where time.Unix and Time.Unix are exact inverses.
+const maxSeconds = 1 << 50
 
 // end fails unless the whole body was read.
 func (d *decoder) end() error {

@@ -77,7 +77,7 @@ type incRun struct {
 	k    int
 }
 
-func (r *incRun) batch(t *testing.T, ws ...*Incremental[string, int]) {
+func (r *incRun) batch(t testing.TB, ws ...*Incremental[string, int]) {
 	t.Helper()
 	r.k++
 	now := zero.Add(time.Duration(r.k) * r.spec.Parent)
@@ -360,15 +360,14 @@ func encodings(t testing.TB) map[string][]byte {
 	out := make(map[string][]byte)
 	w := NewIncremental(sum, sub, nonZero)
 	run := &incRun{spec: seconds(4, 2), rng: rand.New(rand.NewPCG(13, 14))}
-	tb, _ := t.(*testing.T)
 	for range 9 {
-		run.batch(tb, w)
+		run.batch(t, w)
 	}
 	var buf bytes.Buffer
 	require.NoError(t, w.WriteDelta(&buf, kc, vc)) // full
 	out["incremental full delta"] = bytes.Clone(buf.Bytes())
 	for range 3 {
-		run.batch(tb, w)
+		run.batch(t, w)
 	}
 	buf.Reset()
 	require.NoError(t, w.WriteDelta(&buf, kc, vc))
