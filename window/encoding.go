@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -104,42 +106,63 @@ func (e *encoder) bool(x bool) {
 // entries appends a map as a count and key/value pairs sorted by encoded
 // key, so that equal maps encode to equal bytes.
 func entries[K comparable, V any](e *encoder, m map[K]V, kc state.Codec[K], vc state.Codec[V]) error {
-	type pair struct{ k, v []byte }
-	pairs := make([]pair, 0, len(m))
-	for k, v := range m {
-		kb, err := kc.Encode(k)
-		if err != nil {
+	return entriesOf(e, len(m), maps.All(m), kc, vc)
+}
+
+// pairSpan locates an encoded key and value in an arena.
+type pairSpan struct{ k, v, end int }
+
+// entriesOf appends the pairs all yields, about n of them, as entries does.
+// Keys and values are encoded into one arena, through the codecs' Appender
+// fast path when they have one.
+func entriesOf[K comparable, V any](e *encoder, n int, all iter.Seq2[K, V], kc state.Codec[K], vc state.Codec[V]) error {
+	arena := make([]byte, 0, 16*n)
+	spans := make([]pairSpan, 0, n)
+	var err error
+	for k, v := range all {
+		sp := pairSpan{k: len(arena)}
+		if arena, err = state.AppendEncode(kc, arena, k); err != nil {
 			return fmt.Errorf("window: encode key %v: %w", k, err)
 		}
-		vb, err := vc.Encode(v)
-		if err != nil {
+		sp.v = len(arena)
+		if arena, err = state.AppendEncode(vc, arena, v); err != nil {
 			return fmt.Errorf("window: encode value of key %v: %w", k, err)
 		}
-		pairs = append(pairs, pair{kb, vb})
+		sp.end = len(arena)
+		spans = append(spans, sp)
 	}
-	slices.SortFunc(pairs, func(a, b pair) int { return bytes.Compare(a.k, b.k) })
-	for i := 1; i < len(pairs); i++ {
-		if bytes.Equal(pairs[i-1].k, pairs[i].k) {
-			return fmt.Errorf("window: the key codec encodes two different keys to %q; use a codec whose encoding is one-to-one", pairs[i].k)
+	key := func(sp pairSpan) []byte { return arena[sp.k:sp.v] }
+	slices.SortFunc(spans, func(a, b pairSpan) int { return bytes.Compare(key(a), key(b)) })
+	for i := 1; i < len(spans); i++ {
+		if bytes.Equal(key(spans[i-1]), key(spans[i])) {
+			return fmt.Errorf("window: the key codec encodes two different keys to %q; use a codec whose encoding is one-to-one", key(spans[i]))
 		}
 	}
-	e.uvarint(uint64(len(pairs)))
-	for _, p := range pairs {
-		e.bytes(p.k)
-		e.bytes(p.v)
+	e.uvarint(uint64(len(spans)))
+	for _, sp := range spans {
+		e.bytes(arena[sp.k:sp.v])
+		e.bytes(arena[sp.v:sp.end])
 	}
 	return nil
 }
 
-// keys appends a set of keys as a count and encoded keys in sorted order.
-func keys[K comparable](e *encoder, ks map[K]struct{}, kc state.Codec[K]) error {
-	enc := make([][]byte, 0, len(ks))
-	for k := range ks {
-		kb, err := kc.Encode(k)
-		if err != nil {
+// keysOf appends the keys all yields, about n of them, as a count and
+// encoded keys in sorted order.
+func keysOf[K comparable](e *encoder, n int, all iter.Seq[K], kc state.Codec[K]) error {
+	arena := make([]byte, 0, 16*n)
+	var ends []int
+	var err error
+	for k := range all {
+		if arena, err = state.AppendEncode(kc, arena, k); err != nil {
 			return fmt.Errorf("window: encode key %v: %w", k, err)
 		}
-		enc = append(enc, kb)
+		ends = append(ends, len(arena))
+	}
+	enc := make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		enc[i] = arena[start:end:end]
+		start = end
 	}
 	slices.SortFunc(enc, bytes.Compare)
 	e.uvarint(uint64(len(enc)))

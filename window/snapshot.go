@@ -172,27 +172,38 @@ func (w *Incremental[K, V]) WriteDelta(wr io.Writer, kc state.Codec[K], vc state
 	full := !w.tracking
 	writeDeltaHead(e, w.gen, full, &w.panes.s)
 	w.writeStep(e)
-	items, set, del := w.panes.s.items, w.cur, map[K]struct{}(nil)
-	if !full {
-		items = w.panes.s.changed()
-		set = make(map[K]V, len(w.dirty))
-		del = make(map[K]struct{})
-		for k := range w.dirty {
-			if v, ok := w.cur[k]; ok {
-				set[k] = v
-			} else {
-				del[k] = struct{}{}
+	if full {
+		if err := writePanes(e, w.panes.s.items, kc, vc); err != nil {
+			return err
+		}
+		if err := entries(e, w.cur, kc, vc); err != nil {
+			return err
+		}
+		e.uvarint(0) // no key removed
+	} else {
+		if err := writePanes(e, w.panes.s.changed(), kc, vc); err != nil {
+			return err
+		}
+		set := func(yield func(K, V) bool) {
+			for k := range w.dirty {
+				if v, ok := w.cur[k]; ok && !yield(k, v) {
+					return
+				}
 			}
 		}
-	}
-	if err := writePanes(e, items, kc, vc); err != nil {
-		return err
-	}
-	if err := entries(e, set, kc, vc); err != nil {
-		return err
-	}
-	if err := keys(e, del, kc); err != nil {
-		return err
+		removed := func(yield func(K) bool) {
+			for k := range w.dirty {
+				if _, ok := w.cur[k]; !ok && !yield(k) {
+					return
+				}
+			}
+		}
+		if err := entriesOf(e, len(w.dirty), set, kc, vc); err != nil {
+			return err
+		}
+		if err := keysOf(e, 0, removed, kc); err != nil {
+			return err
+		}
 	}
 	if err := e.finish(wr); err != nil {
 		return err
