@@ -56,7 +56,9 @@
 // WriteDelta covers the same changes. Reads decode the whole input before
 // changing the receiver: malformed input returns an error wrapping
 // [ErrCorrupt] and leaves the receiver as it was. Output is deterministic:
-// keys are written sorted by their encoding.
+// keys are written sorted by their encoding. To write a full snapshot off the
+// critical path without starting a new chain, take a SnapshotFunc right after
+// a WriteDelta (see [Panes.SnapshotFunc]).
 //
 // The frames carry no checksum: the file layer that stores them (package
 // state) adds checksums and replaces files atomically.

@@ -95,7 +95,9 @@ func NewIncremental[K comparable, V any](reduce, inverse func(V, V) V, keep func
 }
 
 // Add stores pane, the parent batch at t reduced by key, as [Panes.Add] does.
-// Incremental takes ownership of the map.
+// Incremental takes ownership of the map. t must be after the time of the
+// last step: a pane added for an earlier time was never reduced into the
+// window, yet would be inverse-reduced out of it when it leaves.
 func (w *Incremental[K, V]) Add(t time.Time, pane map[K]V) {
 	w.panes.Add(t, pane)
 }
