@@ -67,7 +67,7 @@ type reader struct {
 // control records are skipped, as are offsets compaction removed.
 func (r *reader) read(ctx context.Context, rg OffsetRange) ([]Record, error) {
 	tp := rg.TopicPartition()
-	out := make([]Record, 0, min(rg.Count(), 1<<16))
+	var out []Record // decodeBatches sizes it from each answer's batch headers
 	next := rg.From
 	for next < rg.Until {
 		maxBytes := r.sizeFor(rg.Until - next)
@@ -250,6 +250,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Record batches before v2 make it return errLegacyFormat.
 func decodeBatches(out []Record, fp *kmsg.FetchResponseTopicPartition, topic string, partition int32, from, until int64, dec kgo.Decompressor) ([]Record, int64, int, error) {
 	buf := fp.RecordBatches
+	if n := countRecords(buf, from, until); n > cap(out)-len(out) {
+		out = slices.Grow(out, n)
+	}
 	aborts := abortIndex(fp.AbortedTransactions)
 	next := from
 	used := 0
@@ -324,6 +327,27 @@ func decodeBatches(out []Record, fp *kmsg.FetchResponseTopicPartition, topic str
 		}
 	}
 	return out, next, used, nil
+}
+
+// countRecords returns how many records the whole v2 batches of buf
+// claim that may fall in [from, until), at most until − from: the room to
+// make before decoding, so that appending never reallocates.
+func countRecords(buf []byte, from, until int64) int {
+	var n int64
+	for len(buf) >= rbHeaderBytes {
+		total := 12 + int64(int32(binary.BigEndian.Uint32(buf[rbLength:])))
+		if total < rbHeaderBytes || int64(len(buf)) < total || buf[rbMagic] != 2 {
+			break
+		}
+		base := int64(binary.BigEndian.Uint64(buf))
+		last := base + int64(int32(binary.BigEndian.Uint32(buf[rbLastDelta:])))
+		attrs := binary.BigEndian.Uint16(buf[rbAttributes:])
+		if last >= from && base < until && attrs&attrControl == 0 {
+			n += max(int64(int32(binary.BigEndian.Uint32(buf[rbNumRecords:]))), 0)
+		}
+		buf = buf[total:]
+	}
+	return int(min(n, until-from, 1<<22))
 }
 
 // decodeRecords appends the records of one batch with offsets in

@@ -1,0 +1,193 @@
+package kafkasource
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+)
+
+// Benchmark setup: benchRecords records (SLUICE_BENCH_RECORDS overrides,
+// -short uses a tenth) over benchPartitions partitions of one topic of an
+// in-process broker, produced once per process and read by every run.
+const (
+	benchTopic      = "bench"
+	benchPartitions = 8
+	benchRecords    = 5_000_000
+	// benchBatchRecords is the cap of records per partition per batch of
+	// the Sluice job (maxRatePerPartition × 1 s batches), so a batch
+	// holds at most 8 × 125,000 records.
+	benchBatchRecords = 125_000
+)
+
+var benchData struct {
+	once sync.Once
+	b    *testBroker
+	n    int
+	err  error
+}
+
+// benchBroker returns the shared broker holding the benchmark's records
+// and their count. The broker lives until the process exits.
+func benchBroker(b *testing.B) (*testBroker, int) {
+	benchData.once.Do(func() {
+		n := benchRecords
+		if testing.Short() {
+			n /= 10
+		}
+		if v := os.Getenv("SLUICE_BENCH_RECORDS"); v != "" {
+			if n, benchData.err = strconv.Atoi(v); benchData.err != nil {
+				return
+			}
+		}
+		e, err := StartEmbedded(EmbeddedTopic(benchTopic, benchPartitions))
+		if err != nil {
+			benchData.err = err
+			return
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(200_000))
+		if err != nil {
+			benchData.err = err
+			return
+		}
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i := range n {
+			key := fmt.Appendf(nil, "key-%09d", i)
+			value := fmt.Appendf(nil, "value-%09d-%s", i, "payload-payload-payload-payload")
+			wg.Add(1)
+			cl.Produce(ctx, &kgo.Record{Topic: benchTopic, Partition: int32(i % benchPartitions), Key: key, Value: value}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					mu.Lock()
+					benchData.err = err
+					mu.Unlock()
+				}
+				wg.Done()
+			})
+		}
+		wg.Wait()
+		benchData.b = &testBroker{e: e, cl: cl}
+		benchData.n = n
+	})
+	require.NoError(b, benchData.err)
+	return benchData.b, benchData.n
+}
+
+// sluicePass counts every record of the bench topic with a Sluice job and
+// returns the count.
+func sluicePass(b *testing.B, tb *testBroker, n int) int64 {
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)))
+	require.NoError(b, err)
+	defer c.Close()
+	s, err := NewDirectStream(c, []string{benchTopic}, WithBrokers(tb.e.Addrs()...), WithResetPolicy(Earliest),
+		WithRateLimits(RateLimits{MaxRatePerPartition: benchBatchRecords}))
+	require.NoError(b, err)
+	var total int64
+	dstream.ForEachBatch(dstream.Count(s), func(_ context.Context, bt dstream.Batch[int64]) error {
+		for x := range bt.All() {
+			total += x
+		}
+		return nil
+	})
+	for total < int64(n) {
+		require.NoError(b, c.RunBatches(context.Background(), 1))
+	}
+	return total
+}
+
+// kgoPass counts every record of the bench topic with franz-go's own
+// direct consumer (ConsumePartitions, PollFetches) and returns the count.
+func kgoPass(b *testing.B, tb *testBroker, n int) int64 {
+	parts := make(map[int32]kgo.Offset, benchPartitions)
+	for p := range int32(benchPartitions) {
+		parts[p] = kgo.NewOffset().AtStart()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.e.Addrs()...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{benchTopic: parts}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	require.NoError(b, err)
+	defer cl.Close()
+	var total int64
+	for total < int64(n) {
+		fs := cl.PollFetches(context.Background())
+		require.NoError(b, fs.Err())
+		total += int64(fs.NumRecords())
+	}
+	return total
+}
+
+// BenchmarkDirectStreamVsKgo reads the same records, in the same run, with
+// a pass-through Sluice job (direct stream → Count) and with franz-go's
+// direct consumer, and reports both rates and their ratio.
+func BenchmarkDirectStreamVsKgo(b *testing.B) {
+	tb, n := benchBroker(b)
+	b.ReportAllocs()
+	var sluiceTime, kgoTime time.Duration
+	for b.Loop() {
+		start := time.Now()
+		require.Equal(b, int64(n), sluicePass(b, tb, n))
+		sluiceTime += time.Since(start)
+		start = time.Now()
+		require.Equal(b, int64(n), kgoPass(b, tb, n))
+		kgoTime += time.Since(start)
+	}
+	sluiceRate := float64(n) * float64(b.N) / sluiceTime.Seconds()
+	kgoRate := float64(n) * float64(b.N) / kgoTime.Seconds()
+	b.ReportMetric(sluiceRate, "sluice-records/s")
+	b.ReportMetric(kgoRate, "kgo-records/s")
+	b.ReportMetric(sluiceRate/kgoRate, "ratio")
+	b.ReportMetric(float64(n), "records")
+}
+
+// BenchmarkDecodeBatches measures decoding fetched record batches alone,
+// against kgo's ProcessFetchPartition on the same bytes.
+func BenchmarkDecodeBatches(b *testing.B) {
+	tb, _ := benchBroker(b)
+	tp := TopicPartition{Topic: benchTopic, Partition: 0}
+	c, err := engine.NewContext(time.Second)
+	require.NoError(b, err)
+	defer c.Close()
+	cfg := defaultConfig()
+	cfg.brokers = tb.e.Addrs()
+	k, err := newKClient(&cfg)
+	require.NoError(b, err)
+	defer k.close()
+	ctx := context.Background()
+	require.NoError(b, k.refreshLeader(ctx, tp))
+	leader, id, _ := k.leader(tp)
+	r := &reader{k: k, dec: kgo.DefaultDecompressor(), maxBytes: 4 << 20}
+	fp, err := r.fetch(ctx, leader, id, tp, 0, 4<<20)
+	require.NoError(b, err)
+	b.Run("sluice", func(b *testing.B) {
+		b.ReportAllocs()
+		var out []Record
+		var n int
+		for b.Loop() {
+			out, _, _, err = decodeBatches(out[:0], fp, benchTopic, 0, 0, 1<<62, r.dec)
+			require.NoError(b, err)
+			n += len(out)
+		}
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+	})
+	b.Run("kgo", func(b *testing.B) {
+		b.ReportAllocs()
+		var n int
+		for b.Loop() {
+			p, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Topic: benchTopic, IsolationLevel: kgo.ReadCommitted()}, fp, r.dec, nil)
+			require.NoError(b, p.Err)
+			n += len(p.Records)
+		}
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+	})
+}
