@@ -129,15 +129,7 @@ func (s *Store[K, V]) WriteDelta(w io.Writer) error {
 	for k, c := range s.changes {
 		recs = append(recs, deltaRecord[K]{e: entry[K]{key: k, enc: c.enc, klen: c.klen}, deleted: c.deleted})
 	}
-	slices.SortFunc(recs, func(a, b deltaRecord[K]) int {
-		switch {
-		case s.less(a.e, b.e):
-			return -1
-		case s.less(b.e, a.e):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(recs, func(a, b deltaRecord[K]) int { return s.compare(a.e, b.e) })
 
 	bw := bufio.NewWriterSize(w, arenaChunk)
 	buf := appendStoreHeader(make([]byte, 0, 64), sectionDelta, len(recs))
@@ -259,7 +251,7 @@ func (s *Store[K, V]) ApplyDelta(r io.Reader) error {
 // readRecord reads one key, and the value when withValue, checks both decode,
 // and returns the entry with its encoding in arena memory.
 func (s *Store[K, V]) readRecord(d *recordReader, ar *arena, withValue bool) (entry[K], error) {
-	kb, err := d.bytes(&d.kbuf, "key")
+	kb, err := d.bytes(&d.kbuf, "key", "key length")
 	if err != nil {
 		return entry[K]{}, err
 	}
@@ -283,7 +275,7 @@ func (s *Store[K, V]) readRecord(d *recordReader, ar *arena, withValue bool) (en
 	}
 	var vb []byte
 	if withValue {
-		if vb, err = d.bytes(&d.vbuf, "value"); err != nil {
+		if vb, err = d.bytes(&d.vbuf, "value", "value length"); err != nil {
 			return entry[K]{}, err
 		}
 		if _, err := s.values.Decode(vb); err != nil {
@@ -391,11 +383,12 @@ func (d *recordReader) uvarint(what string) (uint64, error) {
 	return 0, d.corrupt("%s overflows 64 bits", what)
 }
 
-// bytes reads a length-prefixed byte string into *buf (reused across calls).
+// bytes reads a length-prefixed byte string into *buf (reused across calls);
+// what and whatLength name the string and its length in errors.
 // Long strings are read in steps, so a damaged length fails at the end of
 // the input instead of allocating what it claims.
-func (d *recordReader) bytes(buf *[]byte, what string) ([]byte, error) {
-	n, err := d.uvarint(what + " length")
+func (d *recordReader) bytes(buf *[]byte, what, whatLength string) ([]byte, error) {
+	n, err := d.uvarint(whatLength)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"maps"
+	"strings"
 
 	"github.com/google/btree"
 )
@@ -39,6 +40,7 @@ type Store[K comparable, V any] struct {
 	keys    Codec[K]
 	values  Codec[V]
 	less    func(a, b entry[K]) bool
+	compare func(a, b entry[K]) int
 	byBytes bool // keys ordered by encoding; entry.enc starts with the key
 	tree    *btree.BTreeG[entry[K]]
 
@@ -82,73 +84,95 @@ func NewStore[K comparable, V any](keys Codec[K], values Codec[V]) *Store[K, V] 
 	if keys == nil || values == nil {
 		panic("state: NewStore needs a key codec and a value codec; CodecFor[T]() gives a ready one")
 	}
-	less, byBytes := lessFor[K]()
+	o := orderFor[K]()
 	return &Store[K, V]{
 		keys:    keys,
 		values:  values,
-		less:    less,
-		byBytes: byBytes,
-		tree:    btree.NewG(btreeDegree, less),
+		less:    o.less,
+		compare: o.compare,
+		byBytes: o.byBytes,
+		tree:    btree.NewG(btreeDegree, o.less),
 		gen:     1,
 		changes: make(map[K]change),
 	}
 }
 
-// lessFor picks the entry order for K by a type switch on its zero value:
-// the ordered built-in types compare keys directly; everything else compares
-// encoded keys.
-func lessFor[K comparable]() (less func(a, b entry[K]) bool, byBytes bool) {
-	var zero K
-	var f any
-	switch any(zero).(type) {
-	case string:
-		f = lessOrdered[string]
-	case int:
-		f = lessOrdered[int]
-	case int8:
-		f = lessOrdered[int8]
-	case int16:
-		f = lessOrdered[int16]
-	case int32:
-		f = lessOrdered[int32]
-	case int64:
-		f = lessOrdered[int64]
-	case uint:
-		f = lessOrdered[uint]
-	case uint8:
-		f = lessOrdered[uint8]
-	case uint16:
-		f = lessOrdered[uint16]
-	case uint32:
-		f = lessOrdered[uint32]
-	case uint64:
-		f = lessOrdered[uint64]
-	case uintptr:
-		f = lessOrdered[uintptr]
-	case float32:
-		f = lessFloat[float32]
-	case float64:
-		f = lessFloat[float64]
-	default:
-		return lessEncoded[K], true
-	}
-	// For these K, func(entry[string], entry[string]) bool and
-	// func(entry[K], entry[K]) bool are the same type.
-	return f.(func(a, b entry[K]) bool), false
+// keyOrder is how a Store orders its entries.
+type keyOrder[K comparable] struct {
+	less    func(a, b entry[K]) bool
+	compare func(a, b entry[K]) int
+	byBytes bool // by encoded key; entry.enc starts with the key
 }
 
-type integerOrString interface {
-	~string | ~int | ~int8 | ~int16 | ~int32 | ~int64 |
+// orderFor picks the entry order for K by a type switch on its zero value:
+// the ordered built-in types compare keys directly, as cmp.Compare does;
+// everything else compares encoded keys.
+func orderFor[K comparable]() keyOrder[K] {
+	var zero K
+	var o any
+	switch any(zero).(type) {
+	case string:
+		o = keyOrder[string]{
+			less:    lessOrdered[string],
+			compare: func(a, b entry[string]) int { return strings.Compare(a.key, b.key) },
+		}
+	case int:
+		o = integerOrder[int]()
+	case int8:
+		o = integerOrder[int8]()
+	case int16:
+		o = integerOrder[int16]()
+	case int32:
+		o = integerOrder[int32]()
+	case int64:
+		o = integerOrder[int64]()
+	case uint:
+		o = integerOrder[uint]()
+	case uint8:
+		o = integerOrder[uint8]()
+	case uint16:
+		o = integerOrder[uint16]()
+	case uint32:
+		o = integerOrder[uint32]()
+	case uint64:
+		o = integerOrder[uint64]()
+	case uintptr:
+		o = integerOrder[uintptr]()
+	case float32:
+		o = floatOrder[float32]()
+	case float64:
+		o = floatOrder[float64]()
+	default:
+		return keyOrder[K]{
+			less:    func(a, b entry[K]) bool { return bytes.Compare(a.encodedKey(), b.encodedKey()) < 0 },
+			compare: func(a, b entry[K]) int { return bytes.Compare(a.encodedKey(), b.encodedKey()) },
+			byBytes: true,
+		}
+	}
+	// For these K, keyOrder[string] (say) and keyOrder[K] are the same type.
+	return o.(keyOrder[K])
+}
+
+type integer interface {
+	~int | ~int8 | ~int16 | ~int32 | ~int64 |
 		~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr
 }
 
-func lessOrdered[T integerOrString](a, b entry[T]) bool { return a.key < b.key }
+func lessOrdered[T integer | ~string](a, b entry[T]) bool { return a.key < b.key }
 
-// lessFloat orders like cmp.Compare: NaNs first and equal to each other.
-func lessFloat[T ~float32 | ~float64](a, b entry[T]) bool { return cmp.Less(a.key, b.key) }
+func integerOrder[T integer]() keyOrder[T] {
+	return keyOrder[T]{
+		less:    lessOrdered[T],
+		compare: func(a, b entry[T]) int { return cmp.Compare(a.key, b.key) },
+	}
+}
 
-func lessEncoded[K comparable](a, b entry[K]) bool {
-	return bytes.Compare(a.encodedKey(), b.encodedKey()) < 0
+// floatOrder orders like cmp.Compare: NaNs first and equal to each other.
+func floatOrder[T ~float32 | ~float64]() keyOrder[T] {
+	return keyOrder[T]{
+		less:    func(a, b entry[T]) bool { return cmp.Less(a.key, b.key) },
+		compare: func(a, b entry[T]) int { return cmp.Compare(a.key, b.key) },
+	}
 }
 
 // probe returns an entry that finds k in the tree. For byte-ordered stores it
@@ -298,6 +322,7 @@ func (s *Store[K, V]) Clone() *Store[K, V] {
 		keys:          s.keys,
 		values:        s.values,
 		less:          s.less,
+		compare:       s.compare,
 		byBytes:       s.byBytes,
 		tree:          s.tree.Clone(),
 		gen:           s.gen,
