@@ -474,6 +474,9 @@ func (k *kclient) groupOffsets(ctx context.Context, group string, leaders map[To
 		resps, err = k.adm.FetchOffsets(ctx, group)
 		return "the group coordinator", err
 	})
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return nil, nil // a new group has committed nothing
+	}
 	if err != nil {
 		return nil, err
 	}
