@@ -78,6 +78,12 @@ func (b *testBroker) produce(t testing.TB, topic string, p int32, from, to int) 
 	require.NoError(t, b.cl.ProduceSync(bounded(t), recs...).FirstErr())
 }
 
+// produceValue writes one record, in a batch of its own, to a partition.
+func (b *testBroker) produceValue(t testing.TB, topic string, p int32, value string) {
+	t.Helper()
+	require.NoError(t, b.cl.ProduceSync(bounded(t), &kgo.Record{Topic: topic, Partition: p, Value: []byte(value)}).FirstErr())
+}
+
 // newEngine returns a manual-clock context of batch 1 s that the test
 // closes.
 func newEngine(t testing.TB, opts ...engine.Option) *engine.Context {
