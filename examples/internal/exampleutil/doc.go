@@ -1,0 +1,20 @@
+// Package exampleutil is the plumbing the example jobs share: their flags,
+// the embedded broker or the connection to a real cluster, the built-in
+// record generator, the batch line with per-batch counts of malformed
+// records, graceful stops (Ctrl-C, --duration, --stop-when-idle) and the
+// --save JSON lines writer.
+//
+// An example is a [Spec] (its name, default topic, window and generator) and
+// a build function that turns [Job].Records into results and registers the
+// output operations that print and save them; [Main] does the rest.
+//
+// # Output
+//
+// Every batch prints one line when it has committed:
+//
+//	batch 15:04:06.000: 120 records, 2 malformed (first words[1]@17: not UTF-8 text), took 3ms
+//
+// Results print from output operations before it. With --save each batch's
+// results are also written, atomically, to PREFIX-<batch ms>.jsonl; a batch
+// re-run after a crash rewrites the same file with the same content.
+package exampleutil

@@ -1,0 +1,281 @@
+package exampleutil
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Spec describes one example program: its name, what it computes and the
+// defaults of its flags.
+type Spec struct {
+	// Name is the command name ("wordcount"); it prefixes every message and
+	// names the default group and checkpoint dir.
+	Name string
+	// Summary says in one sentence what the example computes, for -h.
+	Summary string
+	// Topic is the default --topic.
+	Topic string
+	// Windowed adds --window and --slide, defaulting to Window and Slide.
+	Windowed      bool
+	Window, Slide time.Duration
+	// Rate is the default --generate with the embedded broker, records/s.
+	Rate float64
+	// Generator builds the example's record generator; nil means the
+	// example has none and --generate is refused.
+	Generator func() Generator
+}
+
+// Defaults shared by every example.
+const (
+	DefaultBatch      = 2 * time.Second
+	DefaultPartitions = 2
+	DefaultTop        = 10
+	DefaultListen     = "127.0.0.1:0"
+	// DataRoot is the directory under which examples keep their default
+	// checkpoint and embedded broker log: DataRoot/<name>/checkpoint and
+	// DataRoot/<name>/checkpoint-broker.
+	DataRoot = "sluice-data"
+)
+
+// Config is what the flags of an example ask for.
+type Config struct {
+	Brokers             []string      // --brokers; empty: embedded broker
+	Listen              string        // --listen
+	Topic               string        // --topic
+	Partitions          int           // --partitions
+	Group               string        // --group
+	Batch               time.Duration // --batch
+	Window, Slide       time.Duration // --window, --slide (windowed examples)
+	Top                 int           // --top
+	Checkpoint          string        // --checkpoint; empty: none
+	MaxRatePerPartition int64         // --max-rate-per-partition
+	Backpressure        bool          // --backpressure
+	Generate            float64       // --generate, resolved: records/s, 0 = off
+	Save                string        // --save prefix; empty: nothing saved
+	Duration            time.Duration // --duration; 0 = until stopped
+	StopWhenIdle        int           // --stop-when-idle; 0 = never
+}
+
+// Embedded reports whether the example starts its own broker.
+func (c Config) Embedded() bool { return len(c.Brokers) == 0 }
+
+// BrokerDataDir is where the embedded broker keeps its log: beside the
+// checkpoint dir, so that a restart finds both. It is empty (memory only)
+// when there is no checkpoint.
+func (c Config) BrokerDataDir() string {
+	if c.Checkpoint == "" {
+		return ""
+	}
+	return filepath.Clean(c.Checkpoint) + "-broker"
+}
+
+// UsageError is a bad flag or argument, told in one sentence that names the
+// flag and the fix. The program exits with status 2.
+type UsageError struct{ Sentence string }
+
+func (e *UsageError) Error() string { return e.Sentence }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{fmt.Sprintf(format, args...)}
+}
+
+// ParseFlags reads args into a Config. Errors are [*UsageError], or
+// flag.ErrHelp after writing the usage to usageOut for -h.
+func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
+	cfg := Config{}
+	var brokers, generate string
+	fs := flag.NewFlagSet(spec.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defaultCkpt := filepath.Join(DataRoot, spec.Name, "checkpoint")
+	fs.StringVar(&brokers, "brokers", "", "Kafka seed brokers as `host:port[,host:port...]`; empty starts an embedded broker")
+	fs.StringVar(&cfg.Listen, "listen", DefaultListen, "`host:port` the embedded broker listens on, for kcat and other clients; port 0 picks a free port")
+	fs.StringVar(&cfg.Topic, "topic", spec.Topic, "Kafka `topic` to read (and to generate into)")
+	fs.IntVar(&cfg.Partitions, "partitions", DefaultPartitions, "`partitions` of the topic when the example creates it (embedded broker, or --generate with --brokers)")
+	fs.StringVar(&cfg.Group, "group", "sluice-"+spec.Name, "consumer `group` the job commits its offsets to after every batch, for lag tools")
+	fs.DurationVar(&cfg.Batch, "batch", DefaultBatch, "batch `interval`")
+	if spec.Windowed {
+		fs.DurationVar(&cfg.Window, "window", spec.Window, "window `length`, a multiple of --batch")
+		fs.DurationVar(&cfg.Slide, "slide", spec.Slide, "window `slide`: results print every slide; a multiple of --batch")
+	}
+	fs.IntVar(&cfg.Top, "top", DefaultTop, "how many `rows` to print")
+	fs.StringVar(&cfg.Checkpoint, "checkpoint", defaultCkpt, "checkpoint `dir`: state and offsets, so a restart resumes; the embedded broker keeps its log in DIR-broker; empty: no checkpoint")
+	fs.Int64Var(&cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
+	fs.BoolVar(&cfg.Backpressure, "backpressure", false, "adapt the read rate to how fast batches complete (PID controller)")
+	rateDefault := "off"
+	if spec.Generator != nil {
+		rateDefault = fmt.Sprintf("%g with the embedded broker, 0 with --brokers", spec.Rate)
+	}
+	fs.StringVar(&generate, "generate", "", "`records/s` the built-in generator writes to the topic; 0 turns it off (default "+rateDefault+")")
+	fs.StringVar(&cfg.Save, "save", "", "write each batch's results as JSON lines to `PREFIX`-<batch ms>.jsonl")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop gracefully after this `long`; 0 runs until Ctrl-C")
+	fs.IntVar(&cfg.StopWhenIdle, "stop-when-idle", 0, "stop gracefully after `N` batches in a row that read nothing (no backlog left); 0 never")
+
+	usage := func() {
+		fmt.Fprintf(usageOut, "Usage: %s [flags]\n\n%s\n\n", spec.Name, spec.Summary)
+		fmt.Fprintf(usageOut, "With no flags it starts an embedded Kafka broker, feeds it with a built-in generator\n"+
+			"and runs the job until Ctrl-C, which stops after the batch in flight commits.\n\nFlags:\n")
+		fs.SetOutput(usageOut)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return cfg, err
+		}
+		return cfg, flagError(spec.Name, err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, usagef("unexpected argument %q; every setting is a flag, see %s -h.", fs.Arg(0), spec.Name)
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	if brokers != "" {
+		for b := range strings.SplitSeq(brokers, ",") {
+			b = strings.TrimSpace(b)
+			if _, _, err := net.SplitHostPort(b); err != nil || b == "" {
+				return cfg, usagef("--brokers %q holds %q, which is not host:port; write it as --brokers 127.0.0.1:9092.", brokers, b)
+			}
+			cfg.Brokers = append(cfg.Brokers, b)
+		}
+		if set["listen"] {
+			return cfg, usagef("--listen sets the embedded broker's address, which --brokers turns off; drop one of them.")
+		}
+	} else if err := checkListen(cfg.Listen); err != nil {
+		return cfg, err
+	}
+	if err := checkConfig(spec, &cfg, set); err != nil {
+		return cfg, err
+	}
+
+	switch {
+	case generate != "":
+		r, err := strconv.ParseFloat(generate, 64)
+		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+			return cfg, usagef("--generate %q is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.", generate)
+		}
+		if r > 0 && spec.Generator == nil {
+			return cfg, usagef("--generate: %s has no generator; drop the flag.", spec.Name)
+		}
+		cfg.Generate = r
+	case cfg.Embedded() && spec.Generator != nil:
+		cfg.Generate = spec.Rate
+	}
+	return cfg, nil
+}
+
+func checkConfig(spec Spec, cfg *Config, set map[string]bool) error {
+	switch {
+	case cfg.Topic == "":
+		return usagef("--topic is empty; name a topic, such as --topic %s.", spec.Topic)
+	case cfg.Partitions < 1:
+		return usagef("--partitions %d is too few; pass 1 or more.", cfg.Partitions)
+	case cfg.Group == "":
+		return usagef("--group is empty; name a consumer group, such as --group sluice-%s.", spec.Name)
+	case cfg.Batch <= 0:
+		return usagef("--batch %v is not positive; pass a duration such as --batch 2s.", cfg.Batch)
+	case cfg.Batch%time.Millisecond != 0:
+		return usagef("--batch %v is not a whole number of milliseconds; pass a duration such as --batch 500ms.", cfg.Batch)
+	case cfg.Top < 1:
+		return usagef("--top %d prints nothing; pass 1 or more.", cfg.Top)
+	case cfg.MaxRatePerPartition < 0:
+		return usagef("--max-rate-per-partition %d is negative; pass 0 (unlimited) or a rate in records/s.", cfg.MaxRatePerPartition)
+	case cfg.Duration < 0:
+		return usagef("--duration %v is negative; pass 0 (run until Ctrl-C) or a duration such as --duration 1m.", cfg.Duration)
+	case cfg.StopWhenIdle < 0:
+		return usagef("--stop-when-idle %d is negative; pass 0 (never) or a number of batches such as --stop-when-idle 3.", cfg.StopWhenIdle)
+	}
+	if spec.Windowed {
+		// A window that is left at its default while --batch grows past it
+		// is stretched to one batch rather than refused.
+		if !set["window"] && cfg.Window < cfg.Batch {
+			cfg.Window = cfg.Batch
+		}
+		if !set["slide"] && cfg.Slide < cfg.Batch {
+			cfg.Slide = cfg.Batch
+		}
+		switch {
+		case cfg.Window <= 0 || cfg.Window%cfg.Batch != 0:
+			return usagef("--window %v is not a positive multiple of --batch %v; pass a multiple such as --window %v.", cfg.Window, cfg.Batch, roundUp(cfg.Window, cfg.Batch))
+		case cfg.Slide <= 0 || cfg.Slide%cfg.Batch != 0:
+			return usagef("--slide %v is not a positive multiple of --batch %v; pass a multiple such as --slide %v.", cfg.Slide, cfg.Batch, roundUp(cfg.Slide, cfg.Batch))
+		case cfg.Slide > cfg.Window:
+			return usagef("--slide %v is longer than --window %v, so some batches would fall in no window; pass --slide %v or less.", cfg.Slide, cfg.Window, cfg.Window)
+		}
+	}
+	if cfg.Checkpoint != "" {
+		if fi, err := os.Stat(cfg.Checkpoint); err == nil && !fi.IsDir() {
+			return usagef("--checkpoint %s is a file, not a directory; name a directory, new or used before by %s.", cfg.Checkpoint, spec.Name)
+		}
+	}
+	if cfg.Save != "" && strings.HasSuffix(cfg.Save, string(filepath.Separator)) {
+		return usagef("--save %s ends in a directory separator; give a file name prefix, such as --save %sresults.", cfg.Save, cfg.Save)
+	}
+	return nil
+}
+
+func roundUp(d, unit time.Duration) time.Duration {
+	if d <= unit {
+		return unit
+	}
+	return (d + unit - 1) / unit * unit
+}
+
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("--listen %q is not host:port; write it as --listen 127.0.0.1:9092.", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
+		return usagef("--listen %q has no valid port; use a number from 0 to 65535, as in --listen %s:9092.", addr, host)
+	}
+	return nil
+}
+
+// flagError rewords package flag's parse errors as one plain sentence.
+func flagError(name string, err error) error {
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return usagef("unknown flag --%s; run %s -h for the flags it takes.", strings.TrimLeft(f, "-"), name)
+	}
+	if f, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return usagef("flag --%s needs a value; run %s -h for its form.", strings.TrimLeft(f, "-"), name)
+	}
+	// invalid value "x" for flag -batch: parse error
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if val, f, ok := strings.Cut(rest, " for flag "); ok {
+			f, _, _ = strings.Cut(f, ":")
+			f = strings.TrimLeft(f, "-")
+			return usagef("--%s %s is not a valid value; %s.", f, val, valueHint(f))
+		}
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		if val, f, ok := strings.Cut(rest, " for -"); ok {
+			f, _, _ = strings.Cut(f, ":")
+			return usagef("--%s %s is not true or false; write --%s or --%s=false.", f, val, f, f)
+		}
+	}
+	return usagef("%s; run %s -h for the flags it takes.", msg, name)
+}
+
+func valueHint(flagName string) string {
+	switch flagName {
+	case "batch", "window", "slide", "duration":
+		return "pass a duration such as 2s, 500ms or 1m"
+	case "backpressure":
+		return "pass true or false"
+	default:
+		return "pass a whole number"
+	}
+}

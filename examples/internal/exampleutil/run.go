@@ -1,0 +1,381 @@
+package exampleutil
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/kafkasource"
+)
+
+// Exit statuses of the examples.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the broker is unreachable, the checkpoint does not fit, a batch failed
+	ExitUsage   = 2 // a bad flag
+)
+
+// Job is what an example's build function works with: the configuration,
+// the engine context, the stream of Kafka records and where to print.
+type Job struct {
+	Config  Config
+	Context *engine.Context
+	// Records is the direct stream over the topic.
+	Records *dstream.Stream[kafkasource.Record]
+	// Out is where results print (standard output). Output operations and
+	// the batch line run on the goroutine that drives batches, one after
+	// another, so writes never interleave.
+	Out io.Writer
+	// Malformed counts the records of a batch that could not be parsed; the
+	// batch line shows the count and the first one's reason.
+	Malformed *Counter
+
+	counters []*Counter
+}
+
+// Counter returns a new counter shown in the batch line after the malformed
+// count, for records a job skips on purpose.
+func (j *Job) Counter(label string) *Counter {
+	c := NewCounter(label)
+	j.counters = append(j.counters, c)
+	return c
+}
+
+// Save writes rows to the --save file of kind ("" for the main results) for
+// the batch at t. It does nothing without --save.
+func Save[T any](j *Job, kind string, t time.Time, rows []T) error {
+	if j.Config.Save == "" {
+		return nil
+	}
+	return SaveJSONLines(SavePath(j.Config.Save, kind, t), rows)
+}
+
+// Main runs the example with the process's arguments and exits with its
+// status. SIGINT and SIGTERM stop it gracefully; a second signal kills it.
+func Main(spec Spec, build func(*Job) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	code := Run(ctx, spec, os.Args[1:], os.Stdout, os.Stderr, build)
+	stop()
+	os.Exit(code)
+}
+
+// Run parses args, starts the embedded broker (without --brokers) and the
+// generator (with --generate), builds the job with build and runs it until
+// ctx is done, --duration passes or --stop-when-idle sees the topic
+// drained. It returns the exit status; every failure is told in one line
+// on stderr.
+func Run(ctx context.Context, spec Spec, args []string, stdout, stderr io.Writer, build func(*Job) error) int {
+	cfg, err := ParseFlags(spec, args, stdout)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+		return ExitUsage
+	}
+	r := &runner{
+		spec: spec, cfg: cfg, out: stdout,
+		logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if err := r.run(ctx, build); err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", spec.Name, oneLine(err))
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+type runner struct {
+	spec   Spec
+	cfg    Config
+	out    io.Writer
+	logger *slog.Logger
+
+	// batch statistics, written by the listener on the batch goroutine
+	batches, records int64
+	idle             int
+	stopWhy          string
+}
+
+var errIdle = errors.New("idle")
+
+func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
+	cfg := r.cfg
+	if cfg.Checkpoint != "" {
+		if err := os.MkdirAll(cfg.Checkpoint, 0o755); err != nil {
+			return fmt.Errorf("cannot create checkpoint dir %s: %v; pass another --checkpoint", cfg.Checkpoint, err)
+		}
+	}
+	addrs := cfg.Brokers
+	if cfg.Embedded() {
+		broker, err := r.startBroker()
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := broker.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		addrs = broker.Addrs()
+	} else if err := r.checkCluster(ctx); err != nil {
+		return err
+	}
+
+	opts := []engine.Option{engine.WithLogger(r.logger)}
+	if cfg.Checkpoint != "" {
+		opts = append(opts, engine.WithCheckpoint(cfg.Checkpoint))
+	}
+	c, err := engine.NewContext(cfg.Batch, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := c.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	records, err := kafkasource.NewDirectStream(c, []string{cfg.Topic},
+		kafkasource.WithBrokers(addrs...),
+		kafkasource.WithGroup(cfg.Group),
+		kafkasource.WithResetPolicy(kafkasource.Earliest),
+		kafkasource.WithRateLimits(kafkasource.RateLimits{MaxRatePerPartition: cfg.MaxRatePerPartition}),
+		kafkasource.WithBackpressure(cfg.Backpressure),
+		kafkasource.WithLogger(r.logger))
+	if err != nil {
+		return err
+	}
+	records.Name("kafka")
+	job := &Job{Config: cfg, Context: c, Records: records, Out: r.out, Malformed: NewCounter("malformed")}
+	if err := build(job); err != nil {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if cfg.Duration > 0 {
+		var cancelT context.CancelFunc
+		runCtx, cancelT = context.WithTimeoutCause(runCtx, cfg.Duration, errDuration)
+		defer cancelT()
+	}
+	c.AddListener(engine.ListenerFuncs{Completed: func(info engine.BatchInfo) { r.batchLine(job, info, cancel) }})
+
+	var wg sync.WaitGroup
+	genCtx, stopGen := context.WithCancel(context.Background())
+	defer func() { stopGen(); wg.Wait() }()
+	if cfg.Generate > 0 {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(cfg.Topic),
+			kgo.ProducerLinger(5*time.Millisecond), kgo.WithLogger(nil))
+		if err != nil {
+			return fmt.Errorf("cannot create the generator's Kafka client: %v", err)
+		}
+		seed := uint64(time.Now().UnixNano())
+		g := r.spec.Generator()
+		wg.Go(func() {
+			defer cl.Close()
+			runGenerator(genCtx, cl, cfg.Generate, g, rand.New(rand.NewPCG(seed, seed>>1|1)), r.logger)
+		})
+	}
+	r.banner(addrs)
+
+	err = c.Run(runCtx)
+	stopGen()
+	wg.Wait()
+	if err != nil {
+		return runError(err)
+	}
+	switch cause := context.Cause(runCtx); {
+	case errors.Is(cause, errIdle):
+		r.stopWhy = fmt.Sprintf("the topic stayed drained for %d batches", cfg.StopWhenIdle)
+	case errors.Is(cause, errDuration):
+		r.stopWhy = "--duration " + cfg.Duration.String() + " passed"
+	default:
+		r.stopWhy = "interrupted"
+	}
+	resume := ""
+	if cfg.Checkpoint != "" {
+		resume = "; run it again to resume from the checkpoint in " + cfg.Checkpoint
+	}
+	fmt.Fprintf(r.out, "%s: stopped (%s) after %d batches and %d records%s\n", r.spec.Name, r.stopWhy, r.batches, r.records, resume)
+	return nil
+}
+
+var errDuration = errors.New("duration passed")
+
+func (r *runner) startBroker() (*kafkasource.Embedded, error) {
+	cfg := r.cfg
+	opts := []kafkasource.EmbeddedOption{
+		kafkasource.EmbeddedListen(cfg.Listen),
+		kafkasource.EmbeddedTopic(cfg.Topic, int32(cfg.Partitions)),
+		kafkasource.EmbeddedLogger(r.logger),
+	}
+	if dir := cfg.BrokerDataDir(); dir != "" {
+		opts = append(opts, kafkasource.EmbeddedDataDir(dir))
+	}
+	b, err := kafkasource.StartEmbedded(opts...)
+	if errors.Is(err, kafkasource.ErrTopicPartitions) {
+		return nil, fmt.Errorf("the embedded broker's log in %s has topic %q with another partition count than --partitions %d; pass the count it has, or a fresh --checkpoint dir",
+			cfg.BrokerDataDir(), cfg.Topic, cfg.Partitions)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot start the embedded Kafka broker: %v", strings.TrimPrefix(err.Error(), "kafkasource: "))
+	}
+	return b, nil
+}
+
+// checkCluster makes sure the brokers answer, and, when the generator will
+// write, that the topic exists.
+func (r *runner) checkCluster(ctx context.Context) error {
+	cfg := r.cfg
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.WithLogger(nil))
+	if err != nil {
+		return fmt.Errorf("cannot create a Kafka client for --brokers %s: %v", strings.Join(cfg.Brokers, ","), err)
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		return fmt.Errorf("cannot reach Kafka at %s (%v); check --brokers and that the brokers run, or drop --brokers to use the embedded broker",
+			strings.Join(cfg.Brokers, ","), err)
+	}
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(pctx, cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("cannot list topic %q at %s: %v", cfg.Topic, strings.Join(cfg.Brokers, ","), err)
+	}
+	if topics.Has(cfg.Topic) {
+		return nil
+	}
+	if cfg.Generate == 0 {
+		fmt.Fprintf(r.out, "%s: topic %q does not exist yet; the job reads it from its start once it does\n", r.spec.Name, cfg.Topic)
+		return nil
+	}
+	resp, err := adm.CreateTopic(pctx, int32(cfg.Partitions), -1, nil, cfg.Topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("cannot create topic %q for the generator at %s: %v; create it yourself or pass --generate 0", cfg.Topic, strings.Join(cfg.Brokers, ","), err)
+	}
+	return nil
+}
+
+func (r *runner) banner(addrs []string) {
+	cfg, name := r.cfg, r.spec.Name
+	if cfg.Embedded() {
+		where := "in memory"
+		if d := cfg.BrokerDataDir(); d != "" {
+			where = "log in " + d
+		}
+		fmt.Fprintf(r.out, "%s: embedded Kafka broker on %s (%s), topic %q with %d partitions\n",
+			name, addrs[0], where, cfg.Topic, cfg.Partitions)
+	} else {
+		fmt.Fprintf(r.out, "%s: reading topic %q from Kafka at %s as group %q\n", name, cfg.Topic, strings.Join(addrs, ","), cfg.Group)
+	}
+	if cfg.Generate > 0 {
+		fmt.Fprintf(r.out, "%s: generating %g records/s; add your own with: kcat -P -b %s -t %s\n", name, cfg.Generate, addrs[0], cfg.Topic)
+	}
+	var what []string
+	what = append(what, "batch "+cfg.Batch.String())
+	if r.spec.Windowed {
+		what = append(what, fmt.Sprintf("window %v sliding every %v", cfg.Window, cfg.Slide))
+	}
+	if cfg.Checkpoint != "" {
+		state := "checkpoint " + cfg.Checkpoint
+		if entries, err := os.ReadDir(filepath.Join(cfg.Checkpoint, "commits")); err == nil && len(entries) > 0 {
+			state = "resuming from checkpoint " + cfg.Checkpoint
+		}
+		what = append(what, state)
+	} else {
+		what = append(what, "no checkpoint")
+	}
+	if cfg.Save != "" {
+		what = append(what, "saving to "+cfg.Save+"-*.jsonl")
+	}
+	stop := "Ctrl-C stops"
+	if cfg.Duration > 0 {
+		stop = "stops after " + cfg.Duration.String()
+	}
+	if cfg.StopWhenIdle > 0 {
+		stop += fmt.Sprintf(", or once %d batches in a row read nothing", cfg.StopWhenIdle)
+	}
+	fmt.Fprintf(r.out, "%s: %s; %s\n", name, strings.Join(what, ", "), stop)
+}
+
+// batchLine prints one line per completed batch and counts idle batches.
+func (r *runner) batchLine(j *Job, info engine.BatchInfo, cancel context.CancelCauseFunc) {
+	if info.Err != nil {
+		return // Run returns the error, told in one line
+	}
+	r.batches++
+	r.records += info.Records
+	var b strings.Builder
+	fmt.Fprintf(&b, "batch %s: %d records", info.Time.Format("15:04:05.000"), info.Records)
+	for _, c := range append([]*Counter{j.Malformed}, j.counters...) {
+		n, first := c.Take()
+		fmt.Fprintf(&b, ", %d %s", n, c.Label())
+		if first != "" {
+			fmt.Fprintf(&b, " (first %s)", first)
+		}
+	}
+	fmt.Fprintf(&b, ", took %v", roundDuration(info.ProcessingDelay))
+	if info.SchedulingDelay >= 100*time.Millisecond {
+		fmt.Fprintf(&b, ", started %v late", roundDuration(info.SchedulingDelay))
+	}
+	fmt.Fprintln(r.out, b.String())
+
+	if info.Records == 0 {
+		r.idle++
+	} else {
+		r.idle = 0
+	}
+	if r.cfg.StopWhenIdle > 0 && r.idle >= r.cfg.StopWhenIdle {
+		cancel(errIdle)
+	}
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// runError tells a failed run in one sentence.
+func runError(err error) error {
+	var be *engine.BatchError
+	if errors.Is(err, engine.ErrCheckpointMismatch) {
+		return fmt.Errorf("%s (for the flags: the same --batch, --window and --slide, or another --checkpoint dir)", strings.TrimPrefix(err.Error(), "engine: "))
+	}
+	if errors.As(err, &be) {
+		where := ""
+		if be.Op != "" {
+			where = " in " + be.Op
+		}
+		return fmt.Errorf("batch %s failed%s: %v; the checkpoint keeps the last committed batch, so running again resumes from there",
+			be.Time.Format("15:04:05.000"), where, be.Err)
+	}
+	return err
+}
+
+// oneLine joins a multi-line error into one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}

@@ -1,0 +1,81 @@
+package exampleutil
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/internal/atomicfile"
+)
+
+// SavePath returns the file the results of the batch at t go to:
+// prefix-<t in ms>.jsonl, or prefix-<kind>-<t in ms>.jsonl when kind is not
+// empty.
+func SavePath(prefix, kind string, t time.Time) string {
+	ms := strconv.FormatInt(t.UnixMilli(), 10)
+	if kind != "" {
+		return prefix + "-" + kind + "-" + ms + ".jsonl"
+	}
+	return prefix + "-" + ms + ".jsonl"
+}
+
+// SaveJSONLines writes rows to path, one JSON object a line, atomically: a
+// reader sees the whole file or none of it, and a batch re-run after a crash
+// replaces its file rather than adding another. The directory is created if
+// needed.
+func SaveJSONLines[T any](path string, rows []T) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create the directory of %s: %w", path, err)
+	}
+	return atomicfile.Write(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Fixed is a float64 that marshals to JSON with exactly six decimals, so
+// that saved results do not depend on the order in which a sum was taken.
+type Fixed float64
+
+// MarshalJSON writes f with six decimals.
+func (f Fixed) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(f), 'f', 6, 64), nil
+}
+
+// SortByValue sorts pairs by value, highest first, and by key among equal
+// values, so that results print and save in a reproducible order.
+func SortByValue[K cmp.Ordered, V cmp.Ordered](kvs []dstream.KV[K, V]) {
+	slices.SortFunc(kvs, func(a, b dstream.KV[K, V]) int {
+		if c := cmp.Compare(b.Value, a.Value); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+}
+
+// SortByKey sorts pairs by key.
+func SortByKey[K cmp.Ordered, V any](kvs []dstream.KV[K, V]) {
+	slices.SortFunc(kvs, func(a, b dstream.KV[K, V]) int { return cmp.Compare(a.Key, b.Key) })
+}
+
+// Collect returns every pair of b in one slice.
+func Collect[T any](b dstream.Batch[T]) []T {
+	out := make([]T, 0, b.Len())
+	for x := range b.All() {
+		out = append(out, x)
+	}
+	return out
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/examples/internal/exampleutil"
+	"github.com/sluicehq/sluice/kafkasource"
+)
+
+var spec = exampleutil.Spec{
+	Name:      "pagepopularity",
+	Summary:   "Ranks pages by popularity (0.8·clicks + 0.8·stay + like, summed for ever) from pageID|clicks|stayMinutes|like records and prints the top pages every batch.",
+	Topic:     "user-behavior",
+	Rate:      20,
+	Generator: newGenerator,
+}
+
+func main() { exampleutil.Main(spec, build) }
+
+// pagePopularity is one line of the --save files.
+type pagePopularity struct {
+	Page       string            `json:"page"`
+	Popularity exampleutil.Fixed `json:"popularity"`
+}
+
+// accumulate adds a batch's contributions to a page's popularity.
+func accumulate(contributions []float64, total float64, _ bool) (float64, bool) {
+	for _, c := range contributions {
+		total += c
+	}
+	return total, true
+}
+
+// rounded is v at the six decimals the --save files hold, so that pages
+// rank the same whatever order their sums were taken in.
+func rounded(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+func build(j *exampleutil.Job) error {
+	cfg := j.Config
+	contributions := dstream.FlatMap(j.Records, func(r kafkasource.Record) []dstream.KV[string, float64] {
+		b, err := ParseBehavior(string(r.Value))
+		if err != nil {
+			j.Malformed.Add(r, err.Error())
+			return nil
+		}
+		return []dstream.KV[string, float64]{dstream.Pair(b.Page, b.Popularity())}
+	})
+	popularity := dstream.UpdateStateByKey(contributions, accumulate).Name("popularity")
+	dstream.ForEachBatch(popularity, func(_ context.Context, b dstream.Batch[dstream.KV[string, float64]]) error {
+		rows := exampleutil.Collect(b)
+		for i := range rows {
+			rows[i].Value = rounded(rows[i].Value)
+		}
+		exampleutil.SortByValue(rows)
+		top := rows[:min(cfg.Top, len(rows))]
+		fmt.Fprintf(j.Out, "top %d of %d pages at %s:\n", len(top), len(rows), b.Time.Format("15:04:05.000"))
+		for i, kv := range top {
+			fmt.Fprintf(j.Out, "%4d. %-10s %12.3f\n", i+1, kv.Key, kv.Value)
+		}
+		saved := make([]pagePopularity, len(rows))
+		for i, kv := range rows {
+			saved[i] = pagePopularity{kv.Key, exampleutil.Fixed(kv.Value)}
+		}
+		return exampleutil.Save(j, "", b.Time, saved)
+	})
+	return nil
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/examples/internal/exampleutil"
+	"github.com/sluicehq/sluice/kafkasource"
+)
+
+var spec = exampleutil.Spec{
+	Name:      "wordcount",
+	Summary:   "Counts the words of the lines in a Kafka topic: every slide it prints the top words of the sliding window with their all-time totals.",
+	Topic:     "words",
+	Windowed:  true,
+	Window:    30 * time.Second,
+	Slide:     10 * time.Second,
+	Rate:      20,
+	Generator: newGenerator,
+}
+
+func main() { exampleutil.Main(spec, build) }
+
+// wordCount is one line of the --save files.
+type wordCount struct {
+	Word  string `json:"word"`
+	Count int64  `json:"count"`
+}
+
+func add(a, b int64) int64 { return a + b }
+func sub(a, b int64) int64 { return a - b }
+
+// sumInto adds a batch's counts of a word to its total.
+func sumInto(counts []int64, total int64, _ bool) (int64, bool) {
+	for _, c := range counts {
+		total += c
+	}
+	return total, true
+}
+
+// pairs turns a record into (word, 1) pairs; a value that is not UTF-8 text
+// is malformed.
+func pairs(malformed *exampleutil.Counter) func(kafkasource.Record) []dstream.KV[string, int64] {
+	return func(r kafkasource.Record) []dstream.KV[string, int64] {
+		if !utf8.Valid(r.Value) {
+			malformed.Add(r, "not UTF-8 text")
+			return nil
+		}
+		words := Words(string(r.Value))
+		out := make([]dstream.KV[string, int64], len(words))
+		for i, w := range words {
+			out[i] = dstream.Pair(w, int64(1))
+		}
+		return out
+	}
+}
+
+func build(j *exampleutil.Job) error {
+	cfg := j.Config
+	words := dstream.FlatMap(j.Records, pairs(j.Malformed))
+	window := dstream.ReduceByKeyAndWindowInv(words, add, sub, cfg.Window, cfg.Slide,
+		func(kv dstream.KV[string, int64]) bool { return kv.Value > 0 }).Name("window-counts")
+	totals := dstream.UpdateStateByKey(words, sumInto).Name("totals")
+
+	// Outputs run in registration order: the totals of a batch are known
+	// when its window prints.
+	latest := map[string]int64{}
+	dstream.ForEachBatch(totals, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
+		rows := exampleutil.Collect(b)
+		clear(latest)
+		for _, kv := range rows {
+			latest[kv.Key] = kv.Value
+		}
+		exampleutil.SortByKey(rows)
+		return exampleutil.Save(j, "totals", b.Time, asWordCounts(rows))
+	})
+	dstream.ForEachBatch(window, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
+		rows := exampleutil.Collect(b)
+		exampleutil.SortByValue(rows)
+		var inWindow int64
+		for _, kv := range rows {
+			inWindow += kv.Value
+		}
+		fmt.Fprintf(j.Out, "top %d words of window (%s, %s]: %d words, %d distinct\n",
+			min(cfg.Top, len(rows)), b.Time.Add(-cfg.Window).Format("15:04:05"), b.Time.Format("15:04:05"), inWindow, len(rows))
+		for i, kv := range rows[:min(cfg.Top, len(rows))] {
+			fmt.Fprintf(j.Out, "%4d. %-16s %8d   all-time %d\n", i+1, kv.Key, kv.Value, latest[kv.Key])
+		}
+		return exampleutil.Save(j, "", b.Time, asWordCounts(rows))
+	})
+	return nil
+}
+
+func asWordCounts(kvs []dstream.KV[string, int64]) []wordCount {
+	out := make([]wordCount, len(kvs))
+	for i, kv := range kvs {
+		out[i] = wordCount{kv.Key, kv.Value}
+	}
+	return out
+}
