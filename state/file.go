@@ -147,10 +147,7 @@ func (c *crcWriter) Write(p []byte) (int, error) {
 // writeAtomic runs fill on a new temporary file next to path and, if it
 // succeeds, makes the file durable and renames it to path.
 func writeAtomic(fsys FS, path string, fill func(f File) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
+	dir, base := filepath.Dir(path), filepath.Base(path)
 	f, err := fsys.CreateTemp(dir, TempPrefix+base+"-*")
 	if err != nil {
 		return fmt.Errorf("state: write %s: create a temporary file in %s: %w", path, dir, err)

@@ -49,15 +49,38 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add(deltaBytes(f))
 	f.Add(appendStoreHeader(nil, sectionSnapshot, 0))
 	f.Add(appendStoreHeader(nil, sectionSnapshot, 1<<40))
+	byEncoding := NewStore(JSON[fuzzKey](), Bool())
+	for i := range 3 {
+		require.NoError(f, byEncoding.Set(fuzzKey{A: i, B: "b"}, i%2 == 0))
+	}
+	var seed bytes.Buffer
+	require.NoError(f, byEncoding.WriteSnapshot(&seed))
+	f.Add(seed.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := NewStore(String(), Int64())
 		require.NoError(t, s.Set("before", 1))
 		if err := s.ReadSnapshot(bytes.NewReader(data)); err != nil {
 			require.ErrorIs(t, err, ErrCorrupt)
 			requireMatches(t, map[string]int64{"before": 1}, s)
+		} else {
+			requireSnapshotRoundTrip(t, s)
+		}
+
+		// The same bytes for a store ordered by encoded keys.
+		e := NewStore(JSON[fuzzKey](), Bool())
+		if err := e.ReadSnapshot(bytes.NewReader(data)); err != nil {
+			require.ErrorIs(t, err, ErrCorrupt)
+			require.Equal(t, 0, e.Len())
 			return
 		}
-		requireSnapshotRoundTrip(t, s)
+		var buf bytes.Buffer
+		require.NoError(t, e.WriteSnapshot(&buf))
+		r := NewStore(JSON[fuzzKey](), Bool())
+		require.NoError(t, r.ReadSnapshot(&buf))
+		wantK, wantV := contents(e)
+		gotK, gotV := contents(r)
+		require.Equal(t, wantK, gotK)
+		require.Equal(t, wantV, gotV)
 	})
 }
 
@@ -83,6 +106,12 @@ func FuzzApplyDelta(f *testing.F) {
 		require.Equal(t, 0, s.Changed())
 		requireSnapshotRoundTrip(t, s)
 	})
+}
+
+// fuzzKey is a key type that stores order by its JSON encoding.
+type fuzzKey struct {
+	A int
+	B string
 }
 
 func requireSnapshotRoundTrip(t *testing.T, s *Store[string, int64]) {
