@@ -139,7 +139,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 		return err
 	}
 
-	opts := []engine.Option{engine.WithLogger(r.logger)}
+	opts := []engine.Option{engine.WithLogger(slog.New(quietFailures{r.logger.Handler()}))}
 	if cfg.Checkpoint != "" {
 		opts = append(opts, engine.WithCheckpoint(cfg.Checkpoint))
 	}

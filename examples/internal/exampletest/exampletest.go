@@ -1,0 +1,370 @@
+// Package exampletest runs the example programs as their users do, for the
+// examples' tests: it builds them, starts a stand-alone sluice-broker,
+// produces input with kcat (or franz-go when kcat is absent), runs an
+// example, kills it with SIGKILL at random moments and restarts it, and
+// reads the files its --save flag writes.
+package exampletest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ModuleRoot returns the directory holding go.mod, searched upwards from
+// the working directory.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		require.NotEqual(t, dir, parent, "no go.mod above the working directory")
+		dir = parent
+	}
+}
+
+// Build compiles the main package pkg (a path such as "./examples/wordcount",
+// relative to the module root) into a temporary directory and returns the
+// binary's path.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = ModuleRoot(t)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build %s: %s", pkg, out)
+	return bin
+}
+
+// Proc is a running example or broker process whose standard output is
+// read line by line.
+type Proc struct {
+	Cmd    *exec.Cmd
+	Lines  chan string   // standard output, closed when it ends
+	Done   chan struct{} // closed when the process has exited and its output is read
+	Stderr *bytes.Buffer // valid after Done
+	Err    error         // the exit error, valid after Done
+}
+
+// Start runs bin with args. The process is killed when the test ends.
+func Start(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	p := &Proc{Cmd: cmd, Lines: make(chan string, 1024), Done: make(chan struct{}), Stderr: new(bytes.Buffer)}
+	cmd.Stderr = p.Stderr
+	require.NoError(t, cmd.Start())
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.Lines <- sc.Text()
+		}
+		close(p.Lines)
+		p.Err = cmd.Wait()
+		close(p.Done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		p.drain()
+	})
+	return p
+}
+
+// drain discards unread output and waits for the process to be gone.
+func (p *Proc) drain() {
+	for range p.Lines {
+	}
+	<-p.Done
+}
+
+// Wait reads the rest of the output and waits for the process to exit,
+// failing the test if that takes longer than timeout. It returns the lines
+// read.
+func (p *Proc) Wait(t testing.TB, timeout time.Duration) []string {
+	t.Helper()
+	var lines []string
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-p.Lines:
+			if !ok {
+				<-p.Done
+				return lines
+			}
+			lines = append(lines, l)
+		case <-deadline:
+			_ = p.Cmd.Process.Kill()
+			t.Fatalf("%s did not exit within %v; output so far:\n%s\nstderr:\n%s",
+				filepath.Base(p.Cmd.Path), timeout, strings.Join(lines, "\n"), p.Stderr)
+		}
+	}
+}
+
+var brokerReady = regexp.MustCompile(`^sluice-broker listening on (\S+);`)
+
+// StartBroker builds and runs cmd/sluice-broker on a free loopback port
+// with a data dir, creating topic with the given partitions, and waits for
+// its ready line. It returns the broker's address.
+func StartBroker(t testing.TB, topic string, partitions int) string {
+	t.Helper()
+	bin := Build(t, "./cmd/sluice-broker")
+	p := Start(t, bin, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
+		"--topic", topic+":"+strconv.Itoa(partitions))
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-p.Lines:
+			if !ok {
+				<-p.Done
+				t.Fatalf("sluice-broker exited before it was ready: %v\n%s", p.Err, p.Stderr)
+			}
+			if m := brokerReady.FindStringSubmatch(l); m != nil {
+				go func() { // keep draining its output
+					for range p.Lines {
+					}
+				}()
+				return m[1]
+			}
+		case <-timeout:
+			t.Fatalf("sluice-broker printed no ready line within 20s; stderr:\n%s", p.Stderr)
+		}
+	}
+}
+
+// Produce writes values (keys too when keys is not nil) to topic at addr:
+// with kcat when it is installed (kcat -P, with -K: for keys), otherwise
+// with franz-go. It then checks that the topic holds exactly that many
+// records. Values must not hold a newline, nor keys a colon.
+func Produce(t testing.TB, addr, topic string, keys, values [][]byte) {
+	t.Helper()
+	require.True(t, keys == nil || len(keys) == len(values))
+	if path, err := exec.LookPath("kcat"); err == nil {
+		var in bytes.Buffer
+		for i, v := range values {
+			require.False(t, bytes.ContainsAny(v, "\n"), "value %d holds a newline", i)
+			if keys != nil {
+				require.False(t, bytes.ContainsAny(keys[i], ":\n"), "key %d holds a colon or newline", i)
+				in.Write(keys[i])
+				in.WriteByte(':')
+			}
+			in.Write(v)
+			in.WriteByte('\n')
+		}
+		args := []string{"-P", "-b", addr, "-t", topic}
+		if keys != nil {
+			args = append(args, "-K:")
+		}
+		cmd := exec.Command(path, args...)
+		cmd.Stdin = &in
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "kcat %s: %s", strings.Join(args, " "), out)
+		t.Logf("produced %d records with kcat", len(values))
+	} else {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
+		require.NoError(t, err)
+		defer cl.Close()
+		recs := make([]*kgo.Record, len(values))
+		for i, v := range values {
+			recs[i] = &kgo.Record{Value: v}
+			if keys != nil {
+				recs[i].Key = keys[i]
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, cl.ProduceSync(ctx, recs...).FirstErr())
+		t.Logf("kcat is not installed; produced %d records with franz-go", len(values))
+	}
+	require.Equal(t, int64(len(values)), TopicRecords(t, addr, topic), "records in topic %s after producing", topic)
+}
+
+// TopicRecords returns how many records topic holds: the sum of its
+// partitions' end offsets minus their start offsets.
+func TopicRecords(t testing.TB, addr, topic string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	require.NoError(t, err)
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	require.NoError(t, err)
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		require.NoError(t, o.Err)
+		s, _ := starts.Lookup(o.Topic, o.Partition)
+		n += o.Offset - s.Offset
+	})
+	return n
+}
+
+// Kills says how RunWithKills interrupts a job.
+type Kills struct {
+	// N is how many times the job is killed before it may finish.
+	N int
+	// Trigger says whether an output line marks a moment to kill after.
+	Trigger func(line string) bool
+	// MaxDelay bounds the random delay between a trigger line and the
+	// kill (uniform in [0, MaxDelay)).
+	MaxDelay time.Duration
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+}
+
+// RunWithKills runs bin with args, kills it with SIGKILL k.N times, each
+// time a random delay after a randomly chosen trigger line (one of the next
+// few), restarts it after each kill, and then waits for the last run to
+// exit on its own with status 0. It returns the last run's output.
+func RunWithKills(t testing.TB, rnd *rand.Rand, k Kills, bin string, args ...string) []string {
+	t.Helper()
+	deadline := time.Now().Add(k.Timeout)
+	for killed, life := 0, 1; ; life++ {
+		p := Start(t, bin, args...)
+		if killed == k.N {
+			out := p.Wait(t, time.Until(deadline))
+			require.NoError(t, p.Err, "last run (life %d) failed; stderr:\n%s\noutput:\n%s", life, p.Stderr, strings.Join(out, "\n"))
+			return out
+		}
+		skip := rnd.IntN(4)
+		var seen []string
+		timeout := time.After(time.Until(deadline))
+	life:
+		for {
+			select {
+			case l, ok := <-p.Lines:
+				if !ok {
+					<-p.Done
+					t.Fatalf("life %d ended on its own (%v) after %d of %d kills: the input ran out too soon; make it larger.\nstderr:\n%s\noutput:\n%s",
+						life, p.Err, killed, k.N, p.Stderr, strings.Join(seen, "\n"))
+				}
+				seen = append(seen, l)
+				if !k.Trigger(l) {
+					continue
+				}
+				if skip > 0 {
+					skip--
+					continue
+				}
+				// The delay places the kill at a random moment after the
+				// line: before, during or after the next step.
+				time.Sleep(time.Duration(rnd.Int64N(int64(k.MaxDelay))))
+				require.NoError(t, p.Cmd.Process.Signal(syscall.SIGKILL))
+				p.drain()
+				var ee *exec.ExitError
+				require.True(t, errors.As(p.Err, &ee), "life %d: %v", life, p.Err)
+				killed++
+				t.Logf("life %d: killed after %q (%d lines)", life, l, len(seen))
+				break life
+			case <-timeout:
+				t.Fatalf("life %d: no trigger line before the deadline; stderr:\n%s\noutput:\n%s", life, p.Stderr, strings.Join(seen, "\n"))
+			}
+		}
+	}
+}
+
+// Newest returns the newest file --save PREFIX wrote for kind ("" for the
+// main results): the one with the highest batch time.
+func Newest(t testing.TB, prefix, kind string) string {
+	t.Helper()
+	files := Saved(t, prefix, kind)
+	require.NotEmpty(t, files, "no %s-%s*.jsonl file", prefix, kind)
+	return files[len(files)-1]
+}
+
+// Saved returns the files --save PREFIX wrote for kind ("" for the main
+// results), oldest batch first.
+func Saved(t testing.TB, prefix, kind string) []string {
+	t.Helper()
+	head := filepath.Base(prefix) + "-"
+	if kind != "" {
+		head += kind + "-"
+	}
+	entries, err := os.ReadDir(filepath.Dir(prefix))
+	require.NoError(t, err)
+	type file struct {
+		ms   int64
+		path string
+	}
+	var files []file
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), head)
+		if !ok {
+			continue
+		}
+		ms, ok := strings.CutSuffix(rest, ".jsonl")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			continue // another kind's file
+		}
+		files = append(files, file{v, filepath.Join(filepath.Dir(prefix), e.Name())})
+	}
+	slices.SortFunc(files, func(a, b file) int { return int(a.ms - b.ms) })
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.path
+	}
+	return paths
+}
+
+// ReadJSONLines decodes every line of path into a T, failing on any line
+// that does not parse.
+func ReadJSONLines[T any](t testing.TB, path string) []T {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out []T
+	for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line == "" && i == 0 {
+			break // an empty file
+		}
+		var v T
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		require.NoError(t, dec.Decode(&v), "%s line %d: %q", path, i+1, line)
+		out = append(out, v)
+	}
+	return out
+}
+
+// Seed returns a random seed, or the one in SLUICE_TEST_SEED, and logs it so
+// that a failing run can be repeated.
+func Seed(t testing.TB) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SLUICE_TEST_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err, "SLUICE_TEST_SEED")
+		seed = v
+	}
+	t.Logf("seed %d (repeat with SLUICE_TEST_SEED=%d)", seed, seed)
+	return seed
+}

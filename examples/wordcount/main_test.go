@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/examples/internal/exampletest"
+)
+
+func TestWords(t *testing.T) {
+	cases := []struct {
+		name, line string
+		want       []string
+	}{
+		{"empty line", "", nil},
+		{"only spaces", " \t  ", nil},
+		{"lowercased", "The QUICK Fox", []string{"the", "quick", "fox"}},
+		{"trailing punctuation", "end. of, line!", []string{"end", "of", "line"}},
+		{"leading punctuation", `"quoted" (parens) ¿qué?`, []string{"quoted", "parens", "qué"}},
+		{"inner punctuation stays", "don't e.g. well-known", []string{"don't", "e.g", "well-known"}},
+		{"punctuation-only tokens dropped", "a -- b ... c !", []string{"a", "b", "c"}},
+		{"any whitespace separates", "a\tb\nc\u00a0d", []string{"a", "b", "c", "d"}},
+		{"symbols are not punctuation", "$5 +1", []string{"$5", "+1"}},
+		{"unicode letters", "Ünïcödé Straße", []string{"ünïcödé", "straße"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Words(c.line)
+			if len(c.want) == 0 {
+				require.Empty(t, got)
+				return
+			}
+			require.Equal(t, c.want, got)
+		})
+	}
+}
+
+func ExampleWords() {
+	fmt.Println(Words(`"Hello, world!" -- it's... A test.`))
+	// Output: [hello world it's a test]
+}
+
+func TestGeneratorWritesWords(t *testing.T) {
+	g := newGenerator()
+	r := rand.New(rand.NewPCG(1, 2))
+	distinct := map[string]bool{}
+	for range 500 {
+		k, v := g.Next(r)
+		require.Nil(t, k)
+		words := Words(string(v))
+		require.GreaterOrEqual(t, len(words), 4, "line %q", v)
+		for _, w := range words {
+			distinct[w] = true
+		}
+	}
+	require.Greater(t, len(distinct), 100, "a realistic vocabulary")
+}
+
+var (
+	topHeader = regexp.MustCompile(`^top (\d+) words of window \((\S+), (\S+)\]: (\d+) words, (\d+) distinct$`)
+	topRow    = regexp.MustCompile(`^\s+(\d+)\. (\S+)\s+(\d+)\s+all-time (\d+)$`)
+	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records, (\d+) malformed`)
+)
+
+type saved struct {
+	Word  string `json:"word"`
+	Count int64  `json:"count"`
+}
+
+func atoi(t *testing.T, s string) int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err)
+	return v
+}
+
+// TestEndToEnd runs wordcount as a newcomer does, on its embedded broker
+// and generator, and checks what it prints and saves.
+func TestEndToEnd(t *testing.T) {
+	bin := exampletest.Build(t, "./examples/wordcount")
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "out", "wc")
+	p := exampletest.Start(t, bin, "--listen", "127.0.0.1:0", "--checkpoint", filepath.Join(dir, "ck"),
+		"--batch", "200ms", "--window", "1s", "--slide", "400ms", "--generate", "200", "--top", "5",
+		"--save", prefix, "--duration", "3s")
+	out := p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Empty(t, p.Stderr.String())
+	text := strings.Join(out, "\n")
+	require.Contains(t, out[0], "embedded Kafka broker on 127.0.0.1:")
+	require.Regexp(t, `wordcount: stopped \(--duration 3s passed\) after \d+ batches`, out[len(out)-1])
+
+	var batches, headers, fullTops int
+	for i, l := range out {
+		if batchLine.MatchString(l) {
+			batches++
+		}
+		m := topHeader.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		headers++
+		n := int(atoi(t, m[1]))
+		if n == 5 {
+			fullTops++
+		}
+		require.LessOrEqual(t, n, 5)
+		prev := int64(-1)
+		for r := 1; r <= n; r++ {
+			row := topRow.FindStringSubmatch(out[i+r])
+			require.NotNil(t, row, "row %d after %q: %q\n%s", r, l, out[i+r], text)
+			require.Equal(t, int64(r), atoi(t, row[1]))
+			count, total := atoi(t, row[3]), atoi(t, row[4])
+			require.Positive(t, count)
+			require.LessOrEqual(t, count, total, "a window count is at most the all-time total")
+			if prev >= 0 {
+				require.LessOrEqual(t, count, prev, "rows print highest count first")
+			}
+			prev = count
+		}
+	}
+	require.GreaterOrEqual(t, batches, 5, text)
+	require.GreaterOrEqual(t, headers, 3, text)
+	require.Positive(t, fullTops, "some window had at least 5 distinct words:\n%s", text)
+
+	windows := exampletest.Saved(t, prefix, "")
+	require.Len(t, windows, headers, "one window file per printed window")
+	for _, path := range windows {
+		rows := exampletest.ReadJSONLines[saved](t, path)
+		for i := 1; i < len(rows); i++ {
+			a, b := rows[i-1], rows[i]
+			require.True(t, a.Count > b.Count || a.Count == b.Count && a.Word < b.Word, "%s: %v before %v", path, a, b)
+		}
+		totals := map[string]int64{}
+		for _, r := range exampletest.ReadJSONLines[saved](t, strings.Replace(path, "wc-", "wc-totals-", 1)) {
+			totals[r.Word] = r.Count
+		}
+		for _, r := range rows {
+			require.Positive(t, r.Count)
+			require.LessOrEqual(t, r.Count, totals[r.Word], "%s: word %q", path, r.Word)
+		}
+	}
+	totals := exampletest.Saved(t, prefix, "totals")
+	require.Len(t, totals, batches, "one totals file per batch")
+	for _, path := range totals {
+		rows := exampletest.ReadJSONLines[saved](t, path)
+		for i := 1; i < len(rows); i++ {
+			require.Less(t, rows[i-1].Word, rows[i].Word, "%s is sorted by word", path)
+		}
+	}
+}
+
+// TestRecoveryAfterKills kills wordcount with SIGKILL at random moments
+// while it works through a fixed input on a stand-alone broker, restarts it
+// from its checkpoint each time, and checks that the last totals and window
+// it saves count every word of the input exactly once.
+func TestRecoveryAfterKills(t *testing.T) {
+	seed := exampletest.Seed(t)
+	rnd := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	gen := newGenerator()
+	truth := map[string]int64{}
+	var values [][]byte
+	for i := range 1200 {
+		if i%97 == 13 {
+			values = append(values, []byte("caf\xe9 \xff")) // Latin-1, not UTF-8: malformed
+			continue
+		}
+		_, v := gen.Next(rnd)
+		values = append(values, v)
+		for _, w := range Words(string(v)) {
+			truth[w]++
+		}
+	}
+	addr := exampletest.StartBroker(t, "words", 2)
+	exampletest.Produce(t, addr, "words", nil, values)
+	bin := exampletest.Build(t, "./examples/wordcount")
+
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "out", "wc")
+	out := exampletest.RunWithKills(t, rnd, exampletest.Kills{
+		N:        6,
+		Trigger:  func(l string) bool { return strings.HasPrefix(l, "batch ") || strings.HasPrefix(l, "top ") },
+		MaxDelay: 3 * time.Millisecond,
+		Timeout:  45 * time.Second,
+	}, bin, "--brokers", addr, "--topic", "words", "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix,
+		"--generate", "0", "--batch", "100ms", "--window", "60s", "--slide", "200ms",
+		"--max-rate-per-partition", "200", "--stop-when-idle", "3")
+	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\)`, out[len(out)-1])
+
+	got := map[string]int64{}
+	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, "totals")) {
+		got[r.Word] = r.Count
+	}
+	require.Equal(t, truth, got, "all-time totals after the kills")
+	window := map[string]int64{}
+	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, "")) {
+		window[r.Word] = r.Count
+	}
+	require.Equal(t, truth, window, "the last window covers the whole input")
+}
