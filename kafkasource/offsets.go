@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,7 +155,7 @@ func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Co
 				lastWho = "the cluster"
 			}
 			return fmt.Errorf("%w: %s at %s failed for %v: %w; check that the broker is up and reachable, or raise WithRetryTimeout",
-				ErrRetryTimeout, what, lastWho, time.Since(start).Round(time.Millisecond), err)
+				ErrRetryTimeout, what, lastWho, time.Since(start).Round(time.Millisecond), trimmed{err})
 		}
 		k.retries.Add(1)
 		k.logger.Warn("kafkasource: broker request failed, retrying", "op", what, "at", who, "error", err.Error(), "backoff", wait)
@@ -168,6 +169,13 @@ func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Co
 		backoff = min(2*backoff, maxBackoff)
 	}
 }
+
+// trimmed prints an error without a final period, so that it reads well
+// inside a sentence (Kafka's error descriptions end with one).
+type trimmed struct{ err error }
+
+func (e trimmed) Error() string { return strings.TrimSuffix(e.err.Error(), ".") }
+func (e trimmed) Unwrap() error { return e.err }
 
 func jitter(d time.Duration) time.Duration {
 	return d - d/5 + time.Duration(rand.Int64N(int64(d/5)*2+1))
