@@ -1,0 +1,202 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/examples/internal/exampletest"
+)
+
+func TestClientIP(t *testing.T) {
+	cases := []struct {
+		name, line string
+		ip         string
+		ok         bool
+		err        string
+	}{
+		{"nginx line", `{"time_local":"21/Nov/2026:20:00:00 +0000","client_real_ip":"203.0.113.7","status":200}`, "203.0.113.7", true, ""},
+		{"IPv6", `{"client_real_ip":"2001:db8::1"}`, "2001:db8::1", true, ""},
+		{"IPv6 is written canonically", `{"client_real_ip":"2001:DB8:0:0:0:0:0:1"}`, "2001:db8::1", true, ""},
+		{"no field", `{"remote_addr":"10.0.0.2","request":"GET /healthz HTTP/1.1"}`, "", false, ""},
+		{"null field", `{"client_real_ip":null}`, "", false, ""},
+		{"empty field", `{"client_real_ip":""}`, "", false, ""},
+		{"field name in another value", `{"note":"client_real_ip"}`, "", false, ""},
+		{"cut short", `{"client_real_ip":"203.0.11`, "", false, "not a JSON object"},
+		{"not JSON", `203.0.113.7 - - [21/Nov/2026] "GET /"`, "", false, "not a JSON object"},
+		{"JSON but not an object", `["client_real_ip"]`, "", false, "not a JSON object"},
+		{"number instead of string", `{"client_real_ip":42}`, "", false, "not a JSON object"},
+		{"not an address", `{"client_real_ip":"unknown"}`, "", false, `client_real_ip "unknown" is not an IP address`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ip, ok, err := ClientIP([]byte(c.line))
+			if c.err != "" {
+				require.ErrorContains(t, err, c.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c.ok, ok)
+			require.Equal(t, c.ip, ip)
+		})
+	}
+}
+
+func ExampleClientIP() {
+	for _, line := range []string{
+		`{"remote_addr":"10.0.1.3","client_real_ip":"198.51.100.23","request":"GET / HTTP/1.1","status":200}`,
+		`{"remote_addr":"10.0.1.3","request":"GET /healthz HTTP/1.1","status":200}`,
+		`{"remote_addr":"10.0.1.3","client_real_ip":"198.5`,
+	} {
+		ip, ok, err := ClientIP([]byte(line))
+		fmt.Printf("%q %v %v\n", ip, ok, err != nil)
+	}
+	// Output:
+	// "198.51.100.23" true false
+	// "" false false
+	// "" false true
+}
+
+func TestGeneratorWritesAccessLogs(t *testing.T) {
+	g := newGenerator()
+	r := rand.New(rand.NewPCG(5, 6))
+	var with, without, broken int
+	ips := map[string]int{}
+	for range 4000 {
+		_, v := g.Next(r)
+		ip, ok, err := ClientIP(v)
+		switch {
+		case err != nil:
+			broken++
+		case ok:
+			with++
+			ips[ip]++
+		default:
+			without++
+			var e map[string]any
+			require.NoError(t, json.Unmarshal(v, &e))
+			require.Contains(t, e, "request")
+		}
+	}
+	require.Greater(t, with, 3000)
+	require.Positive(t, without, "some lines lack client_real_ip")
+	require.Positive(t, broken, "a few lines are cut short")
+	require.Less(t, broken, 100)
+	require.Greater(t, len(ips), 20, "many client addresses")
+}
+
+var (
+	topHeader = regexp.MustCompile(`^top (\d+) of (\d+) IPs in window \((\S+), (\S+)\]: (\d+) requests$`)
+	topRow    = regexp.MustCompile(`^\s+(\d+)\. (\S+)\s+(\d+)$`)
+	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records, (\d+) malformed.*, (\d+) without client_real_ip`)
+)
+
+type saved struct {
+	IP    string `json:"ip"`
+	Count int64  `json:"count"`
+}
+
+// TestEndToEnd runs ipcount on its embedded broker and generator and checks
+// the printed windows and the saved files.
+func TestEndToEnd(t *testing.T) {
+	bin := exampletest.Build(t, "./examples/ipcount")
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "out", "ip")
+	p := exampletest.Start(t, bin, "--listen", "127.0.0.1:0", "--checkpoint", filepath.Join(dir, "ck"),
+		"--batch", "200ms", "--window", "1s", "--slide", "400ms", "--generate", "300", "--top", "5",
+		"--save", prefix, "--duration", "3s")
+	out := p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Empty(t, p.Stderr.String())
+	text := strings.Join(out, "\n")
+	require.Regexp(t, `ipcount: stopped \(--duration 3s passed\) after \d+ batches`, out[len(out)-1])
+
+	var batches, headers, without int
+	for i, l := range out {
+		if m := batchLine.FindStringSubmatch(l); m != nil {
+			batches++
+			n, _ := strconv.Atoi(m[3])
+			without += n
+		}
+		m := topHeader.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		headers++
+		n, _ := strconv.Atoi(m[1])
+		distinct, _ := strconv.Atoi(m[2])
+		require.Equal(t, min(5, distinct), n, l)
+		prev := int64(-1)
+		for r := 1; r <= n; r++ {
+			row := topRow.FindStringSubmatch(out[i+r])
+			require.NotNil(t, row, "row %d after %q: %q", r, l, out[i+r])
+			count, _ := strconv.ParseInt(row[3], 10, 64)
+			require.Positive(t, count)
+			if prev >= 0 {
+				require.LessOrEqual(t, count, prev, "busiest first")
+			}
+			prev = count
+		}
+	}
+	require.GreaterOrEqual(t, batches, 5, text)
+	require.GreaterOrEqual(t, headers, 3, text)
+	require.Positive(t, without, "the batch lines count lines without client_real_ip:\n%s", text)
+
+	files := exampletest.Saved(t, prefix, "")
+	require.Len(t, files, headers)
+	for _, path := range files {
+		rows := exampletest.ReadJSONLines[saved](t, path)
+		for i := 1; i < len(rows); i++ {
+			a, b := rows[i-1], rows[i]
+			require.True(t, a.Count > b.Count || a.Count == b.Count && a.IP < b.IP, "%s: %v before %v", path, a, b)
+		}
+	}
+}
+
+// TestRecoveryAfterKills kills ipcount with SIGKILL at random moments while
+// it works through a fixed input on a stand-alone broker, restarts it from
+// its checkpoint each time, and checks that the last window it saves,
+// which covers the whole input, counts every request exactly once.
+func TestRecoveryAfterKills(t *testing.T) {
+	seed := exampletest.Seed(t)
+	rnd := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	gen := newGenerator()
+	truth := map[string]int64{}
+	var values [][]byte
+	for range 1200 {
+		_, v := gen.Next(rnd)
+		values = append(values, v)
+		if ip, ok, err := ClientIP(v); err == nil && ok {
+			truth[ip]++
+		}
+	}
+	addr := exampletest.StartBroker(t, "access-log", 2)
+	exampletest.Produce(t, addr, "access-log", nil, values)
+	bin := exampletest.Build(t, "./examples/ipcount")
+
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "out", "ip")
+	out := exampletest.RunWithKills(t, rnd, exampletest.Kills{
+		N:        6,
+		Trigger:  func(l string) bool { return strings.HasPrefix(l, "batch ") || strings.HasPrefix(l, "top ") },
+		MaxDelay: 3 * time.Millisecond,
+		Timeout:  45 * time.Second,
+	}, bin, "--brokers", addr, "--topic", "access-log", "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix,
+		"--generate", "0", "--batch", "100ms", "--window", "60s", "--slide", "200ms",
+		"--max-rate-per-partition", "200", "--stop-when-idle", "3")
+	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\)`, out[len(out)-1])
+
+	got := map[string]int64{}
+	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, "")) {
+		got[r.IP] = r.Count
+	}
+	require.Equal(t, truth, got, "request counts of the last window after the kills")
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/examples/internal/exampletest"
+)
+
+func TestParseBehavior(t *testing.T) {
+	cases := []struct {
+		name, line string
+		want       Behavior
+		err        string
+	}{
+		{"seed's example", "page37|5|1.5119122|-1", Behavior{"page37", 5, 1.5119122, -1}, ""},
+		{"like", "page1|1|0.5|1", Behavior{"page1", 1, 0.5, 1}, ""},
+		{"spaces around fields", " page2 | 3 | 4.25 | 0 ", Behavior{"page2", 3, 4.25, 0}, ""},
+		{"too few fields", "page1|1|0.5", Behavior{}, "has 3 fields, want 4"},
+		{"too many fields", "page1|1|0.5|1|x", Behavior{}, "has 5 fields, want 4"},
+		{"not a record", "hello", Behavior{}, "has 1 fields, want 4"},
+		{"empty page", "|1|0.5|1", Behavior{}, "empty page id"},
+		{"clicks not a number", "page1|five|0.5|1", Behavior{}, `clicks "five" is not a number`},
+		{"stay not a number", "page1|1||1", Behavior{}, `stay "" is not a number`},
+		{"like not a number", "page1|1|0.5|yes", Behavior{}, `like "yes" is not a number`},
+		{"NaN refused", "page1|NaN|0.5|1", Behavior{}, `clicks "NaN" is not a number`},
+		{"infinity refused", "page1|1|+Inf|1", Behavior{}, `stay "+Inf" is not a number`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseBehavior(c.line)
+			if c.err != "" {
+				require.ErrorContains(t, err, c.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestPopularity(t *testing.T) {
+	cases := []struct {
+		name string
+		b    Behavior
+		want float64
+	}{
+		{"seed's worked example (page001.html, 1, 0.5, 1)", Behavior{"page001.html", 1, 0.5, 1}, 2.2},
+		{"dislike", Behavior{"p", 5, 1.5, -1}, 0.8*5 + 0.8*1.5 - 1},
+		{"neutral", Behavior{"p", 2, 0, 0}, 1.6},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			require.InDelta(t, c.want, c.b.Popularity(), 1e-12)
+		})
+	}
+}
+
+func ExampleParseBehavior() {
+	b, err := ParseBehavior("page37|5|1.5119122|-1")
+	fmt.Println(b.Page, b.Clicks, b.Stay, b.Like, err)
+	fmt.Printf("%.4f\n", b.Popularity())
+	// Output:
+	// page37 5 1.5119122 -1 <nil>
+	// 4.2095
+}
+
+func TestGeneratorFollowsSeedProducer(t *testing.T) {
+	g := newGenerator()
+	r := rand.New(rand.NewPCG(3, 4))
+	seen := map[float64]bool{}
+	for range 2000 {
+		k, v := g.Next(r)
+		b, err := ParseBehavior(string(v))
+		require.NoError(t, err, "%q", v)
+		require.Equal(t, b.Page, string(k), "keyed by page")
+		n, err := strconv.Atoi(strings.TrimPrefix(b.Page, "page"))
+		require.NoError(t, err)
+		require.True(t, n >= 1 && n <= pages, b.Page)
+		require.True(t, b.Clicks >= 1 && b.Clicks <= maxClicks && b.Clicks == math.Trunc(b.Clicks), "clicks %v", b.Clicks)
+		require.True(t, b.Stay >= 0 && b.Stay < maxStay, "stay %v", b.Stay)
+		seen[b.Like] = true
+	}
+	require.Equal(t, map[float64]bool{1: true, 0: true, -1: true}, seen)
+}
+
+var (
+	topHeader = regexp.MustCompile(`^top (\d+) of (\d+) pages at \S+:$`)
+	topRow    = regexp.MustCompile(`^\s+(\d+)\. (page\d+)\s+(-?\d+\.\d{3})$`)
+	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records, (\d+) malformed`)
+)
+
+type saved struct {
+	Page       string  `json:"page"`
+	Popularity float64 `json:"popularity"`
+}
+
+// TestEndToEnd runs pagepopularity on its embedded broker and generator
+// and checks the printed top 10 and the saved files.
+func TestEndToEnd(t *testing.T) {
+	bin := exampletest.Build(t, "./examples/pagepopularity")
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "out", "pop")
+	p := exampletest.Start(t, bin, "--listen", "127.0.0.1:0", "--checkpoint", filepath.Join(dir, "ck"),
+		"--batch", "200ms", "--generate", "300", "--save", prefix, "--duration", "3s")
+	out := p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Empty(t, p.Stderr.String())
+	text := strings.Join(out, "\n")
+	require.Regexp(t, `pagepopularity: stopped \(--duration 3s passed\) after \d+ batches`, out[len(out)-1])
+
+	var batches, headers int
+	for i, l := range out {
+		if batchLine.MatchString(l) {
+			batches++
+		}
+		m := topHeader.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		headers++
+		n, _ := strconv.Atoi(m[1])
+		inState, _ := strconv.Atoi(m[2])
+		require.Equal(t, min(10, inState), n, l)
+		prev := math.Inf(1)
+		for r := 1; r <= n; r++ {
+			row := topRow.FindStringSubmatch(out[i+r])
+			require.NotNil(t, row, "row %d after %q: %q", r, l, out[i+r])
+			v, err := strconv.ParseFloat(row[3], 64)
+			require.NoError(t, err)
+			require.LessOrEqual(t, v, prev, "highest first")
+			prev = v
+		}
+	}
+	require.GreaterOrEqual(t, batches, 5, text)
+	require.Equal(t, batches, headers, "the top pages print every batch")
+
+	files := exampletest.Saved(t, prefix, "")
+	require.Len(t, files, batches)
+	var last []saved
+	for _, path := range files {
+		rows := exampletest.ReadJSONLines[saved](t, path)
+		for i := 1; i < len(rows); i++ {
+			a, b := rows[i-1], rows[i]
+			require.True(t, a.Popularity > b.Popularity || a.Popularity == b.Popularity && a.Page < b.Page, "%s: %v before %v", path, a, b)
+		}
+		require.GreaterOrEqual(t, len(rows), len(last), "pages stay in state")
+		last = rows
+	}
+	require.NotEmpty(t, last)
+}
+
+// TestRecoveryAfterKills kills pagepopularity with SIGKILL at random
+// moments while it works through a fixed input on a stand-alone broker,
+// restarts it from its checkpoint each time, and checks that the last
+// popularity it saves sums every record of the input exactly once.
+func TestRecoveryAfterKills(t *testing.T) {
+	seed := exampletest.Seed(t)
+	rnd := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	gen := newGenerator()
+	malformed := []string{"page1|x|1|1", "page2|1|2", "page3|1|2|3|4", "|1|1|1", "page4|1|1|like"}
+	truth := map[string]float64{}
+	var keys, values [][]byte
+	for i := range 1200 {
+		if i%101 == 7 {
+			keys = append(keys, []byte("bad"))
+			values = append(values, []byte(malformed[i%len(malformed)]))
+			continue
+		}
+		k, v := gen.Next(rnd)
+		keys, values = append(keys, k), append(values, v)
+		b, err := ParseBehavior(string(v))
+		require.NoError(t, err)
+		truth[b.Page] += b.Popularity()
+	}
+	addr := exampletest.StartBroker(t, "user-behavior", 2)
+	exampletest.Produce(t, addr, "user-behavior", keys, values)
+	bin := exampletest.Build(t, "./examples/pagepopularity")
+
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "out", "pop")
+	out := exampletest.RunWithKills(t, rnd, exampletest.Kills{
+		N:        6,
+		Trigger:  func(l string) bool { return strings.HasPrefix(l, "batch ") || strings.HasPrefix(l, "top ") },
+		MaxDelay: 3 * time.Millisecond,
+		Timeout:  45 * time.Second,
+	}, bin, "--brokers", addr, "--topic", "user-behavior", "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix,
+		"--generate", "0", "--batch", "100ms", "--max-rate-per-partition", "200", "--stop-when-idle", "3")
+	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\)`, out[len(out)-1])
+
+	got := map[string]float64{}
+	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, "")) {
+		got[r.Page] = r.Popularity
+	}
+	require.Len(t, got, len(truth), "pages in state")
+	for page, want := range truth {
+		require.Contains(t, got, page)
+		require.InDelta(t, want, got[page], 1e-5, "popularity of %s", page)
+	}
+}
