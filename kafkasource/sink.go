@@ -174,7 +174,10 @@ func writeBatch[T any](ctx context.Context, j *engine.Job, s *Sink, cl *kgo.Clie
 			s.deadLettered.Add(1)
 		}
 	}
-	err := j.Run(ctx, op, len(b.Parts), func(ctx context.Context, tk *engine.Task) error {
+	// Records live past their task: kgo fails a record whose context ends
+	// before it is acknowledged, so they carry the batch's context.
+	batchCtx := ctx
+	err := j.Run(ctx, op, len(b.Parts), func(_ context.Context, tk *engine.Task) error {
 		part := b.Parts[tk.Index]
 		recs := make([]kgo.Record, len(part)) // one allocation per partition
 		for i, x := range part {
@@ -195,7 +198,7 @@ func writeBatch[T any](ctx context.Context, j *engine.Job, s *Sink, cl *kgo.Clie
 			} else {
 				r.Topic, r.Key, r.Value, r.Headers = topic, key, value, headers
 			}
-			cl.Produce(ctx, r, done)
+			cl.Produce(batchCtx, r, done)
 		}
 		return nil
 	})
