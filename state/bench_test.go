@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // benchKeys returns n distinct string keys, the same on every call.
@@ -110,6 +111,39 @@ func BenchmarkStoreWriteDelta(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*changed), "ns/key")
 		})
 	}
+}
+
+// BenchmarkStoreWriteDeltaRatio writes the delta of 1,000 changed keys from
+// a 1,000-key and from a 1,000,000-key store in alternation and reports the
+// ratio of their times, which is insensitive to load on the machine drifting
+// during the run. A ratio near 1 means the cost does not follow store size.
+func BenchmarkStoreWriteDeltaRatio(b *testing.B) {
+	const changed = 1000
+	var stores []*Store[string, int64]
+	for _, size := range []int{1000, 1_000_000} {
+		base, keys := benchStore(b, size)
+		s := base.Clone()
+		for i := range changed {
+			_ = s.Set(keys[i*size/changed], int64(-i))
+		}
+		stores = append(stores, s)
+	}
+	var buf bytes.Buffer
+	var spent [2]time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, s := range stores {
+			buf.Reset()
+			start := time.Now()
+			if err := s.WriteDelta(&buf); err != nil {
+				b.Fatal(err)
+			}
+			spent[i] += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(spent[0].Nanoseconds())/float64(b.N), "ns/small-delta")
+	b.ReportMetric(float64(spent[1].Nanoseconds())/float64(b.N), "ns/large-delta")
+	b.ReportMetric(float64(spent[1])/float64(spent[0]), "large/small")
 }
 
 // BenchmarkStoreSnapshot writes and reads a snapshot of 1,000,000 keys.

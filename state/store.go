@@ -337,9 +337,10 @@ func (s *Store[K, V]) Clone() *Store[K, V] {
 func (s *Store[K, V]) Changed() int { return len(s.changes) }
 
 // ResetChanges forgets the pending changes; call it once the delta or
-// snapshot that holds them is durable. Its cost is proportional to the
-// number of changes, not to the size of the store.
+// snapshot that holds them is durable. It starts a new, empty change set
+// rather than clearing the old one, so neither it nor the next WriteDelta
+// pays for the size of an earlier, larger set (such as an initial load).
 func (s *Store[K, V]) ResetChanges() {
-	s.changes = make(map[K]change, min(len(s.changes), 1<<16))
+	s.changes = make(map[K]change)
 	s.changesShared = false
 }
