@@ -63,7 +63,7 @@ func Window[T any](s *Stream[T], window, slide time.Duration) *Stream[T] {
 // and leaves the window.
 func ReduceByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], reduce func(V, V) V, window, slide time.Duration) *Stream[KV[K, V]] {
 	mustFn(reduce == nil, "ReduceByKeyAndWindow")
-	w := newKeyedWindow("reduceByKeyAndWindow", s, window, slide, reduceCombiner(reduce))
+	w := newKeyedWindow("reduceByKeyAndWindow", s, window, slide, windowReducer(reduce))
 	w.plain = reduceWindow[K](reduce)
 	return keyedWindowStream(w)
 }
@@ -102,7 +102,7 @@ func GroupByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], window, slide
 		merge:  func(c []V, v V) []V { return append(c, v) },
 		mergeC: func(a, b []V) []V { return append(a, b...) },
 	})
-	w.vc = windowSliceCodec(state.CodecFor[V]())
+	w.vc = windowGroupsCodec(state.CodecFor[V]())
 	w.plain = concatWindow[K, V]
 	return keyedWindowStream(w)
 }
@@ -115,7 +115,7 @@ func GroupByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], window, slide
 // [ReduceByKeyAndWindow].
 func CountByValueAndWindow[T comparable](s *Stream[T], window, slide time.Duration) *Stream[KV[T, int64]] {
 	ones := Map(s, func(x T) KV[T, int64] { return KV[T, int64]{x, 1} })
-	return keyedWindowStream(newIncrementalWindow("countByValueAndWindow", ones, addInt64, subInt64, window, slide,
+	return keyedWindowStream(newIncrementalWindow("countByValueAndWindow", ones, windowAdd64, windowSub64, window, slide,
 		func(kv KV[T, int64]) bool { return kv.Value != 0 }))
 }
 
@@ -127,7 +127,7 @@ func CountByValueAndWindow[T comparable](s *Stream[T], window, slide time.Durati
 // stream has one partition.
 func CountByWindow[T any](s *Stream[T], window, slide time.Duration) *Stream[int64] {
 	ones := Map(s, func(T) int64 { return 1 })
-	return globalWindowStream(newIncrementalWindow("countByWindow", unitKeyed(ones), addInt64, subInt64, window, slide, nil))
+	return globalWindowStream(newIncrementalWindow("countByWindow", windowUnitKeyed(ones), windowAdd64, windowSub64, window, slide, nil))
 }
 
 // ReduceByWindow returns a stream with one element per window: the
@@ -139,7 +139,7 @@ func CountByWindow[T any](s *Stream[T], window, slide time.Duration) *Stream[int
 // one partition.
 func ReduceByWindow[T any](s *Stream[T], reduce func(T, T) T, window, slide time.Duration) *Stream[T] {
 	mustFn(reduce == nil, "ReduceByWindow")
-	w := newKeyedWindow("reduceByWindow", unitKeyed(s), window, slide, reduceCombiner(reduce))
+	w := newKeyedWindow("reduceByWindow", windowUnitKeyed(s), window, slide, windowReducer(reduce))
 	w.plain = reduceWindow[int8](reduce)
 	return globalWindowStream(w)
 }
@@ -150,7 +150,7 @@ func ReduceByWindow[T any](s *Stream[T], reduce func(T, T) T, window, slide time
 // elements have left it.
 func ReduceByWindowInv[T any](s *Stream[T], reduce, inverse func(T, T) T, window, slide time.Duration) *Stream[T] {
 	mustFn(reduce == nil || inverse == nil, "ReduceByWindowInv")
-	return globalWindowStream(newIncrementalWindow("reduceByWindowInv", unitKeyed(s), reduce, inverse, window, slide, nil))
+	return globalWindowStream(newIncrementalWindow("reduceByWindowInv", windowUnitKeyed(s), reduce, inverse, window, slide, nil))
 }
 
 // WindowCodecs sets the codecs with which the keyed windowed operator that
@@ -189,16 +189,16 @@ func WindowRecordCodec[T any](s *Stream[T], c state.Codec[T]) *Stream[T] {
 	return s
 }
 
-func addInt64(a, b int64) int64 { return a + b }
-func subInt64(a, b int64) int64 { return a - b }
+func windowAdd64(a, b int64) int64 { return a + b }
+func windowSub64(a, b int64) int64 { return a - b }
 
-func reduceCombiner[V any](reduce func(V, V) V) combiner[V, V] {
+func windowReducer[V any](reduce func(V, V) V) combiner[V, V] {
 	return combiner[V, V]{create: identity[V], merge: reduce, mergeC: reduce}
 }
 
-// unitKeyed keys every element of s by the same key, as Spark's
+// windowUnitKeyed keys every element of s by the same key, as Spark's
 // reduceByWindow keys them by 1 before reducing by key and window.
-func unitKeyed[T any](s *Stream[T]) *Stream[KV[int8, T]] {
+func windowUnitKeyed[T any](s *Stream[T]) *Stream[KV[int8, T]] {
 	return Map(s, func(x T) KV[int8, T] { return KV[int8, T]{0, x} })
 }
 
@@ -417,7 +417,7 @@ func newKeyedWindow[K comparable, V, C any](kind string, s *Stream[KV[K, V]], le
 }
 
 func newIncrementalWindow[K comparable, V any](kind string, s *Stream[KV[K, V]], reduce, inverse func(V, V) V, length, slide time.Duration, keep func(KV[K, V]) bool) *keyedWindow[K, V, V] {
-	w := newKeyedWindow(kind, s, length, slide, reduceCombiner(reduce))
+	w := newKeyedWindow(kind, s, length, slide, windowReducer(reduce))
 	w.reduce, w.inverse, w.keep = reduce, inverse, keep
 	return w
 }
@@ -558,7 +558,7 @@ func (w *keyedWindow[K, V, C]) advance(ctx context.Context, j *engine.Job) error
 	err = j.Run(ctx, op, w.n, func(ctx context.Context, tk *engine.Task) error {
 		p := tk.Index
 		if panes != nil {
-			w.add(p, j.Time, paneOf(panes[p]))
+			w.add(p, j.Time, windowPane(panes[p]))
 		}
 		if !emit {
 			return nil
@@ -604,8 +604,8 @@ func (w *keyedWindow[K, V, C]) window(p int, zero, t time.Time) ([]KV[K, C], err
 	return out, nil
 }
 
-// paneOf turns one partition of a shuffled batch into a pane.
-func paneOf[K comparable, C any](kvs []KV[K, C]) map[K]C {
+// windowPane turns one partition of a shuffled batch into a pane.
+func windowPane[K comparable, C any](kvs []KV[K, C]) map[K]C {
 	if len(kvs) == 0 {
 		return nil
 	}
@@ -756,7 +756,7 @@ func readWindowHeader(r io.Reader, m *engine.Meta, want int) (int, error) {
 	if v := head[len(windowStateMagic)]; v != windowStateVersion {
 		return 0, corrupt(fmt.Sprintf("format version %d, this build reads version %d", v, windowStateVersion))
 	}
-	br := byteReader{r}
+	br := windowByteReader{r}
 	klen, err := binary.ReadUvarint(br)
 	if err != nil || klen > 256 {
 		return 0, corrupt("bad operator kind")
@@ -787,10 +787,10 @@ func windowTrailing(r *bytes.Reader, m *engine.Meta) error {
 	return nil
 }
 
-// byteReader reads single bytes from r for binary.ReadUvarint.
-type byteReader struct{ r io.Reader }
+// windowByteReader reads single bytes from r for binary.ReadUvarint.
+type windowByteReader struct{ r io.Reader }
 
-func (b byteReader) ReadByte() (byte, error) {
+func (b windowByteReader) ReadByte() (byte, error) {
 	var p [1]byte
 	_, err := io.ReadFull(b.r, p[:])
 	return p[0], err
@@ -815,13 +815,13 @@ func windowKeyHash[K comparable](kc state.Codec[K]) func(K) uint64 {
 	}
 }
 
-// windowSliceCodec encodes a slice as a count and its elements, each
+// windowGroupsCodec encodes a slice as a count and its elements, each
 // length-prefixed and encoded with c.
-func windowSliceCodec[V any](c state.Codec[V]) state.Codec[[]V] { return sliceCodec[V]{c} }
+func windowGroupsCodec[V any](c state.Codec[V]) state.Codec[[]V] { return windowGroupCodec[V]{c} }
 
-type sliceCodec[V any] struct{ c state.Codec[V] }
+type windowGroupCodec[V any] struct{ c state.Codec[V] }
 
-func (s sliceCodec[V]) Encode(vs []V) ([]byte, error) {
+func (s windowGroupCodec[V]) Encode(vs []V) ([]byte, error) {
 	b := binary.AppendUvarint(nil, uint64(len(vs)))
 	for _, v := range vs {
 		e, err := s.c.Encode(v)
@@ -834,12 +834,12 @@ func (s sliceCodec[V]) Encode(vs []V) ([]byte, error) {
 	return b, nil
 }
 
-var errSliceCodec = errors.New("dstream: malformed encoding of a group of values")
+var errWindowGroupCodec = errors.New("dstream: malformed encoding of a group of values")
 
-func (s sliceCodec[V]) Decode(b []byte) ([]V, error) {
+func (s windowGroupCodec[V]) Decode(b []byte) ([]V, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
-		return nil, fmt.Errorf("%w: %w: bad count", state.ErrDecode, errSliceCodec)
+		return nil, fmt.Errorf("%w: %w: bad count", state.ErrDecode, errWindowGroupCodec)
 	}
 	b = b[k:]
 	var out []V
@@ -849,7 +849,7 @@ func (s sliceCodec[V]) Decode(b []byte) ([]V, error) {
 	for range n {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
-			return nil, fmt.Errorf("%w: %w: bad element length", state.ErrDecode, errSliceCodec)
+			return nil, fmt.Errorf("%w: %w: bad element length", state.ErrDecode, errWindowGroupCodec)
 		}
 		v, err := s.c.Decode(b[k : k+int(l)])
 		if err != nil {
@@ -859,7 +859,7 @@ func (s sliceCodec[V]) Decode(b []byte) ([]V, error) {
 		b = b[k+int(l):]
 	}
 	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %w: %d trailing bytes", state.ErrDecode, errSliceCodec, len(b))
+		return nil, fmt.Errorf("%w: %w: %d trailing bytes", state.ErrDecode, errWindowGroupCodec, len(b))
 	}
 	return out, nil
 }

@@ -478,18 +478,18 @@ func TestWindowPartitionsAndCodecs(t *testing.T) {
 // same directory runs the rest; the windows it emits must equal those of a
 // run that was never interrupted.
 
-// pt is a key type whose in-process hash is seeded per process, so a
+// winPoint is a key type whose in-process hash is seeded per process, so a
 // restore must route it by its encoding.
-type pt struct{ X, Y int }
+type winPoint struct{ X, Y int }
 
-type roundTrip struct {
+type windowRoundTrip struct {
 	name string
 	// build registers the graph under test on c and returns, per emitted
 	// batch, a canonical line.
 	build func(c *engine.Context) *[]string
 }
 
-func lines[T any](s *dstream.Stream[T], sorted bool) *[]string {
+func windowLines[T any](s *dstream.Stream[T], sorted bool) *[]string {
 	var out []string
 	dstream.ForEachBatch(s, func(_ context.Context, b dstream.Batch[T]) error {
 		var xs []string
@@ -505,11 +505,11 @@ func lines[T any](s *dstream.Stream[T], sorted bool) *[]string {
 	return &out
 }
 
-func roundTripCases() []roundTrip {
+func windowRoundTripCases() []windowRoundTrip {
 	rng := rand.New(rand.NewPCG(1, 2))
 	words := make([][]string, 30)
 	kvs := make([][]winKV, len(words))
-	pts := make([][]dstream.KV[pt, int], len(words))
+	pts := make([][]dstream.KV[winPoint, int], len(words))
 	for i := range words {
 		if i%7 == 5 {
 			continue // an empty batch now and then
@@ -518,47 +518,47 @@ func roundTripCases() []roundTrip {
 			w := string(rune('a' + rng.IntN(8)))
 			words[i] = append(words[i], w)
 			kvs[i] = append(kvs[i], dstream.Pair(w, 1+rng.IntN(9)))
-			pts[i] = append(pts[i], dstream.Pair(pt{rng.IntN(3), rng.IntN(3)}, 1))
+			pts[i] = append(pts[i], dstream.Pair(winPoint{rng.IntN(3), rng.IntN(3)}, 1))
 		}
 	}
 	w4, s2, s1 := winSeconds(4), winSeconds(2), winSeconds(1)
 	nonZero := func(kv winKV) bool { return kv.Value != 0 }
-	return []roundTrip{
+	return []windowRoundTrip{
 		{"Window", func(c *engine.Context) *[]string {
-			return lines(dstream.Window(dstream.Queue(c, words), w4, s2).Name("op"), false)
+			return windowLines(dstream.Window(dstream.Queue(c, words), w4, s2).Name("op"), false)
 		}},
 		{"ReduceByKeyAndWindow", func(c *engine.Context) *[]string {
-			return lines(dstream.ReduceByKeyAndWindow(dstream.Queue(c, kvs), winAdd, w4, s1).Name("op"), true)
+			return windowLines(dstream.ReduceByKeyAndWindow(dstream.Queue(c, kvs), winAdd, w4, s1).Name("op"), true)
 		}},
 		{"ReduceByKeyAndWindowInv", func(c *engine.Context) *[]string {
-			return lines(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c, kvs), winAdd, winSub, w4, s2, nil).Name("op"), true)
+			return windowLines(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c, kvs), winAdd, winSub, w4, s2, nil).Name("op"), true)
 		}},
 		{"ReduceByKeyAndWindowInv with filter", func(c *engine.Context) *[]string {
-			return lines(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c, kvs), winAdd, winSub, winSeconds(5), s1, nonZero).Name("op"), true)
+			return windowLines(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c, kvs), winAdd, winSub, winSeconds(5), s1, nonZero).Name("op"), true)
 		}},
 		{"ReduceByKeyAndWindowInv with struct keys", func(c *engine.Context) *[]string {
-			return lines(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c, pts), winAdd, winSub, w4, s1, nil).Name("op"), true)
+			return windowLines(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c, pts), winAdd, winSub, w4, s1, nil).Name("op"), true)
 		}},
 		{"GroupByKeyAndWindow", func(c *engine.Context) *[]string {
-			return lines(dstream.GroupByKeyAndWindow(dstream.Queue(c, kvs), w4, s2).Name("op"), true)
+			return windowLines(dstream.GroupByKeyAndWindow(dstream.Queue(c, kvs), w4, s2).Name("op"), true)
 		}},
 		{"GroupByKeyAndWindow with codecs", func(c *engine.Context) *[]string {
 			g := dstream.GroupByKeyAndWindow(dstream.Queue(c, kvs), w4, s1).Name("op")
-			return lines(dstream.WindowCodecs(g, state.String(), state.JSON[[]int]()), true)
+			return windowLines(dstream.WindowCodecs(g, state.String(), state.JSON[[]int]()), true)
 		}},
 		{"CountByWindow", func(c *engine.Context) *[]string {
-			return lines(dstream.CountByWindow(dstream.Queue(c, words), w4, s1).Name("op"), false)
+			return windowLines(dstream.CountByWindow(dstream.Queue(c, words), w4, s1).Name("op"), false)
 		}},
 		{"CountByValueAndWindow", func(c *engine.Context) *[]string {
-			return lines(dstream.CountByValueAndWindow(dstream.Queue(c, words), w4, s2).Name("op"), true)
+			return windowLines(dstream.CountByValueAndWindow(dstream.Queue(c, words), w4, s2).Name("op"), true)
 		}},
 		{"ReduceByWindow", func(c *engine.Context) *[]string {
 			lens := dstream.Map(dstream.Queue(c, words), func(ws string) int { return len(ws) })
-			return lines(dstream.ReduceByWindow(lens, winAdd, w4, s2).Name("op"), false)
+			return windowLines(dstream.ReduceByWindow(lens, winAdd, w4, s2).Name("op"), false)
 		}},
 		{"ReduceByWindowInv", func(c *engine.Context) *[]string {
 			lens := dstream.Map(dstream.Queue(c, words), func(ws string) int { return len(ws) })
-			return lines(dstream.WindowRecordCodec(dstream.ReduceByWindowInv(lens, winAdd, winSub, w4, s1).Name("op"), state.Int()), false)
+			return windowLines(dstream.WindowRecordCodec(dstream.ReduceByWindowInv(lens, winAdd, winSub, w4, s1).Name("op"), state.Int()), false)
 		}},
 	}
 }
@@ -583,7 +583,7 @@ func TestWindowCheckpointRoundTrip(t *testing.T) {
 		// Restarts between emissions and right after the first batch.
 		{name: "stop after one batch", stopAfter: 1, par1: 1, par2: 2},
 	}
-	for _, tc := range roundTripCases() {
+	for _, tc := range windowRoundTripCases() {
 		for _, run := range runs {
 			t.Run(tc.name+"/"+run.name, func(t *testing.T) {
 				base := newTestContext(t, run.par1)
@@ -591,23 +591,23 @@ func TestWindowCheckpointRoundTrip(t *testing.T) {
 				require.NoError(t, base.RunBatches(t.Context(), total))
 
 				dir := t.TempDir()
-				c1 := newCheckpointContext(t, dir, run.par1, run.opts...)
+				c1 := newWindowCheckpointContext(t, dir, run.par1, run.opts...)
 				got1 := tc.build(c1)
 				if run.wantSnapshot {
 					// Let the first background snapshot land so that a
 					// later commit adopts it.
-					waitForSnapshot(t, c1, dir, "op")
+					waitForWindowSnapshot(t, c1, dir, "op")
 				}
 				require.NoError(t, c1.RunBatches(t.Context(), run.stopAfter))
 				require.NoError(t, c1.Close())
 				if run.wantSnapshot {
-					m := lastManifest(t, dir)
-					files := operatorFiles(t, m, "op")
+					m := lastWindowManifest(t, dir)
+					files := windowManifestFiles(t, m, "op")
 					require.Equal(t, "snapshot", files[0].Kind, "the restore starts from a snapshot")
 					require.Greater(t, len(files), 1, "and applies deltas after it")
 				}
 
-				c2 := newCheckpointContext(t, dir, run.par2, run.opts...)
+				c2 := newWindowCheckpointContext(t, dir, run.par2, run.opts...)
 				got2 := tc.build(c2)
 				require.NoError(t, c2.RunBatches(t.Context(), total-run.stopAfter))
 				require.NotEmpty(t, *want)
@@ -617,7 +617,7 @@ func TestWindowCheckpointRoundTrip(t *testing.T) {
 	}
 }
 
-func newCheckpointContext(t *testing.T, dir string, parallelism int, opts ...engine.CheckpointOption) *engine.Context {
+func newWindowCheckpointContext(t *testing.T, dir string, parallelism int, opts ...engine.CheckpointOption) *engine.Context {
 	t.Helper()
 	c, err := engine.NewContext(testBatch,
 		engine.WithManualClock(time.Unix(0, 0)),
@@ -628,9 +628,9 @@ func newCheckpointContext(t *testing.T, dir string, parallelism int, opts ...eng
 	return c
 }
 
-// waitForSnapshot makes the first batch of c wait, once it has completed,
+// waitForWindowSnapshot makes the first batch of c wait, once it has completed,
 // until a background snapshot of operator op is on disk.
-func waitForSnapshot(t *testing.T, c *engine.Context, dir, op string) {
+func waitForWindowSnapshot(t *testing.T, c *engine.Context, dir, op string) {
 	first := true
 	c.AddListener(engine.ListenerFuncs{Completed: func(engine.BatchInfo) {
 		if !first {
@@ -644,7 +644,7 @@ func waitForSnapshot(t *testing.T, c *engine.Context, dir, op string) {
 	}})
 }
 
-func lastManifest(t *testing.T, dir string) engine.Manifest {
+func lastWindowManifest(t *testing.T, dir string) engine.Manifest {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(dir, "commits"))
 	require.NoError(t, err)
@@ -662,7 +662,7 @@ func lastManifest(t *testing.T, dir string) engine.Manifest {
 	return m
 }
 
-func operatorFiles(t *testing.T, m engine.Manifest, op string) []engine.FileRef {
+func windowManifestFiles(t *testing.T, m engine.Manifest, op string) []engine.FileRef {
 	t.Helper()
 	for _, o := range m.Operators {
 		if o.Name == op {
@@ -676,7 +676,7 @@ func operatorFiles(t *testing.T, m engine.Manifest, op string) []engine.FileRef 
 func TestWindowCheckpointMismatch(t *testing.T) {
 	dir := t.TempDir()
 	input := [][]winKV{winPairs("a", 1), winPairs("b", 2)}
-	c1 := newCheckpointContext(t, dir, 2)
+	c1 := newWindowCheckpointContext(t, dir, 2)
 	collect(dstream.ReduceByKeyAndWindow(dstream.Queue(c1, input), winAdd, winSeconds(2), winSeconds(1)).Name("op"))
 	require.NoError(t, c1.RunBatches(t.Context(), 2))
 	require.NoError(t, c1.Close())
@@ -703,11 +703,11 @@ func TestSliceCodecThroughCheckpoint(t *testing.T) {
 		return collect(dstream.GroupByKeyAndWindow(dstream.Queue(c, input), winSeconds(3), winSeconds(1)).Name("g"))
 	}
 	dir := t.TempDir()
-	c1 := newCheckpointContext(t, dir, 1)
+	c1 := newWindowCheckpointContext(t, dir, 1)
 	build(c1)
 	require.NoError(t, c1.RunBatches(t.Context(), 2))
 	require.NoError(t, c1.Close())
-	c2 := newCheckpointContext(t, dir, 1)
+	c2 := newWindowCheckpointContext(t, dir, 1)
 	got := build(c2)
 	require.NoError(t, c2.RunBatches(t.Context(), 2))
 	require.Len(t, *got, 2)
