@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -95,10 +96,17 @@ func newKClient(cfg *config) (*kclient, error) {
 }
 
 func consumes(cl *kgo.Client) bool {
-	topics, _ := cl.OptValue(kgo.ConsumeTopics).([]string)
-	parts, _ := cl.OptValue(kgo.ConsumePartitions).(map[string]map[int32]kgo.Offset)
-	group, _ := cl.OptValue(kgo.ConsumerGroup).(string)
-	return len(topics) > 0 || len(parts) > 0 || group != ""
+	for _, o := range []any{kgo.ConsumeTopics, kgo.ConsumePartitions, kgo.ConsumerGroup} {
+		// kgo reports these as a string, a slice or a map, by version.
+		v := reflect.ValueOf(cl.OptValue(o))
+		switch v.Kind() {
+		case reflect.String, reflect.Slice, reflect.Map:
+			if v.Len() > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (k *kclient) close() { k.cl.Close() }
