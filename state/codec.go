@@ -6,6 +6,10 @@ package state
 //
 // Encode must be deterministic for equal values, and Decode(Encode(v)) must
 // equal v. A Codec must be safe for concurrent use.
+//
+// Decode must not keep b or return values that share its memory: stores
+// overwrite value buffers in place. Decode must return an error, never
+// panic, for bytes that are not an encoding.
 type Codec[T any] interface {
 	Encode(v T) ([]byte, error)
 	Decode(b []byte) (T, error)
