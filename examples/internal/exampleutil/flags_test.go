@@ -1,0 +1,152 @@
+package exampleutil
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var testSpec = Spec{
+	Name:     "demo",
+	Summary:  "Counts demo records.",
+	Topic:    "demo",
+	Windowed: true,
+	Window:   30 * time.Second,
+	Slide:    10 * time.Second,
+	Rate:     25,
+	Generator: func() Generator {
+		return Generator{Next: nil}
+	},
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	cases := []struct {
+		name  string
+		spec  Spec
+		args  []string
+		check func(t *testing.T, c Config)
+	}{
+		{"embedded broker generates at the spec's rate", testSpec, nil, func(t *testing.T, c Config) {
+			require.True(t, c.Embedded())
+			require.Equal(t, 25.0, c.Generate)
+			require.Equal(t, DefaultBatch, c.Batch)
+			require.Equal(t, 30*time.Second, c.Window)
+			require.Equal(t, 10*time.Second, c.Slide)
+			require.Equal(t, DefaultTop, c.Top)
+			require.Equal(t, DefaultPartitions, c.Partitions)
+			require.Equal(t, DefaultListen, c.Listen)
+			require.Equal(t, "demo", c.Topic)
+			require.Equal(t, "sluice-demo", c.Group)
+			require.Equal(t, filepath.Join(DataRoot, "demo", "checkpoint"), c.Checkpoint)
+			require.Equal(t, filepath.Join(DataRoot, "demo", "checkpoint-broker"), c.BrokerDataDir())
+			require.Zero(t, c.Duration)
+			require.Zero(t, c.StopWhenIdle)
+		}},
+		{"brokers turn the generator off", testSpec, []string{"--brokers", "a:9092, b:9092"}, func(t *testing.T, c Config) {
+			require.Equal(t, []string{"a:9092", "b:9092"}, c.Brokers)
+			require.Zero(t, c.Generate)
+		}},
+		{"brokers with an explicit rate generate", testSpec, []string{"--brokers", "a:9092", "--generate", "7.5"}, func(t *testing.T, c Config) {
+			require.Equal(t, 7.5, c.Generate)
+		}},
+		{"generate 0 turns it off", testSpec, []string{"--generate", "0"}, func(t *testing.T, c Config) {
+			require.Zero(t, c.Generate)
+		}},
+		{"no checkpoint keeps the broker in memory", testSpec, []string{"--checkpoint", ""}, func(t *testing.T, c Config) {
+			require.Empty(t, c.BrokerDataDir())
+		}},
+		{"a batch longer than the default slide stretches it", testSpec, []string{"--batch", "20s", "--window", "40s"}, func(t *testing.T, c Config) {
+			require.Equal(t, 20*time.Second, c.Slide)
+		}},
+		{"every flag", testSpec, []string{"--topic", "t", "--partitions", "3", "--group", "g", "--batch", "500ms",
+			"--window", "5s", "--slide", "1s", "--top", "3", "--checkpoint", "ck", "--max-rate-per-partition", "100",
+			"--backpressure", "--save", "out/r", "--duration", "1m", "--stop-when-idle", "4", "--listen", "127.0.0.1:19092"},
+			func(t *testing.T, c Config) {
+				require.Equal(t, Config{Listen: "127.0.0.1:19092", Topic: "t", Partitions: 3, Group: "g", Batch: 500 * time.Millisecond,
+					Window: 5 * time.Second, Slide: time.Second, Top: 3, Checkpoint: "ck", MaxRatePerPartition: 100,
+					Backpressure: true, Generate: 25, Save: "out/r", Duration: time.Minute, StopWhenIdle: 4}, c)
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := ParseFlags(c.spec, c.args, new(bytes.Buffer))
+			require.NoError(t, err)
+			c.check(t, cfg)
+		})
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	unwindowed := testSpec
+	unwindowed.Windowed = false
+	noGen := testSpec
+	noGen.Generator = nil
+	cases := []struct {
+		name string
+		spec Spec
+		args []string
+		want string
+	}{
+		{"unknown flag", testSpec, []string{"--nope"}, "unknown flag --nope; run demo -h for the flags it takes."},
+		{"missing value", testSpec, []string{"--batch"}, "flag --batch needs a value; run demo -h for its form."},
+		{"bad duration", testSpec, []string{"--batch", "soon"}, `--batch "soon" is not a valid value; pass a duration such as 2s, 500ms or 1m.`},
+		{"bad number", testSpec, []string{"--top", "many"}, `--top "many" is not a valid value; pass a whole number.`},
+		{"bad boolean", testSpec, []string{"--backpressure=maybe"}, `--backpressure "maybe" is not true or false; write --backpressure or --backpressure=false.`},
+		{"argument", testSpec, []string{"extra"}, `unexpected argument "extra"; every setting is a flag, see demo -h.`},
+		{"broker not host:port", testSpec, []string{"--brokers", "kafka"}, `--brokers "kafka" holds "kafka", which is not host:port; write it as --brokers 127.0.0.1:9092.`},
+		{"empty broker in list", testSpec, []string{"--brokers", "a:1,"}, `--brokers "a:1," holds "", which is not host:port; write it as --brokers 127.0.0.1:9092.`},
+		{"listen with brokers", testSpec, []string{"--brokers", "a:1", "--listen", "127.0.0.1:0"}, "--listen sets the embedded broker's address, which --brokers turns off; drop one of them."},
+		{"listen not host:port", testSpec, []string{"--listen", "9092"}, `--listen "9092" is not host:port; write it as --listen 127.0.0.1:9092.`},
+		{"listen bad port", testSpec, []string{"--listen", "127.0.0.1:99999"}, `--listen "127.0.0.1:99999" has no valid port; use a number from 0 to 65535, as in --listen 127.0.0.1:9092.`},
+		{"empty topic", testSpec, []string{"--topic", ""}, "--topic is empty; name a topic, such as --topic demo."},
+		{"no partitions", testSpec, []string{"--partitions", "0"}, "--partitions 0 is too few; pass 1 or more."},
+		{"empty group", testSpec, []string{"--group", ""}, "--group is empty; name a consumer group, such as --group sluice-demo."},
+		{"zero batch", testSpec, []string{"--batch", "0s"}, "--batch 0s is not positive; pass a duration such as --batch 2s."},
+		{"sub-millisecond batch", testSpec, []string{"--batch", "1500us"}, "--batch 1.5ms is not a whole number of milliseconds; pass a duration such as --batch 500ms."},
+		{"window not a multiple", testSpec, []string{"--batch", "2s", "--window", "5s"}, "--window 5s is not a positive multiple of --batch 2s; pass a multiple such as --window 6s."},
+		{"slide not a multiple", testSpec, []string{"--batch", "3s"}, "--slide 10s is not a positive multiple of --batch 3s; pass a multiple such as --slide 12s."},
+		{"slide past window", testSpec, []string{"--window", "10s", "--slide", "20s"}, "--slide 20s is longer than --window 10s, so some batches would fall in no window; pass --slide 10s or less."},
+		{"window on an unwindowed example", unwindowed, []string{"--window", "10s"}, "unknown flag --window; run demo -h for the flags it takes."},
+		{"zero top", testSpec, []string{"--top", "0"}, "--top 0 prints nothing; pass 1 or more."},
+		{"negative rate limit", testSpec, []string{"--max-rate-per-partition", "-1"}, "--max-rate-per-partition -1 is negative; pass 0 (unlimited) or a rate in records/s."},
+		{"bad generate", testSpec, []string{"--generate", "fast"}, `--generate "fast" is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.`},
+		{"negative generate", testSpec, []string{"--generate", "-3"}, `--generate "-3" is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.`},
+		{"generate without a generator", noGen, []string{"--generate", "3"}, "--generate: demo has no generator; drop the flag."},
+		{"negative duration", testSpec, []string{"--duration", "-1s"}, "--duration -1s is negative; pass 0 (run until Ctrl-C) or a duration such as --duration 1m."},
+		{"negative idle", testSpec, []string{"--stop-when-idle", "-2"}, "--stop-when-idle -2 is negative; pass 0 (never) or a number of batches such as --stop-when-idle 3."},
+		{"checkpoint is a file", testSpec, []string{"--checkpoint", file}, "--checkpoint " + file + " is a file, not a directory; name a directory, new or used before by demo."},
+		{"save prefix is a directory", testSpec, []string{"--save", "out/"}, "--save out/ ends in a directory separator; give a file name prefix, such as --save out/results."},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseFlags(c.spec, c.args, new(bytes.Buffer))
+			var ue *UsageError
+			require.True(t, errors.As(err, &ue), "%v", err)
+			require.Equal(t, c.want, err.Error())
+		})
+	}
+}
+
+func TestParseFlagsHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := ParseFlags(testSpec, []string{"-h"}, &out)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	help := out.String()
+	for _, want := range []string{
+		"Usage: demo [flags]", "Counts demo records.",
+		"-brokers", "-listen", "-topic", `(default "demo")`, "-partitions", "(default 2)", "-group", `(default "sluice-demo")`,
+		"-batch", "(default 2s)", "-window", "(default 30s)", "-slide", "(default 10s)", "-top", "(default 10)",
+		"-checkpoint", `(default "sluice-data/demo/checkpoint")`, "-max-rate-per-partition", "-backpressure",
+		"-generate", "(default 25 with the embedded broker, 0 with --brokers)", "-save", "-duration", "-stop-when-idle",
+	} {
+		require.Contains(t, help, want)
+	}
+}
