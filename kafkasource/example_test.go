@@ -1,0 +1,117 @@
+package kafkasource_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/kafkasource"
+)
+
+// Read a topic of the embedded broker batch by batch and print each
+// batch's offset ranges and records.
+func ExampleNewDirectStream() {
+	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 2))
+	if err != nil {
+		panic(err)
+	}
+	defer broker.Close()
+	producer, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		panic(err)
+	}
+	defer producer.Close()
+	ctx := context.Background()
+	produce := func(partition int32, keys ...string) {
+		for _, k := range keys {
+			rec := &kgo.Record{Topic: "clicks", Partition: partition, Key: []byte(k), Value: []byte("page-" + k)}
+			if err := producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
+				panic(err)
+			}
+		}
+	}
+
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	clicks, err := kafkasource.NewDirectStream(c, []string{"clicks"},
+		kafkasource.WithBrokers(broker.Addrs()...),
+		kafkasource.WithResetPolicy(kafkasource.Earliest),
+		kafkasource.WithRateLimits(kafkasource.RateLimits{MaxRatePerPartition: 2}))
+	if err != nil {
+		panic(err)
+	}
+	dstream.ForEachBatchJob(clicks, func(_ context.Context, j *engine.Job, b dstream.Batch[kafkasource.Record]) error {
+		fmt.Println("batch", b.Time.Unix(), kafkasource.OffsetRangesOf(j, clicks))
+		for r := range b.All() {
+			fmt.Printf("  %s[%d]@%d %s=%s\n", r.Topic, r.Partition, r.Offset, r.Key, r.Value)
+		}
+		return nil
+	})
+
+	produce(0, "a", "b", "c")
+	produce(1, "d")
+	if err := c.RunBatches(ctx, 2); err != nil {
+		panic(err)
+	}
+	// Output:
+	// batch 1 [clicks[0] [0, 2) clicks[1] [0, 1)]
+	//   clicks[0]@0 a=page-a
+	//   clicks[0]@1 b=page-b
+	//   clicks[1]@0 d=page-d
+	// batch 2 [clicks[0] [2, 3) clicks[1] [1, 1)]
+	//   clicks[0]@2 c=page-c
+}
+
+// Write the elements of a stream to a topic; the batch time travels in a
+// header.
+func ExampleWriteTo() {
+	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("counts", 1))
+	if err != nil {
+		panic(err)
+	}
+	defer broker.Close()
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	words := dstream.Queue(c, [][]string{{"a", "b", "a"}})
+	counts := dstream.CountByValue(words)
+	sink, err := kafkasource.WriteTo(counts, "counts", func(kv dstream.KV[string, int64]) ([]byte, []byte, error) {
+		return []byte(kv.Key), fmt.Appendf(nil, "%d", kv.Value), nil
+	}, kafkasource.SinkBrokers(broker.Addrs()...))
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	if err := c.RunBatches(ctx, 1); err != nil {
+		panic(err)
+	}
+	fmt.Println("written:", sink.Stats().Written)
+
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...), kgo.ConsumeTopics("counts"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		panic(err)
+	}
+	defer consumer.Close()
+	got := map[string]string{}
+	for len(got) < 2 {
+		consumer.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			got[string(r.Key)] = string(r.Value) + " at " + string(r.Headers[0].Value) + " ms"
+		})
+	}
+	fmt.Println(got["a"])
+	fmt.Println(got["b"])
+	// Output:
+	// written: 2
+	// 2 at 1000 ms
+	// 1 at 1000 ms
+}
