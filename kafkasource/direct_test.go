@@ -456,3 +456,22 @@ func TestDirectStreamBackpressureFollowsTheEstimate(t *testing.T) {
 	}
 	require.Greater(t, rates[len(rates)-1], 0.0, "the estimator produced a rate")
 }
+
+func TestDirectStreamWaitsForMissingTopics(t *testing.T) {
+	b := startBroker(t, map[string]int32{"present": 1})
+	b.produce(t, "present", 0, 0, 3)
+	logs := &logCapture{}
+	c := newEngine(t)
+	w := watch(b.stream(t, c, []string{"present", "later"}, WithResetPolicy(Latest), WithLogger(logs.logger())))
+	ctx := bounded(t)
+	require.NoError(t, c.RunBatches(ctx, 2))
+	require.Equal(t, []OffsetRange{{"present", 0, 3, 3}}, w.ranges[1])
+	require.Equal(t, 1, bytes.Count([]byte(logs.String()), []byte("name=later")), "warned once")
+
+	require.NoError(t, b.e.CreateTopic(ctx, "later", 2))
+	b.refresh(t)
+	b.produce(t, "later", 1, 0, 4)
+	require.NoError(t, c.RunBatches(ctx, 1))
+	require.Equal(t, []OffsetRange{{"later", 0, 0, 0}, {"later", 1, 0, 4}, {"present", 0, 3, 3}}, w.ranges[2],
+		"a topic created while the stream runs is read from its start")
+}

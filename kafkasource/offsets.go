@@ -237,6 +237,7 @@ type subscription struct {
 // are logged once and skipped.
 func (k *kclient) metadata(ctx context.Context, sub *subscription) (map[TopicPartition]int32, error) {
 	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false // subscribing must not create topics
 	if len(sub.regexps) == 0 {
 		names := slices.Clone(sub.topics)
 		for _, tp := range sub.assign {
