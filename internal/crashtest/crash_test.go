@@ -112,4 +112,3 @@ func TestKillAndRestartGivesTheSameResults(t *testing.T) {
 		require.Equal(t, lines, got[name], "output file %s", name)
 	}
 }
-
