@@ -200,22 +200,11 @@ func retriable(err error) bool {
 	if errors.As(err, &ke) {
 		return ke.Retriable
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	// Connection resets, EOFs, dial failures and deadlines: a broker
-	// going away looks like any of them.
-	var pe *partitionError
-	return !errors.As(err, &pe)
+	// Connection resets, EOFs, dial failures, deadlines, answers without
+	// a whole batch: a broker going away or restarting looks like any of
+	// them.
+	return true
 }
-
-// partitionError is a final error about one partition, such as a missing
-// partition named by WithPartitions.
-type partitionError struct{ err error }
-
-func (e *partitionError) Error() string { return e.err.Error() }
-func (e *partitionError) Unwrap() error { return e.err }
 
 // partitions is what one batch knows of the subscribed partitions: their
 // leaders and their first and last stable offsets.
