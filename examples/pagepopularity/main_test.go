@@ -194,7 +194,7 @@ func TestRecoveryAfterKills(t *testing.T) {
 		MaxDelay: 3 * time.Millisecond,
 		Timeout:  45 * time.Second,
 	}, bin, "--brokers", addr, "--topic", "user-behavior", "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix,
-		"--generate", "0", "--batch", "100ms", "--max-rate-per-partition", "200", "--stop-when-idle", "3")
+		"--generate", "0", "--batch", "50ms", "--max-rate-per-partition", "400", "--stop-when-idle", "3")
 	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\)`, out[len(out)-1])
 
 	got := map[string]float64{}

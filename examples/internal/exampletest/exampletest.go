@@ -260,8 +260,12 @@ func RunWithKills(t testing.TB, rnd *rand.Rand, k Kills, bin string, args ...str
 			case l, ok := <-p.Lines:
 				if !ok {
 					<-p.Done
-					t.Fatalf("life %d ended on its own (%v) after %d of %d kills: the input ran out too soon; make it larger.\nstderr:\n%s\noutput:\n%s",
-						life, p.Err, killed, k.N, p.Stderr, strings.Join(seen, "\n"))
+					if p.Err != nil {
+						t.Fatalf("life %d failed (%v) after %d kills; stderr:\n%s\noutput:\n%s",
+							life, p.Err, killed, p.Stderr, strings.Join(seen, "\n"))
+					}
+					t.Fatalf("life %d finished after %d of %d kills: the input ran out too soon; make it larger.\noutput:\n%s",
+						life, killed, k.N, strings.Join(seen, "\n"))
 				}
 				seen = append(seen, l)
 				if !k.Trigger(l) {

@@ -112,6 +112,7 @@ type runner struct {
 	batches, records int64
 	idle             int
 	stopWhy          string
+	notes            []string // printed after the banner
 }
 
 var errIdle = errors.New("idle")
@@ -264,7 +265,7 @@ func (r *runner) checkCluster(ctx context.Context) error {
 		return nil
 	}
 	if cfg.Generate == 0 {
-		fmt.Fprintf(r.out, "%s: topic %q does not exist yet; the job reads it from its start once it does\n", r.spec.Name, cfg.Topic)
+		r.notes = append(r.notes, fmt.Sprintf("topic %q does not exist yet; the job reads it from its start once it does", cfg.Topic))
 		return nil
 	}
 	resp, err := adm.CreateTopic(pctx, int32(cfg.Partitions), -1, nil, cfg.Topic)
@@ -317,6 +318,9 @@ func (r *runner) banner(addrs []string) {
 		stop += fmt.Sprintf(", or once %d batches in a row read nothing", cfg.StopWhenIdle)
 	}
 	fmt.Fprintf(r.out, "%s: %s; %s\n", name, strings.Join(what, ", "), stop)
+	for _, n := range r.notes {
+		fmt.Fprintf(r.out, "%s: %s\n", name, n)
+	}
 }
 
 // batchLine prints one line per completed batch and counts idle batches.
