@@ -447,6 +447,10 @@ func LoadCommit(fsys state.FS, dir string, ms int64) (*Manifest, map[string][]by
 				kind = state.KindSnapshot
 			}
 			p := filepath.Join(dir, filepath.FromSlash(f.Path))
+			if !strings.HasPrefix(f.Path, stateDir+"/") || path.Clean(f.Path) != f.Path || strings.Contains(f.Path, "..") {
+				return nil, nil, &state.CorruptError{Path: filepath.Join(dir, commitsDir, strconv.FormatInt(ms, 10)),
+					Reason: fmt.Sprintf("it references %q, outside the checkpoint's state directory", f.Path)}
+			}
 			body, err := state.ReadFile(fsys, p, kind)
 			if err != nil {
 				return nil, nil, err
