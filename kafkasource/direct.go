@@ -94,7 +94,7 @@ type directNode struct {
 	sub    subscription
 
 	// Read and written on the goroutine that drives batches; mu guards
-	// writes to positions against readers of Stats.
+	// positions against StatsOf.
 	mu             sync.Mutex
 	positions      map[TopicPartition]int64 // next offset to read, as of the last committed batch
 	started        bool                     // positions of the first batch are fixed
@@ -123,45 +123,41 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Work on a copy, so that StatsOf never waits for the brokers.
+	pos := maps.Clone(n.positions)
 	var fix []TopicPartition
-	n.mu.Lock()
 	for tp := range ps.leaders {
-		if _, ok := n.positions[tp]; ok {
+		if _, ok := pos[tp]; ok {
 			continue
 		}
 		if n.started || n.restoredTopics[tp.Topic] {
 			// A partition added since the stream (or its checkpoint)
 			// last saw the topic: all of it is new.
-			n.positions[tp] = ps.start[tp]
+			pos[tp] = ps.start[tp]
 			n.logger.Debug("kafkasource: new partition starts at its earliest offset", "topic", tp.Topic, "partition", tp.Partition, "offset", ps.start[tp])
 			continue
 		}
 		fix = append(fix, tp)
 	}
-	n.mu.Unlock()
-	if err := n.withPositions(func() error { return n.startOffsets(ctx, ps, fix) }); err != nil {
+	if err := n.startOffsets(ctx, ps, fix, pos); err != nil {
+		return nil, err
+	}
+	if err := n.checkPositions(ctx, ps, pos); err != nil {
 		return nil, err
 	}
 	n.started = true
-	if err := n.withPositions(func() error { return n.checkPositions(ctx, ps) }); err != nil {
-		return nil, err
-	}
+	n.mu.Lock()
+	n.positions = pos
+	n.mu.Unlock()
 
 	current := make(map[TopicPartition]int64, len(ps.leaders))
 	for tp := range ps.leaders {
-		current[tp] = n.positions[tp]
+		current[tp] = pos[tp]
 	}
 	caps := MaxMessagesPerPartition(n.cfg.limits, n.batch, current, ps.end, n.rate())
 	ranges := planRanges(current, ps.end, caps)
 	n.adopt(j, ranges)
 	return encodePlan(ranges), nil
-}
-
-// withPositions runs f, which may write positions, under mu.
-func (n *directNode) withPositions(f func() error) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return f()
 }
 
 // Replan adopts the ranges recorded for batch j before a restart.

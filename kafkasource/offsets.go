@@ -515,8 +515,8 @@ func (k *kclient) commitGroup(ctx context.Context, group string, offsets map[Top
 // startOffsets fixes where partitions without a position start, in the
 // order of precedence: the explicit start offsets, the group's committed
 // offsets, then the reset policy (the log start for Earliest, the last
-// stable offset for Latest). ps holds the partitions to fix.
-func (n *directNode) startOffsets(ctx context.Context, ps *partitions, fix []TopicPartition) error {
+// stable offset for Latest), into pos.
+func (n *directNode) startOffsets(ctx context.Context, ps *partitions, fix []TopicPartition, pos map[TopicPartition]int64) error {
 	if len(fix) == 0 {
 		return nil
 	}
@@ -542,26 +542,25 @@ func (n *directNode) startOffsets(ctx context.Context, ps *partitions, fix []Top
 		if o, ok := n.cfg.start[tp]; ok {
 			from, how = o, "start offsets"
 		}
-		n.positions[tp] = from
+		pos[tp] = from
 		n.logger.Debug("kafkasource: partition starts", "topic", tp.Topic, "partition", tp.Partition, "offset", from, "from", how)
 	}
 	return nil
 }
 
-// checkPositions moves positions below the log start up to it (a loss,
-// warned about and counted, or ErrDataLoss with WithFatalOnDataLoss) and
-// fails on positions above the high watermark.
-func (n *directNode) checkPositions(ctx context.Context, ps *partitions) error {
+// checkPositions moves positions in pos below the log start up to it (a
+// loss, warned about and counted, or ErrDataLoss with WithFatalOnDataLoss)
+// and fails on positions above the high watermark.
+func (n *directNode) checkPositions(ctx context.Context, ps *partitions, pos map[TopicPartition]int64) error {
 	above := make(map[TopicPartition]int32)
 	for tp := range ps.leaders {
-		pos := n.positions[tp]
-		if start := ps.start[tp]; pos < start {
-			if err := n.lose(tp, pos, start, "planning"); err != nil {
+		if start := ps.start[tp]; pos[tp] < start {
+			if err := n.lose(tp, pos[tp], start, "planning"); err != nil {
 				return err
 			}
-			n.positions[tp] = start
+			pos[tp] = start
 		}
-		if n.positions[tp] > ps.end[tp] {
+		if pos[tp] > ps.end[tp] {
 			above[tp] = ps.leaders[tp]
 		}
 	}
@@ -574,8 +573,8 @@ func (n *directNode) checkPositions(ctx context.Context, ps *partitions) error {
 	}
 	var errs []error
 	for tp := range above {
-		if pos := n.positions[tp]; pos > hwm[tp] {
-			errs = append(errs, &OffsetOutOfRangeError{Topic: tp.Topic, Partition: tp.Partition, Offset: pos, HighWatermark: hwm[tp]})
+		if pos[tp] > hwm[tp] {
+			errs = append(errs, &OffsetOutOfRangeError{Topic: tp.Topic, Partition: tp.Partition, Offset: pos[tp], HighWatermark: hwm[tp]})
 		}
 	}
 	return errors.Join(errs...)
