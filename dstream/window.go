@@ -57,10 +57,12 @@ func Window[T any](s *Stream[T], window, slide time.Duration) *Stream[T] {
 //
 // Windows emit at multiples of slide, as for [Window]; window and slide must
 // be positive multiples of the slide of s. Keys are hash-partitioned into
-// the context's parallelism of partitions (see [Stream.Partitions]). A
-// window costs time in proportion to the keys of the panes it covers; when
-// reduce has an inverse, [ReduceByKeyAndWindowInv] costs only what enters
-// and leaves the window.
+// the context's parallelism of partitions (see [Stream.Partitions]); a job
+// restored from a checkpoint keeps the partition count the checkpoint was
+// written with. reduce runs in parallel tasks, one per partition, so it must
+// be safe for concurrent use. A window costs time in proportion to the keys
+// of the panes it covers; when reduce has an inverse,
+// [ReduceByKeyAndWindowInv] costs only what enters and leaves the window.
 func ReduceByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], reduce func(V, V) V, window, slide time.Duration) *Stream[KV[K, V]] {
 	mustFn(reduce == nil, "ReduceByKeyAndWindow")
 	w := newKeyedWindow("reduceByKeyAndWindow", s, window, slide, windowReducer(reduce))
@@ -83,7 +85,8 @@ func ReduceByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], reduce func(
 // fails the batch (window.ErrFilteredKey), as in Spark: keep should drop
 // only keys at the "zero".
 //
-// reduce and inverse must not modify their arguments. Partitions, timing
+// reduce, inverse and keep run in parallel tasks, one per partition, and
+// must not modify their arguments. Partitions, timing
 // and validation are as for [ReduceByKeyAndWindow]. With a checkpoint, each
 // commit writes the panes added and the keys whose window value changed.
 func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[KV[K, V]], reduce, inverse func(V, V) V, window, slide time.Duration, keep func(KV[K, V]) bool) *Stream[KV[K, V]] {
