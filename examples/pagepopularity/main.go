@@ -36,7 +36,13 @@ func accumulate(contributions []float64, total float64, _ bool) (float64, bool) 
 
 // rounded is v at the six decimals the --save files hold, so that pages
 // rank the same whatever order their sums were taken in.
-func rounded(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+func rounded(v float64) float64 {
+	r := math.Round(v*1e6) / 1e6
+	if r == 0 {
+		return 0 // not -0, which would save as -0.000000
+	}
+	return r
+}
 
 func build(j *exampleutil.Job) error {
 	cfg := j.Config
@@ -56,7 +62,7 @@ func build(j *exampleutil.Job) error {
 		}
 		exampleutil.SortByValue(rows)
 		top := rows[:min(cfg.Top, len(rows))]
-		fmt.Fprintf(j.Out, "top %d of %d pages at %s:\n", len(top), len(rows), b.Time.Format("15:04:05.000"))
+		fmt.Fprintf(j.Out, "top %d of %d pages in state at %s:\n", len(top), len(rows), b.Time.Format("15:04:05.000"))
 		for i, kv := range top {
 			fmt.Fprintf(j.Out, "%4d. %-10s %12.3f\n", i+1, kv.Key, kv.Value)
 		}

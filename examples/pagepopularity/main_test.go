@@ -94,7 +94,7 @@ func TestGeneratorFollowsSeedProducer(t *testing.T) {
 }
 
 var (
-	topHeader = regexp.MustCompile(`^top (\d+) of (\d+) pages at \S+:$`)
+	topHeader = regexp.MustCompile(`^top (\d+) of (\d+) pages in state at \S+:$`)
 	topRow    = regexp.MustCompile(`^\s+(\d+)\. (page\d+)\s+(-?\d+\.\d{3})$`)
 	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records, (\d+) malformed`)
 )

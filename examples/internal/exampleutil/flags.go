@@ -100,24 +100,24 @@ func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
 	fs.StringVar(&brokers, "brokers", "", "Kafka seed brokers as `host:port[,host:port...]`; empty starts an embedded broker")
 	fs.StringVar(&cfg.Listen, "listen", DefaultListen, "`host:port` the embedded broker listens on, for kcat and other clients; port 0 picks a free port")
 	fs.StringVar(&cfg.Topic, "topic", spec.Topic, "Kafka `topic` to read (and to generate into)")
-	fs.IntVar(&cfg.Partitions, "partitions", DefaultPartitions, "`partitions` of the topic when the example creates it (embedded broker, or --generate with --brokers)")
+	fs.IntVar(&cfg.Partitions, "partitions", DefaultPartitions, "`N` partitions of the topic when the example creates it (embedded broker, or --generate with --brokers)")
 	fs.StringVar(&cfg.Group, "group", "sluice-"+spec.Name, "consumer `group` the job commits its offsets to after every batch, for lag tools")
 	fs.DurationVar(&cfg.Batch, "batch", DefaultBatch, "batch `interval`")
 	if spec.Windowed {
 		fs.DurationVar(&cfg.Window, "window", spec.Window, "window `length`, a multiple of --batch")
 		fs.DurationVar(&cfg.Slide, "slide", spec.Slide, "window `slide`: results print every slide; a multiple of --batch")
 	}
-	fs.IntVar(&cfg.Top, "top", DefaultTop, "how many `rows` to print")
-	fs.StringVar(&cfg.Checkpoint, "checkpoint", defaultCkpt, "checkpoint `dir`: state and offsets, so a restart resumes; the embedded broker keeps its log in DIR-broker; empty: no checkpoint")
+	fs.IntVar(&cfg.Top, "top", DefaultTop, "print the top `N` rows")
+	fs.StringVar(&cfg.Checkpoint, "checkpoint", defaultCkpt, "checkpoint `DIR` for state and offsets, so that a restart resumes; the embedded broker keeps its log in DIR-broker; empty: no checkpoint")
 	fs.Int64Var(&cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
 	fs.BoolVar(&cfg.Backpressure, "backpressure", false, "adapt the read rate to how fast batches complete (PID controller)")
 	rateDefault := "off"
 	if spec.Generator != nil {
 		rateDefault = fmt.Sprintf("%g with the embedded broker, 0 with --brokers", spec.Rate)
 	}
-	fs.StringVar(&generate, "generate", "", "`records/s` the built-in generator writes to the topic; 0 turns it off (default "+rateDefault+")")
+	fs.StringVar(&generate, "generate", "", "`RATE` in records/s the built-in generator writes to the topic; 0 turns it off (default "+rateDefault+")")
 	fs.StringVar(&cfg.Save, "save", "", "write each batch's results as JSON lines to `PREFIX`-<batch ms>.jsonl")
-	fs.DurationVar(&cfg.Duration, "duration", 0, "stop gracefully after this `long`; 0 runs until Ctrl-C")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop gracefully after `D`; 0 runs until Ctrl-C")
 	fs.IntVar(&cfg.StopWhenIdle, "stop-when-idle", 0, "stop gracefully after `N` batches in a row that read nothing (no backlog left); 0 never")
 
 	usage := func() {
