@@ -52,6 +52,12 @@ func (c *Context) runBatch(t time.Time) error {
 	c.lastBatch = t
 	c.mu.Unlock()
 	c.next = t.Add(c.batch)
+	if c.ckpt != nil {
+		// Batch times between recorded ones planned no input: skip them.
+		if nt, ok := c.ckpt.nextPlanned(); ok {
+			c.next = nt
+		}
+	}
 	if c.ckpt != nil && c.ckpt.replayDone() && !c.manual {
 		// The batches recorded before a restart have run again; batch times
 		// missed while the job was down are not run one by one.
@@ -72,7 +78,7 @@ func (c *Context) runBatch(t time.Time) error {
 
 func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error {
 	t := j.Time
-	if err := c.planSources(ctx, j); err != nil {
+	if err := c.planSources(ctx, j, info); err != nil {
 		return err
 	}
 	info.Records = j.Records()
@@ -89,7 +95,10 @@ func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error 
 		info.OutputOpsSucceeded++
 	}
 	if c.ckpt != nil {
-		if err := c.ckpt.commit(ctx, j); err != nil {
+		start := time.Now()
+		err := c.ckpt.commit(ctx, j)
+		info.CheckpointDelay += time.Since(start)
+		if err != nil {
 			return &BatchError{Time: t, Op: "checkpoint", Err: err}
 		}
 	}
@@ -103,7 +112,7 @@ func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error 
 
 // planSources fixes every source's input for the batch, or re-adopts the
 // plans a checkpoint recorded for it before a crash.
-func (c *Context) planSources(ctx context.Context, j *Job) error {
+func (c *Context) planSources(ctx context.Context, j *Job, info *BatchInfo) error {
 	if c.ckpt != nil {
 		if plans, ok := c.ckpt.recoveredPlans(j.Time); ok {
 			for _, s := range c.sources {
@@ -123,7 +132,10 @@ func (c *Context) planSources(ctx context.Context, j *Job) error {
 		plans[s.Meta().Name()] = p
 	}
 	if c.ckpt != nil {
-		if err := c.ckpt.writePlans(j.Time, plans, j.sourceInfos()); err != nil {
+		start := time.Now()
+		err := c.ckpt.writePlans(j.Time, plans, j.sourceInfos(), j.Records())
+		info.CheckpointDelay += time.Since(start)
+		if err != nil {
 			return &BatchError{Time: j.Time, Op: "checkpoint", Err: err}
 		}
 	}

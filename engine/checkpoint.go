@@ -111,12 +111,28 @@ type OperatorFiles struct {
 
 // FileRef is one state file as a manifest references it: its path relative
 // to the checkpoint directory, its body's length and CRC32C.
+//
+// A small snapshot (a source's positions) is kept inline in the manifest
+// instead of in a file of its own: Kind is "snapshot", Path is empty and
+// Inline holds the body.
 type FileRef struct {
-	Path    string `json:"path"`
+	Path    string `json:"path,omitempty"`
 	Kind    string `json:"kind"` // "snapshot" or "delta"
 	BatchMS int64  `json:"batch_ms"`
 	Len     int64  `json:"len"`
 	CRC     uint32 `json:"crc"`
+	Inline  []byte `json:"inline,omitempty"`
+}
+
+// inlineMax is the largest snapshot kept inside the manifest.
+const inlineMax = 4 << 10
+
+// key names the body of the reference in the map LoadCommit returns.
+func (f FileRef) key(op string) string {
+	if f.Path == "" {
+		return "inline:" + op
+	}
+	return f.Path
 }
 
 // plansFile is the body of an offsets/<batch ms> file.
@@ -135,6 +151,7 @@ type checkpointer struct {
 	ops     []Stateful
 
 	chains   map[string][]FileRef // the files that restore each operator now
+	lastSnap map[string][]byte    // each operator's last Snapshot body, to skip rewriting it
 	retained []*Manifest          // commits on disk, oldest first
 	plans    map[int64]map[string][]byte
 	sinceCk  int  // batches since the last commit
@@ -165,7 +182,7 @@ func openCheckpointer(ctx context.Context, c *Context, dir string, opts ...Check
 	}
 	k = &checkpointer{
 		c: c, dir: dir, fs: cfg.fs, cfg: cfg, release: release,
-		chains: make(map[string][]FileRef), plans: make(map[int64]map[string][]byte),
+		chains: make(map[string][]FileRef), lastSnap: make(map[string][]byte), plans: make(map[int64]map[string][]byte),
 		snapBusy: make(map[string]int64), snapReady: make(map[string]FileRef),
 	}
 	defer func() {
@@ -239,7 +256,10 @@ func (k *checkpointer) recover() error {
 			for _, of := range m.Operators {
 				if of.Name == name {
 					k.chains[name] = of.Files
-					r := &stateReader{files: of.Files, bodies: bodies}
+					if len(of.Files) == 1 && of.Files[0].Kind == "snapshot" {
+						k.lastSnap[name] = bodies[of.Files[0].key(name)]
+					}
+					r := &stateReader{op: name, files: of.Files, bodies: bodies}
 					if err := op.RestoreState(r); err != nil {
 						return fmt.Errorf("engine: restore operator %q from checkpoint dir %s (commit %d): %w; roll back with RollbackOnCorrupt or start with a fresh checkpoint dir",
 							name, k.dir, m.BatchMS, err)
@@ -442,6 +462,14 @@ func LoadCommit(fsys state.FS, dir string, ms int64) (*Manifest, map[string][]by
 	bodies := make(map[string][]byte)
 	for _, op := range m.Operators {
 		for _, f := range op.Files {
+			if f.Path == "" {
+				if f.Kind != "snapshot" || int64(len(f.Inline)) != f.Len || crc32.Checksum(f.Inline, crcTable) != f.CRC {
+					return nil, nil, &state.CorruptError{Path: filepath.Join(dir, commitsDir, strconv.FormatInt(ms, 10)),
+						Reason: fmt.Sprintf("the inline state of operator %q does not match its length or checksum", op.Name)}
+				}
+				bodies[f.key(op.Name)] = f.Inline
+				continue
+			}
 			kind := state.KindDelta
 			if f.Kind == "snapshot" {
 				kind = state.KindSnapshot
@@ -458,7 +486,7 @@ func LoadCommit(fsys state.FS, dir string, ms int64) (*Manifest, map[string][]by
 			if int64(len(body)) != f.Len || crc32.Checksum(body, crcTable) != f.CRC {
 				return nil, nil, &state.CorruptError{Path: p, Reason: "its length or checksum differs from what commit " + strconv.FormatInt(ms, 10) + " records"}
 			}
-			bodies[f.Path] = body
+			bodies[f.key(op.Name)] = body
 		}
 	}
 	return m, bodies, nil
@@ -510,8 +538,23 @@ func (k *checkpointer) replayDone() bool {
 	return done
 }
 
-// writePlans records the planned input of batch t before it runs.
-func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map[string]any) error {
+// nextPlanned returns the earliest batch time recorded before a restart that
+// has not run again yet.
+func (k *checkpointer) nextPlanned() (time.Time, bool) {
+	if len(k.plans) == 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(slices.Min(slices.Collect(mapsKeys(k.plans)))), true
+}
+
+// writePlans records the planned input of batch t before it runs. A batch
+// that plans no input at all is not recorded: re-planning it after a crash
+// reads from the same positions, so no record is lost or read twice, and
+// empty batches cost no disk write.
+func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map[string]any, records int64) error {
+	if records == 0 {
+		return nil
+	}
 	pf := plansFile{BatchMS: t.UnixMilli(), Plans: plans}
 	if len(info) > 0 {
 		pf.Info = make(map[string]json.RawMessage, len(info))
@@ -540,12 +583,14 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 	k.adoptSnapshots()
 	var async []func()
 	m := &Manifest{Version: FormatVersion, BatchMS: ms, ZeroMS: k.c.zero.UnixMilli(), IntervalMS: k.c.batch.Milliseconds()}
+	wrote := false
 	for _, op := range k.ops {
 		name := op.Meta().Name()
 		w := &stateWriter{k: k, op: name, ms: ms}
 		if err := op.SaveState(w); err != nil {
 			return fmt.Errorf("save state of operator %q: %w", name, err)
 		}
+		wrote = wrote || w.wrote
 		if w.snap != nil {
 			async = append(async, w.startSnapshot)
 		}
@@ -558,6 +603,12 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 				m.Sources[name] = b
 			}
 		}
+	}
+	if !wrote && len(k.retained) > 0 {
+		// No operator's state changed: the newest commit already describes
+		// this batch's state, and a restart resumes from it.
+		k.sinceCk = 0
+		return nil
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
@@ -586,7 +637,7 @@ func (k *checkpointer) collect(nowMS int64) {
 			k.c.logger.Warn("checkpoint: cannot remove old commit", slog.String("error", err.Error()))
 		}
 	}
-	keep := make(map[string]bool)
+	keep := make(map[string]bool) // inline references add "", which no file matches
 	for _, m := range k.retained {
 		for _, op := range m.Operators {
 			for _, f := range op.Files {
@@ -676,10 +727,11 @@ func (k *checkpointer) close() error {
 
 // stateWriter implements StateWriter for one operator at one commit.
 type stateWriter struct {
-	k    *checkpointer
-	op   string
-	ms   int64
-	snap func(w io.Writer) error
+	k     *checkpointer
+	op    string
+	ms    int64
+	snap  func(w io.Writer) error
+	wrote bool // a file was written
 }
 
 func (w *stateWriter) opDir() (string, error) {
@@ -708,6 +760,16 @@ func (w *stateWriter) write(kind state.Kind, suffix string, body func(io.Writer)
 }
 
 func (w *stateWriter) Snapshot(body []byte) error {
+	if last, ok := w.k.lastSnap[w.op]; ok && bytes.Equal(last, body) && len(w.k.chains[w.op]) == 1 {
+		return nil // unchanged since the last commit
+	}
+	w.wrote = true
+	w.k.lastSnap[w.op] = bytes.Clone(body)
+	if len(body) <= inlineMax {
+		w.k.chains[w.op] = []FileRef{{Kind: "snapshot", BatchMS: w.ms, Len: int64(len(body)),
+			CRC: crc32.Checksum(body, crcTable), Inline: bytes.Clone(body)}}
+		return nil
+	}
 	ref, err := w.write(state.KindSnapshot, "snapshot", func(out io.Writer) error {
 		_, err := out.Write(body)
 		return err
@@ -720,6 +782,8 @@ func (w *stateWriter) Snapshot(body []byte) error {
 }
 
 func (w *stateWriter) WriteDelta(write func(io.Writer) error) error {
+	w.wrote = true
+	delete(w.k.lastSnap, w.op)
 	ref, err := w.write(state.KindDelta, "delta", write)
 	if err != nil {
 		return err
@@ -791,13 +855,14 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // stateReader implements StateReader over a verified chain of files.
 type stateReader struct {
+	op     string
 	files  []FileRef
 	bodies map[string][]byte
 }
 
 func (r *stateReader) Snapshot() ([]byte, error) {
 	if len(r.files) > 0 && r.files[0].Kind == "snapshot" {
-		return r.bodies[r.files[0].Path], nil
+		return r.bodies[r.files[0].key(r.op)], nil
 	}
 	return nil, nil
 }
@@ -807,7 +872,7 @@ func (r *stateReader) Deltas(apply func(io.Reader) error) error {
 		if f.Kind != "delta" {
 			continue
 		}
-		if err := apply(bytes.NewReader(r.bodies[f.Path])); err != nil {
+		if err := apply(bytes.NewReader(r.bodies[f.key(r.op)])); err != nil {
 			return fmt.Errorf("delta %s: %w", f.Path, err)
 		}
 	}

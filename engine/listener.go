@@ -16,6 +16,10 @@ type BatchInfo struct {
 	ProcessingDelay time.Duration
 	// TotalDelay is SchedulingDelay + ProcessingDelay.
 	TotalDelay time.Duration
+	// CheckpointDelay is the part of ProcessingDelay spent recording the
+	// batch's planned input and committing its checkpoint; zero without
+	// checkpoints.
+	CheckpointDelay time.Duration
 	// OutputOps is the number of output operations of the job, and
 	// OutputOpsSucceeded how many of them succeeded in this batch.
 	OutputOps, OutputOpsSucceeded int

@@ -113,12 +113,15 @@ func TestEveryCheckpointFileKindDetectsDamage(t *testing.T) {
 	require.NoError(t, err)
 	for _, op := range m.Operators {
 		for _, f := range op.Files {
+			if f.Path == "" {
+				require.Equal(t, "queue-1", op.Name, "only small snapshots are inline in the manifest")
+				continue
+			}
 			files[f.Kind+" of "+op.Name] = filepath.Join(dir, filepath.FromSlash(f.Path))
 			load[f.Kind+" of "+op.Name] = load["commit"]
 		}
 	}
 	require.Contains(t, files, "delta of updateStateByKey-1")
-	require.Contains(t, files, "snapshot of queue-1")
 	for kind, p := range files {
 		t.Run(kind, func(t *testing.T) {
 			orig, err := os.ReadFile(p)
