@@ -2,6 +2,33 @@
 // offset ranges at a time, and runs an in-process Kafka broker for tests and
 // examples.
 //
+// # Direct stream
+//
+// [NewDirectStream] is Spark's createDirectStream: at every batch it asks
+// the cluster for the end (last stable offset) of every subscribed
+// partition, plans one [OffsetRange] per partition as until = min(latest,
+// from + cap), and reads each non-empty range in a task of its own, read
+// committed, stopping exactly at until. Partitions added while the job runs
+// are picked up at their earliest offset. Output operations see each
+// batch's ranges through [OffsetRangesOf], as Spark's HasOffsetRanges.
+//
+// Starting offsets come, in order, from the checkpoint
+// (engine.WithCheckpoint), [WithStartOffsets], the committed offsets of
+// [WithGroup], then [WithResetPolicy]. An offset that retention deleted is
+// reset to the log start with a WARN naming the partition and the records
+// lost (or an error with [WithFatalOnDataLoss]); an offset above the high
+// watermark is an [*OffsetOutOfRangeError]. After every batch commits, the
+// stream commits its positions to the group so that lag tools see progress;
+// the checkpoint, not the group, is the truth when both exist. Broker errors
+// are retried with backoff for up to [WithRetryTimeout].
+//
+// # Sink
+//
+// [WriteTo] writes a stream to a topic with an idempotent producer, the
+// batch time in a header, and every record flushed before the batch counts
+// as done; records that fail to encode are counted and skipped, or sent to
+// a dead-letter topic.
+//
 // # Rate control
 //
 // How many records each partition contributes to a batch follows Spark's
