@@ -13,19 +13,22 @@ import (
 )
 
 // updateModel applies to a map what UpdateAll applies to a store, and
-// returns the keys in the order f saw them.
+// returns the keys in the order f saw them: stored keys in order, then new
+// keys in order.
 func updateModel[K cmp.Ordered, V any](model map[K]V, keys []K, f func(i int, k K, v V, exists bool) (V, bool)) []K {
 	idx := make(map[K]int, len(keys))
 	for i, k := range keys {
 		idx[k] = i
 	}
-	all := slices.Collect(maps.Keys(model))
+	all := slices.Sorted(maps.Keys(model))
+	var added []K
 	for _, k := range keys {
 		if _, ok := model[k]; !ok {
-			all = append(all, k)
+			added = append(added, k)
 		}
 	}
-	slices.Sort(all)
+	slices.Sort(added)
+	all = append(all, added...)
 	for _, k := range all {
 		i, ok := idx[k]
 		if !ok {
@@ -119,7 +122,8 @@ func TestStoreUpdateAllByteOrderedKeys(t *testing.T) {
 	for _, k := range visited {
 		encs = append(encs, mustEncode(t, JSON[key](), k))
 	}
-	require.True(t, slices.IsSortedFunc(encs, bytes.Compare), "visited in the store's (encoded) order")
+	require.True(t, slices.IsSortedFunc(encs[:20], bytes.Compare), "stored keys visited in the store's (encoded) order")
+	require.Equal(t, []key{{-1, 3}, {100, 0}}, visited[20:], "then new keys, in order")
 	v, ok := s.Get(key{5, -5})
 	require.True(t, ok)
 	require.Equal(t, "0", v)
@@ -130,6 +134,36 @@ func TestStoreUpdateAllByteOrderedKeys(t *testing.T) {
 	require.False(t, ok, "odd keys without data are deleted")
 	require.Equal(t, 20-9+2, s.Len(), "9 odd keys without data deleted, 2 new keys")
 	require.Equal(t, 9+1+2, s.Changed(), "9 deletions, 1 update, 2 inserts")
+}
+
+// TestStoreUpdateAllEmptyEncodings covers values that encode to nothing,
+// whose entries have no buffer of their own to recognise them by.
+func TestStoreUpdateAllEmptyEncodings(t *testing.T) {
+	s := NewStore(String(), String())
+	model := map[string]string{}
+	for i := range 30 {
+		k := fmt.Sprintf("k%02d", i)
+		v := ""
+		if i%3 == 0 {
+			v = "x"
+		}
+		require.NoError(t, s.Set(k, v))
+		model[k] = v
+	}
+	f := func(i int, k string, v string, exists bool) (string, bool) {
+		if i >= 0 {
+			return v + fmt.Sprint(i), true
+		}
+		return v, true
+	}
+	keys := []string{"k03", "k04", "k29", "new", "k10"}
+	var seen []string
+	require.NoError(t, s.UpdateAll(keys, func(i int, k string, v string, exists bool) (string, bool) {
+		seen = append(seen, k)
+		return f(i, k, v, exists)
+	}))
+	require.Equal(t, updateModel(model, keys, f), seen)
+	requireMatches(t, model, s)
 }
 
 func TestStoreUpdateAllChangesOnlyWhatChanged(t *testing.T) {
@@ -201,4 +235,68 @@ func TestStoreUpdateAllDoesNotAllocatePerKey(t *testing.T) {
 		_ = s.UpdateAll(nil, func(_ int, _ string, v int64, _ bool) (int64, bool) { return n, true })
 	})
 	require.Zero(t, allocs, "allocations per pass over 1000 keys")
+}
+
+func TestStoreUpdate(t *testing.T) {
+	s := NewStore(String(), Int64())
+	model := map[string]int64{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for step := range 2000 {
+		k := fmt.Sprintf("k%02d", rng.IntN(40))
+		op := rng.IntN(4)
+		f := func(v int64, exists bool) (int64, bool) {
+			switch op {
+			case 0:
+				return v, exists // unchanged
+			case 1:
+				return v + 1, true // in place once owned
+			case 2:
+				return v * 1000, true
+			}
+			return 0, false
+		}
+		want, wantOK := f(model[k], hasKey(model, k))
+		require.NoError(t, s.Update(k, f), "step %d", step)
+		if wantOK {
+			model[k] = want
+		} else {
+			delete(model, k)
+		}
+		if step%500 == 0 {
+			s.Clone() // shared buffers must be copied on write
+		}
+	}
+	requireMatches(t, model, s)
+
+	s.ResetChanges()
+	require.NoError(t, s.Update("k00", func(v int64, exists bool) (int64, bool) { return v, exists }))
+	require.Zero(t, s.Changed(), "an unchanged value is not a change")
+	require.NoError(t, s.Update("absent", func(int64, bool) (int64, bool) { return 0, false }))
+	require.Zero(t, s.Changed(), "leaving a key absent is not a change")
+
+	bad := NewStore[string, int](String(), failingCodec[int]{okDecode: true})
+	require.ErrorContains(t, bad.Update("x", func(int, bool) (int, bool) { return 1, true }), "cannot encode the value")
+	require.Zero(t, bad.Len())
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func TestStoreUpdateInPlaceDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	s := NewStore(String(), Int64())
+	keys := make([]string, 100)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%d", i)
+		require.NoError(t, s.Set(keys[i], 1))
+	}
+	i := 0
+	require.Zero(t, testing.AllocsPerRun(1000, func() {
+		_ = s.Update(keys[i%100], func(v int64, _ bool) (int64, bool) { return v + 1, true })
+		i++
+	}))
 }
