@@ -340,26 +340,28 @@ func (n *mapWithStateNode[K, V, S, U]) mapPartition(tk *engine.Task, id int, t t
 	var s State[S]
 	for _, split := range byTask {
 		for _, kv := range split[p] {
-			old, exists := st.Get(kv.Key)
-			s = State[S]{value: old.state, exists: exists}
-			tk.Node = id
-			if u, ok := fn(t, kv.Key, Some(kv.Value), &s); ok {
-				out = append(out, u)
-			}
-			switch {
-			case s.removed:
-				if exists {
-					st.Delete(kv.Key)
+			// One search of the store per record, as a map lookup would be.
+			err := st.Update(kv.Key, func(old stamped[S], exists bool) (stamped[S], bool) {
+				s = State[S]{value: old.state, exists: exists}
+				tk.Node = id
+				if u, ok := fn(t, kv.Key, Some(kv.Value), &s); ok {
+					out = append(out, u)
 				}
-			case s.updated || (s.exists && timed):
-				// With a timeout, data refreshes the key's update time even
-				// when the function leaves the state as it is.
-				if err := st.Set(kv.Key, stamped[S]{ms: ms, state: s.value}); err != nil {
-					return out, err
+				switch {
+				case s.removed:
+					return old, false
+				case s.updated || (s.exists && timed):
+					// With a timeout, data refreshes the key's update
+					// time even when the function leaves the state as is.
+					if timed && (!exists || old.ms != ms) {
+						n.idle[p].add(ms, kv.Key)
+					}
+					return stamped[S]{ms: ms, state: s.value}, true
 				}
-				if timed && (!exists || old.ms != ms) {
-					n.idle[p].add(ms, kv.Key)
-				}
+				return old, exists // unchanged
+			})
+			if err != nil {
+				return out, err
 			}
 		}
 	}

@@ -212,6 +212,9 @@ type keyedState[K comparable, V any] struct {
 	// initialPending says the initial state is still to be applied: at
 	// the first batch, unless a checkpoint restored the state first.
 	initialPending bool
+	// full says the next save must write every key: the stores were
+	// loaded in bulk, which leaves no pending changes behind.
+	full bool
 }
 
 func newKeyedState[K comparable, V any](keys state.Codec[K], values state.Codec[V]) *keyedState[K, V] {
@@ -263,7 +266,11 @@ func (ks *keyedState[K, V]) partition(k K) int {
 
 // applyInitial stores the initial state, each value converted by conv, the
 // first time it is called after the job starts (unless a checkpoint was
-// restored), one task per partition.
+// restored), one task per partition. It loads each partition in bulk, as a
+// checkpoint restore does: the values end up side by side in key order,
+// which keeps the passes over the whole state that UpdateStateByKey makes
+// every batch cache-friendly, and the next checkpoint writes the state in
+// full.
 func applyInitial[K comparable, S, V any](ctx context.Context, j *engine.Job, op string, ks *keyedState[K, V], initial map[K]S, conv func(S) V) error {
 	if !ks.initialPending {
 		return nil
@@ -272,17 +279,22 @@ func applyInitial[K comparable, S, V any](ctx context.Context, j *engine.Job, op
 	if len(initial) == 0 {
 		return nil
 	}
+	ks.full = true
 	return j.Run(ctx, op, ks.n, func(ctx context.Context, tk *engine.Task) error {
-		st := ks.stores[tk.Index]
+		sorted := state.NewStore(ks.keys, ks.values)
 		for k, v := range initial {
 			if ks.partition(k) != tk.Index {
 				continue
 			}
-			if err := st.Set(k, conv(v)); err != nil {
+			if err := sorted.Set(k, conv(v)); err != nil {
 				return fmt.Errorf("initial state: %w", err)
 			}
 		}
-		return nil
+		var buf bytes.Buffer
+		if err := sorted.WriteSnapshot(&buf); err != nil {
+			return fmt.Errorf("initial state: %w", err)
+		}
+		return ks.stores[tk.Index].ReadSnapshot(&buf)
 	})
 }
 
@@ -307,6 +319,8 @@ func stateData[K comparable, V, T any](ks *keyedState[K, V], item func(K, V) T) 
 //	| uvarint partition count n | n store snapshots or deltas, partition 0 first
 //
 // in the encodings of [state.Store.WriteSnapshot] and [state.Store.WriteDelta].
+// A delta file of kind snapshot replaces everything before it: it is what the
+// first checkpoint after a bulk load writes.
 const (
 	keyedStateMagic    = "SLKS"
 	keyedStateVersion  = 1
@@ -322,20 +336,29 @@ func keyedStateKind(kind byte) string {
 }
 
 // save writes a delta of the keys changed since the last save (nothing when
-// none changed), and hands the engine a snapshot of clones when it wants
-// one.
+// none changed; every key, as a full replacement, after a bulk load), and
+// hands the engine a snapshot of clones when it wants one.
 func (ks *keyedState[K, V]) save(w engine.StateWriter) error {
 	changed := 0
 	for _, st := range ks.stores {
 		changed += st.Changed()
 	}
-	if changed > 0 {
-		err := w.WriteDelta(func(out io.Writer) error {
+	var err error
+	switch {
+	case ks.full:
+		err = w.WriteDelta(func(out io.Writer) error {
+			return ks.write(out, keyedStateSnapshot, ks.stores, (*state.Store[K, V]).WriteSnapshot)
+		})
+	case changed > 0:
+		err = w.WriteDelta(func(out io.Writer) error {
 			return ks.write(out, keyedStateDelta, ks.stores, (*state.Store[K, V]).WriteDelta)
 		})
-		if err != nil {
-			return err
-		}
+	}
+	if err != nil {
+		return err
+	}
+	ks.full = false
+	if changed > 0 {
 		for _, st := range ks.stores {
 			st.ResetChanges()
 		}
@@ -367,56 +390,21 @@ func (ks *keyedState[K, V]) write(out io.Writer, kind byte, stores []*state.Stor
 }
 
 // restore replaces the state with a checkpoint's: its snapshot, then its
-// deltas. When every file was written with this job's partition count and
-// the key hash is the same in every process, partition i restores from
-// partition i's sections. Otherwise the sections are merged into one store
-// (deltas apply to it whatever partition wrote them) and its keys are
-// spread over this job's partitions.
+// deltas (a delta may hold every key, replacing what came before it). When
+// every file was written with this job's partition count and the key hash
+// is the same in every process, partition i restores from partition i's
+// sections. Otherwise the sections are merged into one store (deltas apply
+// to it whatever partition wrote them) and its keys are spread over this
+// job's partitions.
 func (ks *keyedState[K, V]) restore(r engine.StateReader) error {
-	ks.initialPending = false
-	stores := ks.newStores(ks.n)
-	var union *state.Store[K, V]
-	toUnion := func() error {
-		union = state.NewStore(ks.keys, ks.values)
-		for _, st := range stores {
-			if err := copyStore(union, st); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	ks.initialPending, ks.full = false, false
+	rs := &restoring[K, V]{ks: ks, stores: ks.newStores(ks.n)}
 	snap, err := r.Snapshot()
 	if err != nil {
 		return err
 	}
 	if snap != nil {
-		br := bytes.NewReader(snap)
-		n, err := readKeyedStateHeader(br, keyedStateSnapshot)
-		if err != nil {
-			return err
-		}
-		if n != ks.n || !ks.stable {
-			if err := toUnion(); err != nil {
-				return err
-			}
-		}
-		for i := range n {
-			target := union
-			if target != nil {
-				target = state.NewStore(ks.keys, ks.values)
-			} else {
-				target = stores[i]
-			}
-			if err := target.ReadSnapshot(br); err != nil {
-				return fmt.Errorf("dstream: state snapshot partition %d: %w", i, err)
-			}
-			if union != nil {
-				if err := copyStore(union, target); err != nil {
-					return err
-				}
-			}
-		}
-		if err := requireEnd(br, keyedStateSnapshot); err != nil {
+		if err := rs.read(bytes.NewReader(snap), true); err != nil {
 			return err
 		}
 	}
@@ -425,42 +413,76 @@ func (ks *keyedState[K, V]) restore(r engine.StateReader) error {
 		if !ok {
 			br = bufio.NewReader(rd)
 		}
-		n, err := readKeyedStateHeader(br, keyedStateDelta)
-		if err != nil {
-			return err
-		}
-		if union == nil && (n != ks.n || !ks.stable) {
-			if err := toUnion(); err != nil {
-				return err
-			}
-		}
-		for i := range n {
-			target := union
-			if target == nil {
-				target = stores[i]
-			}
-			if err := target.ApplyDelta(br); err != nil {
-				return fmt.Errorf("dstream: state delta partition %d: %w", i, err)
-			}
-		}
-		return requireEnd(br, keyedStateDelta)
+		return rs.read(br, false)
 	})
 	if err != nil {
 		return err
 	}
-	if union != nil {
-		stores = ks.newStores(ks.n)
-		for k, v := range union.All() {
-			if err := stores[ks.partition(k)].Set(k, v); err != nil {
+	if rs.union != nil {
+		rs.stores = ks.newStores(ks.n)
+		for k, v := range rs.union.All() {
+			if err := rs.stores[ks.partition(k)].Set(k, v); err != nil {
 				return err
 			}
 		}
-		for _, st := range stores {
+		for _, st := range rs.stores {
 			st.ResetChanges() // what the checkpoint holds is not a change
 		}
 	}
-	ks.stores = stores
+	ks.stores = rs.stores
 	return nil
+}
+
+// restoring is a restore in progress: per-partition stores, or one store
+// holding every key once the files' layout differs from the job's.
+type restoring[K comparable, V any] struct {
+	ks     *keyedState[K, V]
+	stores []*state.Store[K, V]
+	union  *state.Store[K, V]
+}
+
+// read applies one snapshot or delta file.
+func (rs *restoring[K, V]) read(br byteStream, snapshotFile bool) error {
+	ks := rs.ks
+	kind, n, err := readKeyedStateHeader(br)
+	if err != nil {
+		return err
+	}
+	if snapshotFile && kind != keyedStateSnapshot {
+		return fmt.Errorf("%w: a keyed state snapshot file holds a %s", state.ErrCorrupt, keyedStateKind(kind))
+	}
+	full := kind == keyedStateSnapshot
+	if full { // everything before is replaced
+		rs.stores, rs.union = ks.newStores(ks.n), nil
+	}
+	if rs.union == nil && (n != ks.n || !ks.stable) {
+		rs.union = state.NewStore(ks.keys, ks.values)
+		for _, st := range rs.stores {
+			if err := copyStore(rs.union, st); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range n {
+		switch {
+		case full && rs.union != nil:
+			part := state.NewStore(ks.keys, ks.values)
+			err = part.ReadSnapshot(br)
+			if err == nil {
+				err = copyStore(rs.union, part)
+			}
+		case full:
+			err = rs.stores[i].ReadSnapshot(br)
+		case rs.union != nil:
+			err = rs.union.ApplyDelta(br)
+		default:
+			err = rs.stores[i].ApplyDelta(br)
+		}
+		if err != nil {
+			return fmt.Errorf("dstream: keyed state %s, partition %d of %d: %w", keyedStateKind(kind), i, n, err)
+		}
+	}
+	return requireEnd(br, kind)
 }
 
 type byteStream interface {
@@ -478,24 +500,27 @@ func copyStore[K comparable, V any](to, from *state.Store[K, V]) error {
 	return nil
 }
 
-func readKeyedStateHeader(r byteStream, kind byte) (int, error) {
+// readKeyedStateHeader reads the header of a snapshot or delta and returns
+// its kind and partition count.
+func readKeyedStateHeader(r byteStream) (byte, int, error) {
 	var h [len(keyedStateMagic) + 2]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, fmt.Errorf("%w: keyed state %s header is cut short", state.ErrCorrupt, keyedStateKind(kind))
+		return 0, 0, fmt.Errorf("%w: keyed state header is cut short", state.ErrCorrupt)
 	}
+	kind := h[len(keyedStateMagic)+1]
 	switch {
 	case string(h[:len(keyedStateMagic)]) != keyedStateMagic:
-		return 0, fmt.Errorf("%w: keyed state %s starts with %q, not %q", state.ErrCorrupt, keyedStateKind(kind), h[:len(keyedStateMagic)], keyedStateMagic)
+		return 0, 0, fmt.Errorf("%w: keyed state starts with %q, not %q", state.ErrCorrupt, h[:len(keyedStateMagic)], keyedStateMagic)
 	case h[len(keyedStateMagic)] != keyedStateVersion:
-		return 0, fmt.Errorf("%w: keyed state %s has version %d; this build reads version %d", state.ErrCorrupt, keyedStateKind(kind), h[len(keyedStateMagic)], keyedStateVersion)
-	case h[len(keyedStateMagic)+1] != kind:
-		return 0, fmt.Errorf("%w: found a keyed state %s where a %s was expected", state.ErrCorrupt, keyedStateKind(h[len(keyedStateMagic)+1]), keyedStateKind(kind))
+		return 0, 0, fmt.Errorf("%w: keyed state has version %d; this build reads version %d", state.ErrCorrupt, h[len(keyedStateMagic)], keyedStateVersion)
+	case kind != keyedStateSnapshot && kind != keyedStateDelta:
+		return 0, 0, fmt.Errorf("%w: keyed state has unknown kind %d", state.ErrCorrupt, kind)
 	}
 	n, err := binary.ReadUvarint(r)
 	if err != nil || n == 0 || n > 1<<20 {
-		return 0, fmt.Errorf("%w: keyed state %s has a bad partition count", state.ErrCorrupt, keyedStateKind(kind))
+		return 0, 0, fmt.Errorf("%w: keyed state %s has a bad partition count", state.ErrCorrupt, keyedStateKind(kind))
 	}
-	return int(n), nil
+	return kind, int(n), nil
 }
 
 func requireEnd(r io.ByteReader, kind byte) error {
