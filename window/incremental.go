@@ -136,11 +136,15 @@ func (w *Incremental[K, V]) Time() (time.Time, bool) {
 // panes that leave and enter it (see [Incremental] for the exact rules), then
 // drops the panes before s.First(t), which no later step reads.
 //
-// Steps must come at every emission time, in order: the first one at the
-// first emission time after zero (unless the state was restored), each next
-// one Slide later. Otherwise, or when s is invalid, Step returns an error
-// wrapping [ErrOutOfOrder] or [ErrInvalid] and changes nothing. It also
-// changes nothing when it fails with [ErrFilteredKey].
+// Steps come at emission times, in order, each usually Slide after the
+// last. A step may skip emission times — a job restarted
+// after downtime does not replay the batch times it missed — and then the
+// panes leaving are all those of the last step's window that are not in the
+// window at t, and the panes entering all those of the window at t that were
+// not in the last one. A step at or before the last one, or when s is
+// invalid, returns an error wrapping [ErrOutOfOrder] or [ErrInvalid] and
+// changes nothing. It also changes nothing when it fails with
+// [ErrFilteredKey].
 func (w *Incremental[K, V]) Step(s Spec, zero, t time.Time) error {
 	if err := s.Validate(); err != nil {
 		return err
@@ -151,15 +155,21 @@ func (w *Incremental[K, V]) Step(s Spec, zero, t time.Time) error {
 	}
 	prev := t.Add(-s.Slide)
 	switch {
-	case w.stepped && !w.at.Equal(prev):
-		return fmt.Errorf("%w: step at %s, but the last step was at %s; step at every emission time in order (the next one is %s)",
+	case w.stepped && !w.at.Before(t):
+		return fmt.Errorf("%w: step at %s, but the last step was at %s; step at emission times in order (the next one is %s)",
 			ErrOutOfOrder, stamp(t), stamp(w.at), stamp(w.at.Add(s.Slide)))
-	case !w.stepped && prev.After(zero):
-		return fmt.Errorf("%w: first step at %s, but the window at %s was never computed; start at %s or restore the state saved after %s",
-			ErrOutOfOrder, stamp(t), stamp(prev), stamp(zero.Add(s.Slide)), stamp(prev))
+	case w.stepped:
+		prev = w.at
+	default:
+		prev = zero // nothing before zero: the first window is built from its panes
 	}
 
-	leaving, entering := s.Expired(t)
+	// Leaving: in the window at prev, (prev−w, prev], but not in the one at
+	// t, (t−w, t]. Entering: in the window at t but not in the one at prev.
+	// With prev = t − slide this is Spark's ReducedWindowedDStream.
+	tw := t.Add(-s.Window)
+	leaving := Interval{From: prev.Add(-s.Window), To: earlier(prev, tw)}
+	entering := Interval{From: later(prev, tw), To: t}
 	leaving.From = later(leaving.From, zero)
 	entering.From = later(entering.From, zero)
 	olds, news := w.olds, w.news
@@ -223,6 +233,14 @@ func (w *Incremental[K, V]) touch(k K) {
 	if w.tracking {
 		w.dirty[k] = struct{}{}
 	}
+}
+
+// earlier returns the earlier of a and b.
+func earlier(a, b time.Time) time.Time {
+	if a.After(b) {
+		return b
+	}
+	return a
 }
 
 // later returns the later of a and b.
