@@ -409,3 +409,21 @@ func TestUpdateStateByKeyReadTwice(t *testing.T) {
 	verifyOutput(t, [][]kvsi{{{"a", 1}, {"b", 1}}, {{"a", 2}, {"b", 1}}}, *a, ordered)
 	verifyOutput(t, [][]int64{{2}, {2}}, *b, ordered)
 }
+
+// TestUpdateStateByKeyOverWindow checks that state over a windowed stream
+// updates at the window's slide only, as Spark's StateDStream computes at
+// the times its parent is valid.
+func TestUpdateStateByKeyOverWindow(t *testing.T) {
+	runCases(t, []opCase{{name: "every other batch", run: func(t *testing.T, p int) {
+		c := newTestContext(t, p)
+		words := dstream.Window(dstream.Queue(c, [][]string{{"a"}, {"b"}, {"a"}, {}, {}, {}}), 2*time.Second, 2*time.Second)
+		totals := collect(dstream.UpdateStateByKey(dstream.Map(words, pairOne), runningSum))
+		require.NoError(t, c.RunBatches(t.Context(), 6))
+		require.Len(t, *totals, 3)
+		for i, want := range [][]kvsi{{{"a", 1}, {"b", 1}}, {{"a", 2}, {"b", 1}}, {{"a", 2}, {"b", 1}}} {
+			b := (*totals)[i]
+			require.Equal(t, time.Unix(int64(2*(i+1)), 0), b.Time)
+			require.ElementsMatch(t, want, slices.Collect(b.All()))
+		}
+	}}})
+}
