@@ -26,8 +26,42 @@
 // keep order within a partition, so Batch.All of an unkeyed chain yields
 // elements in input order. Keyed operators produce keys in no set order.
 //
+// # Windows
+//
+// [Window], [ReduceByKeyAndWindow], [ReduceByKeyAndWindowInv],
+// [GroupByKeyAndWindow], [CountByWindow], [CountByValueAndWindow] and
+// [ReduceByWindow] follow Spark: a window at time t covers the parent's
+// batches in (t−w, t], and a windowed stream emits only where t − zero is a
+// multiple of its slide; the first windows are partial. Window and slide must
+// be multiples of the parent's slide, or the job fails to start with an
+// error naming the operator. Keyed windows keep one pane of partial
+// aggregates per batch, so a window combines panes instead of re-reading
+// records; with an inverse function ([ReduceByKeyAndWindowInv]) a window is
+// computed from the previous one, at a cost that follows the keys entering
+// and leaving, not the window's length.
+//
+// # State
+//
+// [UpdateStateByKey] keeps a state per key and calls its function for every
+// key in state at every batch; [MapWithState] calls its function only for
+// keys with data, with idle timeouts, an initial state and a stream of
+// state snapshots, as Spark's StateSpec. State lives in ordered stores
+// partitioned by key hash and is updated by parallel tasks.
+//
+// # Checkpoints
+//
+// With engine.WithCheckpoint, every stateful operator (windows, state, the
+// Queue position) saves the keys it changed after each batch, and a
+// restarted job restores them and continues. Operators are matched to their
+// saved state by name: the default is "<kind>-<n>" for the n-th operator of
+// that kind, so adding stateless operators keeps names; [Stream.Name] sets
+// one explicitly. Functions are never saved: the program rebuilds its
+// graph, the checkpoint restores its data.
+//
 // # Output operations
 //
 // [ForEachBatch], [Print] and [SaveAsTextFiles] run once per batch, in the
-// order they were registered. A job needs at least one.
+// order they were registered. A job needs at least one. After a crash, the
+// batch that was running runs again over the same input, so outputs should
+// be idempotent: SaveAsTextFiles replaces its file atomically.
 package dstream

@@ -288,6 +288,7 @@ func (n *mapWithStateNode[K, V, S, U]) advance(ctx context.Context, j *engine.Jo
 	n.mapped = nil
 	op, id := n.meta.Name(), n.meta.ID()
 	ks := n.ks
+	defer ks.forgetChanges(j.Context())
 	ms := j.Time.UnixMilli()
 	err = applyInitial(ctx, j, op, ks, n.spec.initial, func(s S) stamped[S] { return stamped[S]{ms: ms, state: s} })
 	if err != nil {

@@ -146,6 +146,7 @@ func (n *updateStateNode[K, V, S]) advance(ctx context.Context, j *engine.Job) e
 	n.last = j.Time
 	op, id := n.meta.Name(), n.meta.ID()
 	ks := n.ks
+	defer ks.forgetChanges(j.Context())
 	if err := applyInitial(ctx, j, op, ks, n.initial, identity[S]); err != nil {
 		return err
 	}
@@ -333,6 +334,19 @@ func keyedStateKind(kind byte) string {
 		return "snapshot"
 	}
 	return "delta"
+}
+
+// forgetChanges drops the change sets of the stores when no checkpoint will
+// ever read them, so they do not grow towards every key.
+func (ks *keyedState[K, V]) forgetChanges(c *engine.Context) {
+	if c.Checkpointing() {
+		return
+	}
+	for _, st := range ks.stores {
+		if st.Changed() > 0 {
+			st.ResetChanges()
+		}
+	}
 }
 
 // save writes a delta of the keys changed since the last save (nothing when

@@ -179,6 +179,11 @@ func alignDown(t time.Time, d time.Duration) time.Time {
 	return t.Add(-r).Round(0)
 }
 
+// Checkpointing reports whether the context was given a checkpoint
+// directory. Stateful nodes use it to skip change tracking that only
+// checkpoints read.
+func (c *Context) Checkpointing() bool { return c.ckptDir != "" }
+
 // BatchInterval returns the batch interval.
 func (c *Context) BatchInterval() time.Duration { return c.batch }
 
