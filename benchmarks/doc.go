@@ -1,0 +1,39 @@
+// Command benchmarks measures Sluice against plain Go baselines in one
+// process and one run: it starts an embedded Kafka broker, loads the input
+// once, then runs each workload and its baseline over the same records and
+// prints a markdown table (figure, Sluice, baseline, ratio, target), writes
+// the same as JSON and draws an SVG chart.
+//
+// # Workloads
+//
+//   - pass: a pass-through count of every record versus franz-go's direct
+//     consumer (kgo.ConsumePartitions) reading the same records.
+//   - wordcount: words of Zipf-distributed lines counted with FlatMap and
+//     ReduceByKey versus a plain loop over the raw consumer (strings.Fields,
+//     m[word]++) and a loop that does not allocate per word.
+//   - window: a windowed word count (ReduceByKeyAndWindowInv), checkpoints
+//     off and on.
+//   - pagepop: page popularity (UpdateStateByKey over pageID|clicks|stay|like
+//     records), checkpoints off and on, versus a plain loop.
+//   - overhead: the cost of an empty batch over 8 partitions, checkpoints off
+//     and on.
+//   - latency: producer timestamp to output, p50 and p99, at a fixed input
+//     rate on the real clock.
+//   - checkpoint: checkpoint cost per batch and restore time against the
+//     number of keys in state.
+//   - scaling: pass-through and word count at parallelism and GOMAXPROCS 1
+//     and 2.
+//
+// Throughput workloads run on the manual clock as fast as they can: each
+// batch reads at most its share of the input (the Kafka source's
+// MaxRatePerPartition × batch seconds), until every record is read.
+//
+// # Usage
+//
+//	go run ./benchmarks                # full run, results/latest.json and latest.svg
+//	go run ./benchmarks -quick         # under a minute, results/quick.json
+//	go run ./benchmarks -workloads wordcount -cpuprofile wc.pprof
+//
+// Run it with -h for every flag. Targets are goals reported beside the
+// figures, not assertions: a missed target does not fail the run.
+package main
