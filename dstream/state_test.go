@@ -253,7 +253,7 @@ func ckptRun[T, U any](t *testing.T, dir string, input [][]T, build func(*dstrea
 	opts := []engine.Option{engine.WithManualClock(time.Unix(0, 0)), engine.WithParallelism(2)}
 	if dir != "" {
 		// Snapshots every other delta: restores read a snapshot and deltas.
-		opts = append(opts, engine.WithCheckpoint(dir, engine.SnapshotEvery(2), engine.KeepCommits(3)))
+		opts = append(opts, engine.WithCheckpoint(dir), engine.WithCheckpointOptions(engine.SnapshotEvery(2), engine.KeepCommits(3)))
 	}
 	c, err := engine.NewContext(testBatch, opts...)
 	require.NoError(t, err)

@@ -623,7 +623,7 @@ func newWindowCheckpointContext(t *testing.T, dir string, parallelism int, opts 
 	c, err := engine.NewContext(testBatch,
 		engine.WithManualClock(time.Unix(0, 0)),
 		engine.WithParallelism(parallelism),
-		engine.WithCheckpoint(dir, opts...))
+		engine.WithCheckpoint(dir), engine.WithCheckpointOptions(opts...))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, c.Close()) })
 	return c

@@ -118,7 +118,7 @@ type job struct {
 func newJob(t *testing.T, dir string, in [][]string, counterName string, opts ...engine.CheckpointOption) (*job, error) {
 	t.Helper()
 	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithParallelism(2),
-		engine.WithCheckpoint(dir, opts...))
+		engine.WithCheckpoint(dir), engine.WithCheckpointOptions(opts...))
 	require.NoError(t, err)
 	j := &job{c: c}
 	words := dstream.Queue(c, in)

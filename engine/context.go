@@ -54,13 +54,23 @@ func WithParallelism(n int) Option {
 // WithCheckpoint enables durable checkpoints in dir: keyed state, window
 // buffers and source positions are committed together after every batch, so
 // a restarted job resumes exactly where it stopped. By default there is no
-// checkpoint and a restarted job starts afresh.
-func WithCheckpoint(dir string, opts ...CheckpointOption) Option {
+// checkpoint and a restarted job starts afresh. Tune checkpoints with
+// [WithCheckpointOptions].
+func WithCheckpoint(dir string) Option {
 	return func(c *config) error {
 		if dir == "" {
 			return errors.New("engine: checkpoint dir is empty; pass a directory path to WithCheckpoint")
 		}
 		c.checkpoint = dir
+		return nil
+	}
+}
+
+// WithCheckpointOptions tunes the checkpoints [WithCheckpoint] enables:
+// [KeepCommits], [SnapshotEvery], [CheckpointEvery], [RollbackOnCorrupt],
+// [CheckpointFS]. Without WithCheckpoint it has no effect.
+func WithCheckpointOptions(opts ...CheckpointOption) Option {
+	return func(c *config) error {
 		c.ckptOpts = append(c.ckptOpts, opts...)
 		return nil
 	}

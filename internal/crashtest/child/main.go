@@ -51,7 +51,7 @@ func sub(a, b int64) int64 { return a - b }
 func run(ckpt, out string, batches int) error {
 	opts := []engine.Option{engine.WithManualClock(time.Unix(1_700_000_000, 0)), engine.WithParallelism(2)}
 	if ckpt != "" {
-		opts = append(opts, engine.WithCheckpoint(ckpt, engine.SnapshotEvery(3), engine.KeepCommits(3)))
+		opts = append(opts, engine.WithCheckpoint(ckpt), engine.WithCheckpointOptions(engine.SnapshotEvery(3), engine.KeepCommits(3)))
 	}
 	c, err := engine.NewContext(time.Second, opts...)
 	if err != nil {
