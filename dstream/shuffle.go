@@ -20,10 +20,10 @@ type combiner[V, C any] struct {
 // shuffle hash-partitions the keyed data in into nOut partitions, combining
 // values per key: one map task per input partition combines its records
 // (map-side combining), splits the combined keys by hash, and one reduce
-// task per output partition merges the maps of every map task, in map-task
-// order.
+// task per output partition merges the combined keys of every map task, in
+// map-task order.
 func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op string, id int, in *data[KV[K, V]], nOut int, hash func(K) uint64, cb combiner[V, C]) ([][]KV[K, C], error) {
-	byTask := make([][]map[K]C, in.n)
+	byTask := make([][][]KV[K, C], in.n)
 	err := j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
 		// One map lookup per record: the map holds each key's slot in a
 		// slice of keys and combiners.
@@ -50,24 +50,29 @@ func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op stri
 	out := make([][]KV[K, C], nOut)
 	err = j.Run(ctx, op, nOut, func(ctx context.Context, tk *engine.Task) error {
 		p := tk.Index
-		var acc map[K]C
-		for _, maps := range byTask {
-			m := maps[p]
-			if acc == nil {
-				acc = m
-				continue
-			}
-			for k, c := range m {
-				if a, ok := acc[k]; ok {
-					acc[k] = cb.mergeC(a, c)
+		if len(byTask) == 1 {
+			// The keys of one map task are distinct already.
+			out[p] = byTask[0][p]
+			return nil
+		}
+		// Size the merge map for the most keys one map task has, doubled:
+		// tasks share most keys, and growing a map rehashes it.
+		total, most := 0, 0
+		for _, parts := range byTask {
+			total += len(parts[p])
+			most = max(most, len(parts[p]))
+		}
+		acc := make(map[K]int32, min(total, 2*most))
+		res := make([]KV[K, C], 0, min(total, 2*most))
+		for _, parts := range byTask {
+			for _, kv := range parts[p] {
+				if i, ok := acc[kv.Key]; ok {
+					res[i].Value = cb.mergeC(res[i].Value, kv.Value)
 				} else {
-					acc[k] = c
+					acc[kv.Key] = int32(len(res))
+					res = append(res, kv)
 				}
 			}
-		}
-		res := make([]KV[K, C], 0, len(acc))
-		for k, c := range acc {
-			res = append(res, KV[K, C]{k, c})
 		}
 		out[p] = res
 		return nil
@@ -76,18 +81,22 @@ func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op stri
 }
 
 // splitByKey spreads the combined keys of one map task over n output
-// partitions by hash.
-func splitByKey[K comparable, C any](keys []K, cs []C, n int, hash func(K) uint64) []map[K]C {
-	parts := make([]map[K]C, n)
+// partitions by hash, in the order the task first saw them.
+func splitByKey[K comparable, C any](keys []K, cs []C, n int, hash func(K) uint64) [][]KV[K, C] {
+	parts := make([][]KV[K, C], n)
+	if n == 1 {
+		parts[0] = make([]KV[K, C], len(keys))
+		for i, k := range keys {
+			parts[0][i] = KV[K, C]{k, cs[i]}
+		}
+		return parts
+	}
 	for i := range parts {
-		parts[i] = make(map[K]C, len(keys)/n+1)
+		parts[i] = make([]KV[K, C], 0, len(keys)/n+len(keys)/(4*n)+1)
 	}
 	for i, k := range keys {
-		p := 0
-		if n > 1 {
-			p = keyhash.Partition(hash(k), n)
-		}
-		parts[p][k] = cs[i]
+		p := keyhash.Partition(hash(k), n)
+		parts[p] = append(parts[p], KV[K, C]{k, cs[i]})
 	}
 	return parts
 }
