@@ -127,7 +127,11 @@ func (p chartPanel) draw(w io.Writer, y int) int {
 		ry := y + i*rowHeight
 		fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", labelRight, ry+barHeight-2, esc(b.label))
 		fmt.Fprintf(w, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", barLeft, ry+2, x(b.value)-barLeft, barHeight-2, b.colour)
-		fmt.Fprintf(w, `<text x="%.1f" y="%d">%s</text>`+"\n", x(b.value)+4, ry+barHeight-2, esc(b.text))
+		textX := x(b.value) + 4
+		if b.goal > 0 && x(b.goal) >= x(b.value)-6 && x(b.goal) < x(b.value)+60 {
+			textX = x(b.goal) + 10 // keep the text clear of the target marker
+		}
+		fmt.Fprintf(w, `<text x="%.1f" y="%d">%s</text>`+"\n", textX, ry+barHeight-2, esc(b.text))
 		if b.goal > 0 {
 			gx, gy := x(b.goal), float64(ry+barHeight/2+1)
 			fmt.Fprintf(w, `<path d="M%.1f %.1f l5 5 l-5 5 l-5 -5 z" fill="black"/>`+"\n", gx, gy-5)

@@ -123,7 +123,9 @@ func (h *harness) latencyRun(ctx context.Context, b time.Duration, rate float64)
 		return lr, err
 	}
 
-	warmup := max(2*b, time.Second)
+	// The first batch also connects to the broker: records before the end
+	// of the first batch interval are not measured.
+	warmup := max(b, 500*time.Millisecond)
 	start := time.Now()
 	measureFrom := start.Add(warmup)
 	hist := &histogram{}

@@ -76,9 +76,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		sizes     string
 	)
 	fs.StringVar(&wl, "workloads", "all", "comma-separated workloads to run: all or "+strings.Join(workloads, ","))
-	fs.IntVar(&cfg.records, "records", 5_000_000, "records of the pass-through input (-quick: 500,000)")
-	fs.IntVar(&cfg.lines, "lines", 1_000_000, "lines of 8 words of the word count input (-quick: 100,000)")
-	fs.IntVar(&cfg.behaviors, "behaviors", 1_000_000, "pageID|clicks|stay|like records of the page popularity input (-quick: 100,000)")
+	fs.IntVar(&cfg.records, "records", 5_000_000, "records of the pass-through input (-quick: 1,000,000)")
+	fs.IntVar(&cfg.lines, "lines", 1_000_000, "lines of 8 words of the word count input (-quick: 200,000)")
+	fs.IntVar(&cfg.behaviors, "behaviors", 1_000_000, "pageID|clicks|stay|like records of the page popularity input (-quick: 200,000)")
 	fs.IntVar(&cfg.partitions, "partitions", 8, "partitions of every input topic")
 	fs.IntVar(&cfg.parallelism, "parallelism", runtime.GOMAXPROCS(0), "Sluice's parallelism for the main figures")
 	fs.DurationVar(&cfg.batch, "batch", time.Second, "batch interval of the throughput workloads")
@@ -88,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.emptyBatches, "empty-batches", 200, "empty batches timed per setting (-quick: 50)")
 	fs.StringVar(&latencies, "latency-batches", "100ms,1s", "batch intervals of the latency runs")
 	fs.Float64Var(&cfg.latencyRate, "latency-rate", 0, "input rate of the latency runs in records/s; 0 = half the sustainable rate measured in this run")
-	fs.DurationVar(&cfg.latencyDuration, "latency-duration", 0, "how long each latency run produces; 0 = 100 batches, at least 10 s (-quick: 30 batches, at least 3 s)")
+	fs.DurationVar(&cfg.latencyDuration, "latency-duration", 0, "how long each latency run produces; 0 = 50 batches within 10–30 s (-quick: 20 batches within 3–6 s)")
 	fs.StringVar(&sizes, "state-sizes", "1000,10000,100000,1000000", "keys in state of the checkpoint workload (-quick: up to 100,000)")
 	fs.IntVar(&cfg.checkpointRounds, "checkpoint-batches", 30, "batches timed per state size (-quick: 10)")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch dir for checkpoints (default: a new temp dir, removed afterwards)")
@@ -103,9 +103,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.quick {
 		quickDefaults := map[string]func(){
-			"records":            func() { cfg.records = 500_000 },
-			"lines":              func() { cfg.lines = 100_000 },
-			"behaviors":          func() { cfg.behaviors = 100_000 },
+			"records":            func() { cfg.records = 1_000_000 },
+			"lines":              func() { cfg.lines = 200_000 },
+			"behaviors":          func() { cfg.behaviors = 200_000 },
 			"repeat":             func() { cfg.repeat = 1 },
 			"empty-batches":      func() { cfg.emptyBatches = 50 },
 			"state-sizes":        func() { sizes = "1000,10000,100000" },

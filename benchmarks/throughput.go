@@ -373,13 +373,20 @@ func (h *harness) scaling(ctx context.Context) error {
 	}
 	runtime.GOMAXPROCS(prev)
 	for i, p := range procs {
-		h.add(h.throughput("scaling", fmt.Sprintf("pass-through, %d core(s) ÷ franz-go", p), fmt.Sprintf("pass-through, parallelism and GOMAXPROCS %d", p), pass[i].sluice, pass[i].base, "franz-go direct consumer"))
-		h.add(h.throughput("scaling", fmt.Sprintf("word count, %d core(s) ÷ plain loop", p), fmt.Sprintf("word count, parallelism and GOMAXPROCS %d", p), wc[i].sluice, wc[i].base, "plain loop (strings.Fields, m[w]++)"))
+		h.add(h.throughput("scaling", fmt.Sprintf("pass-through, %s ÷ franz-go", cores(p)), fmt.Sprintf("pass-through, parallelism and GOMAXPROCS %d", p), pass[i].sluice, pass[i].base, "franz-go direct consumer"))
+		h.add(h.throughput("scaling", fmt.Sprintf("word count, %s ÷ plain loop", cores(p)), fmt.Sprintf("word count, parallelism and GOMAXPROCS %d", p), wc[i].sluice, wc[i].base, "plain loop (strings.Fields, m[w]++)"))
 	}
 	last := len(procs) - 1
 	h.add(h.speedup("pass-through speed-up ÷ franz-go's", fmt.Sprintf("pass-through speed-up, %d → %d cores", procs[0], procs[last]), pass[last].sluice/pass[0].sluice, pass[last].base/pass[0].base, "franz-go direct consumer"))
 	h.add(h.speedup("word count speed-up ÷ plain loop's", fmt.Sprintf("word count speed-up, %d → %d cores", procs[0], procs[last]), wc[last].sluice/wc[0].sluice, wc[last].base/wc[0].base, "plain loop"))
 	return nil
+}
+
+func cores(n int) string {
+	if n == 1 {
+		return "1 core"
+	}
+	return strconv.Itoa(n) + " cores"
 }
 
 func onOff(on bool) string {
