@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,4 +208,33 @@ func TestRecoveryAfterKills(t *testing.T) {
 		window[r.Word] = r.Count
 	}
 	require.Equal(t, truth, window, "the last window covers the whole input")
+}
+
+// TestSignalsStopGracefully sends SIGINT or SIGTERM once a batch has
+// completed: the job finishes the batch in flight, commits and exits 0, and
+// a second run resumes from its checkpoint.
+func TestSignalsStopGracefully(t *testing.T) {
+	bin := exampletest.Build(t, "./examples/wordcount")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ckpt := filepath.Join(t.TempDir(), "ck")
+			args := []string{"--listen", "127.0.0.1:0", "--checkpoint", ckpt, "--batch", "100ms", "--slide", "100ms", "--generate", "100"}
+			p := exampletest.Start(t, bin, args...)
+			for l := range p.Lines {
+				if batchLine.MatchString(l) {
+					require.NoError(t, p.Cmd.Process.Signal(sig))
+					break
+				}
+			}
+			out := p.Wait(t, 20*time.Second)
+			require.NoError(t, p.Err, "exit status; stderr: %s", p.Stderr)
+			require.NotEmpty(t, out)
+			require.True(t, strings.HasPrefix(out[len(out)-1], "wordcount: stopped (interrupted) after "), out[len(out)-1])
+
+			p = exampletest.Start(t, bin, append(args, "--stop-when-idle", "1", "--generate", "0")...)
+			out = p.Wait(t, 20*time.Second)
+			require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+			require.Contains(t, strings.Join(out, "\n"), "resuming from checkpoint "+ckpt)
+		})
+	}
 }

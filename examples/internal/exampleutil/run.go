@@ -68,12 +68,27 @@ func Save[T any](j *Job, kind string, t time.Time, rows []T) error {
 }
 
 // Main runs the example with the process's arguments and exits with its
-// status. SIGINT and SIGTERM stop it gracefully; a second signal kills it.
+// status. SIGINT and SIGTERM stop it gracefully: the batch in flight
+// finishes and commits. Another signal a second or more after the first
+// exits at once (the checkpoint still holds the last committed batch);
+// duplicates within that second, as timeout(1) sends, are ignored.
 func Main(spec Spec, build func(*Job) error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		first := time.Now()
+		cancel()
+		for range sigs {
+			if time.Since(first) >= time.Second {
+				fmt.Fprintf(os.Stderr, "%s: interrupted again; exiting without waiting for the batch in flight (the checkpoint keeps the last committed batch)\n", spec.Name)
+				os.Exit(130)
+			}
+		}
+	}()
 	code := Run(ctx, spec, os.Args[1:], os.Stdout, os.Stderr, build)
-	stop()
+	cancel()
 	os.Exit(code)
 }
 
