@@ -26,6 +26,8 @@ type harness struct {
 	ownDir   bool   // dir was made by the harness and is removed on close
 	started  time.Time
 	loadAvg  [2]string // /proc/loadavg at the start and at the end
+	// loadAfter is /proc/loadavg at the end of each workload.
+	loadAfter map[string]string
 
 	produceRate float64 // records/s the producer loaded the pass-through input at
 	passRate    float64 // Sluice's pass-through rate, once measured
@@ -36,7 +38,7 @@ type harness struct {
 }
 
 func newHarness(cfg config, progress io.Writer) (*harness, error) {
-	h := &harness{cfg: cfg, progress: progress, started: time.Now(), dir: cfg.dir}
+	h := &harness{cfg: cfg, progress: progress, started: time.Now(), dir: cfg.dir, loadAfter: map[string]string{}}
 	h.loadAvg[0] = loadAverage()
 	if h.dir == "" {
 		d, err := os.MkdirTemp("", "sluice-bench-")
@@ -179,19 +181,32 @@ type runner func(ctx context.Context) (time.Duration, error)
 func (h *harness) compare(ctx context.Context, records int, runs ...runner) ([]float64, error) {
 	rates := make([][]float64, len(runs))
 	for range h.cfg.repeat {
-		for i, r := range runs {
-			d, err := r(ctx)
-			if err != nil {
-				return nil, err
-			}
-			rates[i] = append(rates[i], float64(records)/d.Seconds())
+		if err := rateOnce(ctx, records, rates, runs); err != nil {
+			return nil, err
 		}
 	}
-	med := make([]float64, len(runs))
-	for i, rs := range rates {
-		med[i] = median(rs)
+	return medians(rates), nil
+}
+
+// rateOnce runs each runner once and appends its rate over records to
+// rates[i].
+func rateOnce(ctx context.Context, records int, rates [][]float64, runs []runner) error {
+	for i, r := range runs {
+		d, err := r(ctx)
+		if err != nil {
+			return err
+		}
+		rates[i] = append(rates[i], float64(records)/d.Seconds())
 	}
-	return med, nil
+	return nil
+}
+
+func medians(xss [][]float64) []float64 {
+	med := make([]float64, len(xss))
+	for i, xs := range xss {
+		med[i] = median(xs)
+	}
+	return med
 }
 
 func median(xs []float64) float64 {

@@ -265,7 +265,8 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) (err error
 		if err := steps[w](ctx); err != nil {
 			return fmt.Errorf("benchmarks: workload %s: %w", w, err)
 		}
-		h.logf("== %s done in %v", w, time.Since(start).Round(time.Millisecond))
+		h.loadAfter[w] = loadAverage()
+		h.logf("== %s done in %v, load average %s", w, time.Since(start).Round(time.Millisecond), h.loadAfter[w])
 	}
 	rep := h.report()
 	if err := rep.check(); err != nil {

@@ -104,7 +104,10 @@ type machine struct {
 	Arch         string `json:"arch"`
 	LoadAvgStart string `json:"load_avg_start"`
 	LoadAvgEnd   string `json:"load_avg_end"`
-	Commit       string `json:"commit,omitempty"`
+	// LoadAvgAfter is the load average at the end of each workload: other
+	// work on the machine shares its cores with the run.
+	LoadAvgAfter map[string]string `json:"load_avg_after"`
+	Commit       string            `json:"commit,omitempty"`
 }
 
 type settings struct {
@@ -141,7 +144,7 @@ func (h *harness) report() *report {
 		Machine: machine{
 			NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUModel: cpuModel(),
 			GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-			LoadAvgStart: h.loadAvg[0], LoadAvgEnd: h.loadAvg[1], Commit: gitCommit(),
+			LoadAvgStart: h.loadAvg[0], LoadAvgEnd: h.loadAvg[1], LoadAvgAfter: h.loadAfter, Commit: gitCommit(),
 		},
 		Settings: settings{
 			Workloads: cfg.workloads, Records: cfg.records, Lines: cfg.lines, WordsPerLine: wordsPerLine,

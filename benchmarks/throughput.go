@@ -65,25 +65,22 @@ func (h *harness) pass(ctx context.Context) error {
 	return nil
 }
 
-// wordPairs is the word count's FlatMap function: a (word, 1) pair for
-// every word of the record's line.
-func wordPairs(r kafkasource.Record) []dstream.KV[string, int64] {
-	words := strings.Fields(string(r.Value))
-	out := make([]dstream.KV[string, int64], len(words))
-	for i, w := range words {
-		out[i] = dstream.Pair(w, int64(1))
-	}
-	return out
+// wordPairs is the classic word count's front: the lines split into words
+// (FlatMap with strings.Fields, as the plain loop splits them), each word
+// paired with 1 (Map, fused with the FlatMap).
+func wordPairs(recs *dstream.Stream[kafkasource.Record]) *dstream.Stream[dstream.KV[string, int64]] {
+	words := dstream.FlatMap(recs, func(r kafkasource.Record) []string { return strings.Fields(string(r.Value)) })
+	return dstream.Map(words, func(w string) dstream.KV[string, int64] { return dstream.Pair(w, int64(1)) })
 }
 
 // wordCountJob counts the words of the lines input with Sluice (FlatMap →
-// ReduceByKey) into totals, which it clears first.
+// Map → ReduceByKey) into totals, which it clears first.
 func (h *harness) wordCountJob(parallelism int, totals map[string]int64) runner {
 	return func(ctx context.Context) (time.Duration, error) {
 		clear(totals)
 		return h.runSluice(ctx, sluiceJob{topic: topicLines, records: h.cfg.lines, parallelism: parallelism,
 			build: func(recs *dstream.Stream[kafkasource.Record]) {
-				counts := dstream.ReduceByKey(dstream.FlatMap(recs, wordPairs), add)
+				counts := dstream.ReduceByKey(wordPairs(recs), add)
 				dstream.ForEachBatch(counts, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
 					for kv := range b.All() {
 						totals[kv.Key] += kv.Value
@@ -194,7 +191,7 @@ func (h *harness) windowJob(checkpoint bool, last map[string]int64) runner {
 	return func(ctx context.Context) (time.Duration, error) {
 		return h.runSluice(ctx, sluiceJob{topic: topicLines, records: h.cfg.lines, parallelism: h.cfg.parallelism, checkpoint: checkpoint,
 			build: func(recs *dstream.Stream[kafkasource.Record]) {
-				words := dstream.FlatMap(recs, wordPairs)
+				words := wordPairs(recs)
 				counts := dstream.ReduceByKeyAndWindowInv(words, add, sub, w, h.cfg.batch,
 					func(kv dstream.KV[string, int64]) bool { return kv.Value > 0 })
 				dstream.ForEachBatch(counts, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
@@ -351,34 +348,44 @@ func sameFloats(a, b map[string]float64) bool {
 
 // scaling measures pass-through and word count with parallelism and
 // GOMAXPROCS 1, then 2, each beside its baseline at the same GOMAXPROCS.
+// Every repetition runs all settings in turn, so that they share the
+// machine's load alike.
 func (h *harness) scaling(ctx context.Context) error {
 	procs := []int{1, 2}
-	type pair struct{ sluice, base float64 }
-	pass := make([]pair, len(procs))
-	wc := make([]pair, len(procs))
+	// pass[i] and wc[i] hold the rates of Sluice and of its baseline at
+	// procs[i].
+	pass := make([][][]float64, len(procs))
+	wc := make([][][]float64, len(procs))
+	for i := range procs {
+		pass[i], wc[i] = make([][]float64, 2), make([][]float64, 2)
+	}
 	prev := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(prev)
-	for i, p := range procs {
-		runtime.GOMAXPROCS(p)
-		rates, err := h.compare(ctx, h.cfg.records, h.passJob(p), h.kgoPass())
-		if err != nil {
-			return err
+	for range h.cfg.repeat {
+		for i, p := range procs {
+			runtime.GOMAXPROCS(p)
+			if err := rateOnce(ctx, h.cfg.records, pass[i], []runner{h.passJob(p), h.kgoPass()}); err != nil {
+				return err
+			}
+			if err := rateOnce(ctx, h.cfg.lines, wc[i], []runner{h.wordCountJob(p, map[string]int64{}), h.plainWordCount(map[string]int64{})}); err != nil {
+				return err
+			}
 		}
-		pass[i] = pair{rates[0], rates[1]}
-		rates, err = h.compare(ctx, h.cfg.lines, h.wordCountJob(p, map[string]int64{}), h.plainWordCount(map[string]int64{}))
-		if err != nil {
-			return err
-		}
-		wc[i] = pair{rates[0], rates[1]}
 	}
 	runtime.GOMAXPROCS(prev)
+	type pair struct{ sluice, base float64 }
+	passMed, wcMed := make([]pair, len(procs)), make([]pair, len(procs))
 	for i, p := range procs {
-		h.add(h.throughput("scaling", fmt.Sprintf("pass-through, %s ÷ franz-go", cores(p)), fmt.Sprintf("pass-through, parallelism and GOMAXPROCS %d", p), pass[i].sluice, pass[i].base, "franz-go direct consumer"))
-		h.add(h.throughput("scaling", fmt.Sprintf("word count, %s ÷ plain loop", cores(p)), fmt.Sprintf("word count, parallelism and GOMAXPROCS %d", p), wc[i].sluice, wc[i].base, "plain loop (strings.Fields, m[w]++)"))
+		m := medians(pass[i])
+		passMed[i] = pair{m[0], m[1]}
+		h.add(h.throughput("scaling", fmt.Sprintf("pass-through, %s ÷ franz-go", cores(p)), fmt.Sprintf("pass-through, parallelism and GOMAXPROCS %d", p), m[0], m[1], "franz-go direct consumer"))
+		m = medians(wc[i])
+		wcMed[i] = pair{m[0], m[1]}
+		h.add(h.throughput("scaling", fmt.Sprintf("word count, %s ÷ plain loop", cores(p)), fmt.Sprintf("word count, parallelism and GOMAXPROCS %d", p), m[0], m[1], "plain loop (strings.Fields, m[w]++)"))
 	}
 	last := len(procs) - 1
-	h.add(h.speedup("pass-through speed-up ÷ franz-go's", fmt.Sprintf("pass-through speed-up, %d → %d cores", procs[0], procs[last]), pass[last].sluice/pass[0].sluice, pass[last].base/pass[0].base, "franz-go direct consumer"))
-	h.add(h.speedup("word count speed-up ÷ plain loop's", fmt.Sprintf("word count speed-up, %d → %d cores", procs[0], procs[last]), wc[last].sluice/wc[0].sluice, wc[last].base/wc[0].base, "plain loop"))
+	h.add(h.speedup("pass-through speed-up ÷ franz-go's", fmt.Sprintf("pass-through speed-up, %d → %d cores", procs[0], procs[last]), passMed[last].sluice/passMed[0].sluice, passMed[last].base/passMed[0].base, "franz-go direct consumer"))
+	h.add(h.speedup("word count speed-up ÷ plain loop's", fmt.Sprintf("word count speed-up, %d → %d cores", procs[0], procs[last]), wcMed[last].sluice/wcMed[0].sluice, wcMed[last].base/wcMed[0].base, "plain loop"))
 	return nil
 }
 
