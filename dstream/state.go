@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
@@ -477,6 +478,15 @@ func (rs *restoring[K, V]) read(br byteStream, snapshotFile bool) error {
 			}
 		}
 	}
+	// Partitions' trees are built in parallel once every section is decoded.
+	var installs []func()
+	defer func() {
+		var wg sync.WaitGroup
+		for _, install := range installs {
+			wg.Go(install)
+		}
+		wg.Wait()
+	}()
 	for i := range n {
 		switch {
 		case full && rs.union != nil:
@@ -486,7 +496,11 @@ func (rs *restoring[K, V]) read(br byteStream, snapshotFile bool) error {
 				err = copyStore(rs.union, part)
 			}
 		case full:
-			err = rs.stores[i].ReadSnapshot(br)
+			var install func()
+			install, err = rs.stores[i].DecodeSnapshot(br)
+			if err == nil {
+				installs = append(installs, install)
+			}
 		case rs.union != nil:
 			err = rs.union.ApplyDelta(br)
 		default:

@@ -172,30 +172,47 @@ func (s *Store[K, V]) WriteDelta(w io.Writer) error {
 // bytes.Reader and bufio.Reader are) ReadSnapshot reads exactly the
 // snapshot and no further; otherwise it may read ahead.
 func (s *Store[K, V]) ReadSnapshot(r io.Reader) error {
-	d := newRecordReader(r, sectionSnapshot)
-	count, err := d.header()
+	install, err := s.DecodeSnapshot(r)
 	if err != nil {
 		return err
 	}
-	t := btree.NewG(btreeDegree, s.less)
+	install()
+	return nil
+}
+
+// DecodeSnapshot is the first half of [Store.ReadSnapshot]: it reads and
+// checks a snapshot from r, leaving s untouched, and returns install, which
+// replaces the contents of s with it. install may run on another goroutine,
+// so that several stores build their trees in parallel, but nothing may use
+// s until it returns.
+func (s *Store[K, V]) DecodeSnapshot(r io.Reader) (install func(), err error) {
+	d := newRecordReader(r, sectionSnapshot)
+	count, err := d.header()
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]entry[K], 0, min(count, 1<<20))
 	var ar arena
-	var prev entry[K]
 	for i := uint64(0); i < count; i++ {
 		d.index = i
 		e, err := s.readRecord(d, &ar, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if i > 0 && !s.less(prev, e) {
-			return d.corrupt("key %v is not after the previous key %v", e.key, prev.key)
+		if i > 0 && !s.less(entries[len(entries)-1], e) {
+			return nil, d.corrupt("key %v is not after the previous key %v", e.key, entries[len(entries)-1].key)
 		}
-		t.ReplaceOrInsert(e)
-		prev = e
+		entries = append(entries, e)
 	}
-	s.tree = t
-	s.changes = make(map[K]change)
-	s.changesShared = false
-	return nil
+	return func() {
+		t := btree.NewG(btreeDegree, s.less)
+		for _, e := range entries {
+			t.ReplaceOrInsert(e)
+		}
+		s.tree = t
+		s.changes = make(map[K]change)
+		s.changesShared = false
+	}, nil
 }
 
 // ApplyDelta applies a delta read from r: upserts set keys, tombstones remove
