@@ -7,7 +7,9 @@ import (
 )
 
 // NewSource returns a stream over src, a source node built outside this
-// package (package kafkasource builds one per Kafka stream). NewSource sets
+// package, whose batches are read whole before any operator runs (see
+// [NewPartitionedSource] for a source read inside the tasks that consume
+// it, as package kafkasource's is). NewSource sets
 // src's kind and registers it with c; src keeps its own engine roles: the
 // engine plans it as an [engine.Source] before every batch and, when it
 // implements them, checkpoints it as an [engine.Stateful] and closes it as
@@ -32,6 +34,46 @@ func NewSource[T any](c *engine.Context, src engine.Source, kind string, read fu
 			return nil, err
 		}
 		return materialized(orEmpty(parts)), nil
+	}
+	return s
+}
+
+// NewPartitionedSource is [NewSource] for a source whose partitions are
+// read inside the tasks that consume them: at every batch, parts says how
+// many partitions the batch has, and read returns partition i's data from
+// within the task that processes it, so reading one partition overlaps with
+// processing another and a chain of narrow operators runs over the data as
+// soon as it arrives. read runs in parallel for different partitions and
+// reports a failure through its error, which fails the batch against src;
+// tk.Context() is cancelled when another task fails.
+//
+// NewPartitionedSource panics when parts or read is nil or src was
+// registered already.
+func NewPartitionedSource[T any](c *engine.Context, src engine.Source, kind string, parts func(j *engine.Job) (int, error), read func(tk *engine.Task, j *engine.Job, i int) ([]T, error)) *Stream[T] {
+	mustFn(parts == nil || read == nil, "NewPartitionedSource")
+	src.Meta().Kind = kind
+	c.Register(src)
+	s := &Stream[T]{c: c, node: src}
+	s.compute = func(ctx context.Context, j *engine.Job) (*data[T], error) {
+		n, err := parts(j)
+		if err != nil {
+			return nil, err
+		}
+		id := src.Meta().ID()
+		return &data[T]{n: n, each: func(tk *engine.Task, i int, yield func(T) bool) bool {
+			tk.Node = id
+			xs, err := read(tk, j, i)
+			if err != nil {
+				tk.Fail(err)
+				return false
+			}
+			for _, x := range xs {
+				if !yield(x) {
+					return false
+				}
+			}
+			return true
+		}}, nil
 	}
 	return s
 }

@@ -104,6 +104,24 @@ type Task struct {
 	// Node is the ID of the operator running inside the task, or 0 for the
 	// stage's own operator.
 	Node int
+
+	ctx     context.Context
+	err     error
+	errNode int
+}
+
+// Context returns the task's context, cancelled when another task of the
+// stage fails or the context closes.
+func (t *Task) Context() context.Context { return t.ctx }
+
+// Fail records err as the task's failure, for code that runs inside a task
+// but cannot return an error, such as a source reading its partition while
+// it pushes records down a fused chain of operators. The task fails with the
+// first error recorded, reported against the operator in Node at the time.
+func (t *Task) Fail(err error) {
+	if t.err == nil && err != nil {
+		t.err, t.errNode = err, t.Node
+	}
 }
 
 // Run runs n tasks of operator op in parallel, at most the context's
@@ -137,13 +155,17 @@ func (j *Job) Run(ctx context.Context, op string, n int, task func(ctx context.C
 }
 
 func (j *Job) runTask(ctx context.Context, op string, i int, task func(context.Context, *Task) error) (err error) {
-	t := &Task{Index: i}
+	t := &Task{Index: i, ctx: ctx}
 	defer func() {
 		if r := recover(); r != nil {
 			err = &TaskError{Op: j.opName(op, t.Node), Task: i, Err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
 		}
 	}()
-	if err := task(ctx, t); err != nil {
+	err = task(ctx, t)
+	if err == nil && t.err != nil {
+		return &TaskError{Op: j.opName(op, t.errNode), Task: i, Err: t.err}
+	}
+	if err != nil {
 		if te, ok := err.(*TaskError); ok {
 			return te
 		}

@@ -78,7 +78,7 @@ func NewDirectStream(c *engine.Context, topics []string, opts ...Option) (*dstre
 		n.rc = &rateController{node: n, est: NewPIDRateEstimator(c.BatchInterval(), p[0], p[1], p[2], p[3])}
 		c.AddListener(n.rc)
 	}
-	return dstream.NewSource(c, n, Kind, n.read), nil
+	return dstream.NewPartitionedSource(c, n, Kind, n.partitions, n.readRange), nil
 }
 
 // directNode is the graph node of a direct stream: an engine source whose
@@ -177,26 +177,23 @@ func (n *directNode) adopt(j *engine.Job, ranges []OffsetRange) {
 	j.Report(n.meta.Name(), append([]OffsetRange(nil), ranges...))
 }
 
-// read reads the planned ranges of batch j, one task per non-empty range.
-func (n *directNode) read(ctx context.Context, j *engine.Job) ([][]Record, error) {
+// partitions returns the number of partitions of batch j: one per planned
+// range, empty ones included, so that partition i is range i.
+func (n *directNode) partitions(j *engine.Job) (int, error) {
 	if n.plannedFor != j.Time.UnixNano() {
-		return nil, fmt.Errorf("kafkasource: %s has no plan for batch %d ms", n.meta.Name(), j.Time.UnixMilli())
+		return 0, fmt.Errorf("kafkasource: %s has no plan for batch %d ms", n.meta.Name(), j.Time.UnixMilli())
 	}
-	ranges := n.planned
-	parts := make([][]Record, len(ranges))
-	err := j.Run(ctx, n.meta.Name(), len(ranges), func(ctx context.Context, tk *engine.Task) error {
-		rg := ranges[tk.Index]
-		if rg.Count() == 0 {
-			return nil
-		}
-		recs, err := n.r.read(ctx, rg)
-		parts[tk.Index] = recs
-		return err
-	})
-	if err != nil {
-		return nil, err
+	return len(n.planned), nil
+}
+
+// readRange reads planned range i of batch j, inside the task that
+// processes partition i.
+func (n *directNode) readRange(tk *engine.Task, j *engine.Job, i int) ([]Record, error) {
+	rg := n.planned[i]
+	if rg.Count() == 0 {
+		return nil, nil
 	}
-	return parts, nil
+	return n.r.read(tk.Context(), rg)
 }
 
 // Commit advances the positions past batch j and commits them to the
