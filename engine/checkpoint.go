@@ -156,6 +156,8 @@ type checkpointer struct {
 	plans    map[int64]map[string][]byte
 	sinceCk  int  // batches since the last commit
 	replayed bool // the last recovered plan was just taken
+	unsaved  bool // a batch's input was recorded or replayed since the last manifest
+	empty    []emptyPlan
 
 	mu        sync.Mutex
 	wg        sync.WaitGroup
@@ -527,6 +529,7 @@ func (k *checkpointer) recoveredPlans(t time.Time) (map[string][]byte, bool) {
 	if ok {
 		delete(k.plans, t.UnixMilli())
 		k.replayed = len(k.plans) == 0
+		k.unsaved = true
 	}
 	return p, ok
 }
@@ -547,14 +550,38 @@ func (k *checkpointer) nextPlanned() (time.Time, bool) {
 	return time.UnixMilli(slices.Min(slices.Collect(mapsKeys(k.plans)))), true
 }
 
+// emptyPlan is the plan of a batch that planned no input, kept until the
+// next commit in case a later batch's plan is recorded before it.
+type emptyPlan struct {
+	t     time.Time
+	plans map[string][]byte
+	info  map[string]any
+}
+
 // writePlans records the planned input of batch t before it runs. A batch
 // that plans no input at all is not recorded: re-planning it after a crash
 // reads from the same positions, so no record is lost or read twice, and
-// empty batches cost no disk write.
+// empty batches cost no disk write. But once a later batch's input is
+// recorded before the next commit, the empty batches since the last commit
+// are recorded first: a restart replays recorded batches and jumps over
+// unrecorded times, which would skip the state those batches changed (with
+// CheckpointEvery they are not committed on their own).
 func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map[string]any, records int64) error {
 	if records == 0 {
+		k.empty = append(k.empty, emptyPlan{t, plans, info})
 		return nil
 	}
+	for _, e := range k.empty {
+		if err := k.writePlansFile(e.t, e.plans, e.info); err != nil {
+			return err
+		}
+	}
+	k.empty = k.empty[:0]
+	k.unsaved = true
+	return k.writePlansFile(t, plans, info)
+}
+
+func (k *checkpointer) writePlansFile(t time.Time, plans map[string][]byte, info map[string]any) error {
 	pf := plansFile{BatchMS: t.UnixMilli(), Plans: plans}
 	if len(info) > 0 {
 		pf.Info = make(map[string]json.RawMessage, len(info))
@@ -604,10 +631,12 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 			}
 		}
 	}
-	if !wrote && len(k.retained) > 0 {
-		// No operator's state changed: the newest commit already describes
-		// this batch's state, and a restart resumes from it.
+	if !wrote && !k.unsaved && len(k.retained) > 0 {
+		// No operator's state changed and no input was recorded: the newest
+		// commit already describes this batch's state, and a restart
+		// resumes from it.
 		k.sinceCk = 0
+		k.empty = k.empty[:0]
 		return nil
 	}
 	body, err := json.Marshal(m)
@@ -618,6 +647,8 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 		return err
 	}
 	k.sinceCk = 0
+	k.empty = k.empty[:0]
+	k.unsaved = false
 	k.retained = append(k.retained, m)
 	for _, start := range async {
 		start()

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -402,4 +403,134 @@ func TestCheckpointEveryNReplaysFromRecordedInput(t *testing.T) {
 	require.NoError(t, j.c.RunBatches(ctx, 4))
 	require.Equal(t, []int64{1_005_000, 1_006_000, 1_007_000, 1_008_000}, j.seen)
 	require.Equal(t, truth(in, 8), j.counter.counts)
+}
+
+// plainSource is a source whose position is not checkpointed (it does not
+// implement engine.Stateful): every batch plans one record.
+type plainSource struct {
+	meta engine.Meta
+}
+
+func (s *plainSource) Meta() *engine.Meta { return &s.meta }
+
+func (s *plainSource) Plan(_ context.Context, j *engine.Job) ([]byte, error) {
+	j.AddRecords(1)
+	return []byte{1}, nil
+}
+
+func (s *plainSource) Replan(_ context.Context, j *engine.Job, _ []byte) error {
+	j.AddRecords(1)
+	return nil
+}
+
+func (s *plainSource) Commit(context.Context, *engine.Job) error { return nil }
+
+var _ engine.Source = (*plainSource)(nil)
+
+// TestCheckpointWithoutStatefulNodesMarksBatchesCommitted runs a job whose
+// only source keeps no checkpointed state and which has no stateful
+// operator: every batch still records its planned input, so every batch
+// must be committed too, or the recorded plans pile up and a restart
+// replays every batch since the first.
+func TestCheckpointWithoutStatefulNodesMarksBatchesCommitted(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	run := func(n int) []int64 {
+		c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)),
+			engine.WithCheckpoint(dir), engine.WithCheckpointOptions(engine.KeepCommits(2)))
+		require.NoError(t, err)
+		defer func() { require.NoError(t, c.Close()) }()
+		src := &plainSource{meta: engine.Meta{Kind: "plain"}}
+		c.Register(src)
+		var times []int64
+		o := &testOutput{meta: engine.Meta{Kind: "testOutput", Parents: []engine.Node{src}}, run: func(_ context.Context, j *engine.Job) error {
+			times = append(times, j.Time.UnixMilli())
+			return nil
+		}}
+		c.Register(o)
+		require.NoError(t, c.RunBatches(ctx, n))
+		return times
+	}
+	require.Len(t, run(20), 20)
+	offsets, err := os.ReadDir(filepath.Join(dir, "offsets"))
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(offsets), 2, "recorded plans of committed batches are collected with their commits")
+	require.Equal(t, []int64{21_000, 22_000}, run(2), "a restart resumes after the last batch, replaying none")
+}
+
+// batchCounter is an output whose state changes at every batch, with or
+// without input, as UpdateStateByKey's does (its update function runs for
+// every key in every batch): it counts the batches it ran.
+type batchCounter struct {
+	meta  engine.Meta
+	n     uint64
+	times []int64
+	fail  func(t time.Time) error
+}
+
+func (o *batchCounter) Meta() *engine.Meta { return &o.meta }
+
+func (o *batchCounter) RunOutput(_ context.Context, j *engine.Job) error {
+	if o.fail != nil {
+		if err := o.fail(j.Time); err != nil {
+			return err
+		}
+	}
+	o.n++
+	o.times = append(o.times, j.Time.UnixMilli())
+	return nil
+}
+
+func (o *batchCounter) SaveState(w engine.StateWriter) error {
+	return w.Snapshot(binary.AppendUvarint(nil, o.n))
+}
+
+func (o *batchCounter) RestoreState(r engine.StateReader) error {
+	b, err := r.Snapshot()
+	if err != nil || b == nil {
+		return err
+	}
+	o.n, _ = binary.Uvarint(b)
+	return nil
+}
+
+var (
+	_ engine.Output   = (*batchCounter)(nil)
+	_ engine.Stateful = (*batchCounter)(nil)
+)
+
+// TestCheckpointEveryNReplaysEmptyBatchesBetweenRecordedOnes commits every 4
+// batches and crashes in batch 7, after batch 6 planned no input: the
+// restart must run batch 6 again as well as 5 and 7, since the state it
+// changed was never committed.
+func TestCheckpointEveryNReplaysEmptyBatchesBetweenRecordedOnes(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	in := [][]int{{1}, {2}, {3}, {4}, {5}, {}, {7}, {8}, {9}}
+	open := func() (*engine.Context, *batchCounter) {
+		c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)),
+			engine.WithCheckpoint(dir), engine.WithCheckpointOptions(engine.CheckpointEvery(4)))
+		require.NoError(t, err)
+		q := dstream.Queue(c, in)
+		o := &batchCounter{meta: engine.Meta{Kind: "batchCounter", Parents: []engine.Node{q.Node()}}}
+		c.Register(o)
+		return c, o
+	}
+	c, o := open()
+	boom := errors.New("crash")
+	o.fail = func(t time.Time) error {
+		if t.Equal(time.Unix(7, 0)) {
+			return boom
+		}
+		return nil
+	}
+	require.ErrorIs(t, c.RunBatches(ctx, 8), boom)
+	require.Equal(t, uint64(6), o.n)
+	require.NoError(t, c.Close())
+
+	c, o = open()
+	defer c.Close()
+	require.NoError(t, c.RunBatches(ctx, 4))
+	require.Equal(t, []int64{5000, 6000, 7000, 8000}, o.times, "every batch after the commit runs again, the empty one too")
+	require.Equal(t, uint64(8), o.n, "as many batches counted as ran")
 }
