@@ -124,6 +124,7 @@ type Context struct {
 	ckptOpts    []CheckpointOption
 
 	mu        sync.Mutex // guards listeners and the fields below
+	idle      *sync.Cond // signalled on mu when running turns false
 	listeners []Listener
 	running   bool
 	closed    bool
@@ -173,6 +174,7 @@ func NewContext(batch time.Duration, opts ...Option) (*Context, error) {
 		}
 		c.zero = cfg.start
 	}
+	c.idle = sync.NewCond(&c.mu)
 	c.hard, c.hardStop = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -357,6 +359,7 @@ func (c *Context) acquire() error {
 func (c *Context) release() {
 	c.mu.Lock()
 	c.running = false
+	c.idle.Broadcast()
 	c.mu.Unlock()
 }
 
@@ -447,7 +450,10 @@ func (c *Context) waitUntil(ctx context.Context, t time.Time) error {
 
 // Close releases the sources, stores and the checkpoint lock. It is
 // idempotent. A batch still running is cancelled, and a Run or RunBatches
-// still going returns ErrClosed instead of starting another batch.
+// still going returns ErrClosed instead of starting another batch. Close
+// waits for that batch to end before it releases anything, so it must not
+// be called from inside a batch (an output operation or a listener); cancel
+// Run's context there instead.
 func (c *Context) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -455,10 +461,15 @@ func (c *Context) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.mu.Unlock()
+	c.hardStop()
+	c.mu.Lock()
+	for c.running {
+		c.idle.Wait()
+	}
 	nodes := append([]Node(nil), c.nodes...)
 	closers := append([]func() error(nil), c.closers...)
 	c.mu.Unlock()
-	c.hardStop()
 	var errs []error
 	for i := len(nodes) - 1; i >= 0; i-- {
 		if cl, ok := nodes[i].(Closer); ok {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/state"
 )
 
 // testOutput is an output node whose work is a function, for driving the
@@ -546,4 +547,43 @@ func TestStartErrors(t *testing.T) {
 			require.True(t, c.LastBatch().IsZero(), "no batch ran")
 		})
 	}
+}
+
+// TestCloseWaitsForRunningBatch calls Close while an output of a batch is
+// still running: Close must not release the checkpoint lock (or the
+// sources and stores) under the batch, which goes on to commit; it returns
+// once the batch has ended, and the batch's commit is the last write.
+func TestCloseWaitsForRunningBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)), engine.WithCheckpoint(dir))
+		require.NoError(t, err)
+		entered, release := make(chan struct{}), make(chan struct{})
+		dstream.ForEachBatch(dstream.Queue(c, [][]int{{1}, {2}}), func(ctx context.Context, b dstream.Batch[int]) error {
+			close(entered)
+			<-release
+			return nil
+		})
+		var once sync.Once
+		unblock := func() { once.Do(func() { close(release) }) }
+		defer unblock() // a failed check must not leave the batch blocked
+		ran := make(chan error, 1)
+		go func() { ran <- c.RunBatches(context.Background(), 1) }()
+		<-entered
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close() }()
+		synctest.Wait()
+		require.Empty(t, closed, "Close returned while a batch was running")
+		_, err = state.LockDir(dir)
+		require.ErrorIs(t, err, state.ErrLocked, "the checkpoint lock is held while the batch runs")
+
+		unblock()
+		require.NoError(t, <-ran, "the batch ran to its end")
+		require.NoError(t, <-closed)
+		unlock, err := state.LockDir(dir)
+		require.NoError(t, err, "Close released the lock")
+		require.NoError(t, unlock())
+		_, _, err = engine.LoadCommit(state.OSFS{}, dir, 1000)
+		require.NoError(t, err, "the batch committed before Close released the checkpoint")
+	})
 }
