@@ -33,7 +33,7 @@ var (
 	ErrCheckpointMismatch = errors.New("engine: checkpoint does not match the job")
 )
 
-// CheckpointOption configures checkpoints; see [WithCheckpoint].
+// CheckpointOption configures checkpoints; see [WithCheckpointOptions].
 type CheckpointOption func(*checkpointConfig)
 
 type checkpointConfig struct {
@@ -406,13 +406,22 @@ func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, error)
 	}
 	var chosen *Manifest
 	var bodies map[string][]byte
+	var newestErr error
 	for i := len(times) - 1; i >= 0; i-- {
 		m, b, err := LoadCommit(k.fs, k.dir, times[i])
 		if err != nil {
+			if !errors.Is(err, state.ErrCorrupt) && !errors.Is(err, fs.ErrNotExist) {
+				// Not damage but a failing read: rolling back would delete a
+				// commit that may be sound.
+				return nil, nil, fmt.Errorf("engine: cannot read checkpoint commit %d in %s: %w; fix the file system error and restart the job", times[i], k.dir, err)
+			}
 			if !k.cfg.rollback {
-				return nil, nil, fmt.Errorf("engine: newest checkpoint commit does not verify: %w; to restore the newest valid commit instead, pass RollbackOnCorrupt to WithCheckpoint", err)
+				return nil, nil, fmt.Errorf("engine: newest checkpoint commit does not verify: %w; to restore the newest valid commit instead, pass RollbackOnCorrupt to WithCheckpointOptions", err)
 			}
 			k.c.logger.Warn("checkpoint commit does not verify; rolling back to an older one", slog.String("error", err.Error()))
+			if newestErr == nil {
+				newestErr = err
+			}
 			continue
 		}
 		chosen, bodies = m, b
@@ -431,7 +440,7 @@ func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, error)
 		break
 	}
 	if chosen == nil && len(times) > 0 {
-		return nil, nil, fmt.Errorf("engine: no commit in checkpoint dir %s verifies; start with a fresh checkpoint dir", k.dir)
+		return nil, nil, fmt.Errorf("engine: no commit in checkpoint dir %s verifies, the newest failing with: %w; start with a fresh checkpoint dir", k.dir, newestErr)
 	}
 	return chosen, bodies, nil
 }

@@ -257,7 +257,7 @@ func TestCheckpointCorruptNewestCommit(t *testing.T) {
 	_, err = newJob(t, dir, in, "")
 	require.ErrorIs(t, err, state.ErrCorrupt)
 	require.Contains(t, err.Error(), newest, "the error names the file")
-	require.Contains(t, err.Error(), "RollbackOnCorrupt")
+	require.Contains(t, err.Error(), "pass RollbackOnCorrupt to WithCheckpointOptions")
 
 	j, err = newJob(t, dir, in, "", engine.RollbackOnCorrupt())
 	require.NoError(t, err)
@@ -533,4 +533,49 @@ func TestCheckpointEveryNReplaysEmptyBatchesBetweenRecordedOnes(t *testing.T) {
 	require.NoError(t, c.RunBatches(ctx, 4))
 	require.Equal(t, []int64{5000, 6000, 7000, 8000}, o.times, "every batch after the commit runs again, the empty one too")
 	require.Equal(t, uint64(8), o.n, "as many batches counted as ran")
+}
+
+// TestCheckpointRollbackOnlyPastCorruptCommits fails reading the newest
+// commit with an I/O error rather than corrupt bytes: RollbackOnCorrupt
+// must not treat the commit as corrupt and delete it, but fail, and the job
+// resumes from it once the error clears.
+func TestCheckpointRollbackOnlyPastCorruptCommits(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	in := input(10)
+	ffs := state.NewFaultFS(state.OSFS{})
+	j, err := newJob(t, dir, in, "", engine.CheckpointFS(ffs), engine.RollbackOnCorrupt())
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(ctx, 4))
+	require.NoError(t, j.c.Close())
+
+	newest := filepath.Join(dir, "commits", "1004000")
+	ffs.Arm(state.Fault{Op: state.OpRead, Err: syscall.EIO, Match: func(p string) bool { return p == newest }})
+	_, err = newJob(t, dir, in, "", engine.CheckpointFS(ffs), engine.RollbackOnCorrupt())
+	require.ErrorIs(t, err, syscall.EIO)
+	require.FileExists(t, newest, "a commit that could not be read is not deleted")
+
+	ffs.Disarm()
+	j, err = newJob(t, dir, in, "", engine.CheckpointFS(ffs), engine.RollbackOnCorrupt())
+	require.NoError(t, err)
+	defer j.c.Close()
+	require.Equal(t, truth(in, 4), j.counter.counts, "resumed from the newest commit")
+}
+
+// TestCheckpointNoValidCommitNamesTheNewest damages every commit: with
+// RollbackOnCorrupt there is nothing to roll back to, and the error names
+// the newest commit's file and says what to do.
+func TestCheckpointNoValidCommitNamesTheNewest(t *testing.T) {
+	dir := t.TempDir()
+	j, err := newJob(t, dir, input(10), "", engine.KeepCommits(2))
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(context.Background(), 3))
+	require.NoError(t, j.c.Close())
+	for _, ms := range []string{"1002000", "1003000"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "commits", ms), []byte("damaged"), 0o644))
+	}
+	_, err = newJob(t, dir, input(10), "", engine.KeepCommits(2), engine.RollbackOnCorrupt())
+	require.ErrorIs(t, err, state.ErrCorrupt)
+	require.ErrorContains(t, err, filepath.Join(dir, "commits", "1003000"))
+	require.ErrorContains(t, err, "start with a fresh checkpoint dir")
 }
