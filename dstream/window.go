@@ -323,17 +323,21 @@ func (n *windowNode[T]) advance(ctx context.Context, j *engine.Job) error {
 }
 
 // SaveState writes the batches added since the last checkpoint and the
-// drop horizon; when a snapshot is due, it hands over an immutable copy.
+// drop horizon, or nothing when no batch with records was added (see
+// [window.Buffer.Changed]); when a snapshot is due, it hands over an
+// immutable copy.
 func (n *windowNode[T]) SaveState(w engine.StateWriter) error {
 	kind := n.Meta().Kind
-	err := w.WriteDelta(func(out io.Writer) error {
-		if err := writeWindowHeader(out, kind, 1); err != nil {
+	if n.buf.Changed() {
+		err := w.WriteDelta(func(out io.Writer) error {
+			if err := writeWindowHeader(out, kind, 1); err != nil {
+				return err
+			}
+			return n.buf.WriteDelta(out, n.codec)
+		})
+		if err != nil {
 			return err
 		}
-		return n.buf.WriteDelta(out, n.codec)
-	})
-	if err != nil {
-		return err
 	}
 	if w.SnapshotDue() {
 		snap := n.buf.SnapshotFunc(n.codec)
@@ -621,31 +625,46 @@ func windowPane[K comparable, C any](kvs []KV[K, C]) map[K]C {
 
 // SaveState writes, for every partition, the panes added since the last
 // checkpoint, the drop horizon and (incremental form) the keys whose window
-// value changed; when a snapshot is due, it hands over an immutable copy.
+// value changed, or nothing when no partition changed (see
+// [window.Panes.Changed] and [window.Incremental.Changed]); when a snapshot
+// is due, it hands over an immutable copy.
 func (w *keyedWindow[K, V, C]) SaveState(sw engine.StateWriter) error {
 	if w.n == 0 {
 		w.alloc(w.configured())
 	}
 	kind, n := w.meta.Kind, w.n
-	err := sw.WriteDelta(func(out io.Writer) error {
-		if err := writeWindowHeader(out, kind, n); err != nil {
+	changed := false
+	for p := 0; p < n && !changed; p++ {
+		if w.incs != nil {
+			changed = w.incs[p].Changed()
+		} else {
+			changed = w.panes[p].Changed()
+		}
+	}
+	if changed {
+		err := sw.WriteDelta(func(out io.Writer) error {
+			if err := writeWindowHeader(out, kind, n); err != nil {
+				return err
+			}
+			for p := range n {
+				var err error
+				if w.incs != nil {
+					err = w.incs[p].WriteDelta(out, w.kc, w.vc)
+				} else {
+					err = w.panes[p].WriteDelta(out, w.kc, w.vc)
+				}
+				if err != nil {
+					return fmt.Errorf("partition %d: %w", p, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		for p := range n {
-			var err error
-			if w.incs != nil {
-				err = w.incs[p].WriteDelta(out, w.kc, w.vc)
-			} else {
-				err = w.panes[p].WriteDelta(out, w.kc, w.vc)
-			}
-			if err != nil {
-				return fmt.Errorf("partition %d: %w", p, err)
-			}
-		}
+	}
+	if !sw.SnapshotDue() {
 		return nil
-	})
-	if err != nil || !sw.SnapshotDue() {
-		return err
 	}
 	snaps := make([]func(io.Writer) error, n)
 	for p := range n {

@@ -24,8 +24,18 @@ type Buffer[T any] struct {
 // batch already stored at t. Adding in increasing time order is O(1)
 // amortized; an out-of-order time is inserted in place.
 func (b *Buffer[T]) Add(t time.Time, parts [][]T) {
-	b.s.add(t, parts)
+	empty := true
+	for _, p := range parts {
+		empty = empty && len(p) == 0
+	}
+	b.s.add(t, parts, empty)
 }
+
+// Changed reports whether [Buffer.WriteDelta] would write anything that a
+// restore needs, as [Panes.Changed] does: a batch without records is no
+// change (a buffer restored without it yields the same records, in fewer
+// partitions), nor is a drop.
+func (b *Buffer[T]) Changed() bool { return b.s.changedSince() }
 
 // Len returns the number of batches held.
 func (b *Buffer[T]) Len() int { return len(b.s.items) }

@@ -102,6 +102,19 @@ func (w *Incremental[K, V]) Add(t time.Time, pane map[K]V) {
 	w.panes.Add(t, pane)
 }
 
+// Changed reports whether [Incremental.WriteDelta] would write anything
+// that a restore needs: always before the window was first written or
+// read, and afterwards when a step changed or removed a key's value, or a
+// pane with data was added, since the last delta or snapshot (see
+// [Panes.Changed]). A step that changes no key is no change by itself: a
+// window restored at the earlier step time takes out and adds the same
+// panes at its next step, since every pane with data that left the window
+// meanwhile would have changed a key. A caller that checkpoints after every
+// batch may skip WriteDelta while Changed is false.
+func (w *Incremental[K, V]) Changed() bool {
+	return !w.tracking || len(w.dirty) > 0 || w.panes.s.changedSince()
+}
+
 // NumPanes returns the number of panes held: those of the current window and
 // those added after its time.
 func (w *Incremental[K, V]) NumPanes() int { return w.panes.Len() }

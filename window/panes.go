@@ -27,8 +27,19 @@ type Panes[K comparable, V any] struct {
 // an out-of-order time is inserted in place. A nil or empty pane is stored
 // as well: it marks a batch without data.
 func (p *Panes[K, V]) Add(t time.Time, pane map[K]V) {
-	p.s.add(t, pane)
+	p.s.add(t, pane, len(pane) == 0)
 }
+
+// Changed reports whether [Panes.WriteDelta] would write anything that a
+// restore needs: always before the panes were first written or read, and
+// afterwards when a pane with data was added, or a pane replaced, since the
+// last delta or snapshot. Adding empty panes and dropping panes are no
+// changes: panes restored without them give the same windows, since an
+// empty pane adds nothing and a dropped pane is in no later window. A
+// caller that checkpoints after every batch may skip WriteDelta while
+// Changed is false; the next delta carries what was added meanwhile and
+// the newest drop horizon.
+func (p *Panes[K, V]) Changed() bool { return p.s.changedSince() }
 
 // Len returns the number of panes held.
 func (p *Panes[K, V]) Len() int { return len(p.s.items) }

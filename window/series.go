@@ -20,6 +20,11 @@ type series[E any] struct {
 	added    []time.Time // times added since the last delta, in the order added
 	dropped  time.Time   // the newest Drop horizon since the last delta
 	hasDrop  bool
+	// dirty says a value that holds data was added, or a value replaced,
+	// since the last delta. Empty values and drops alone leave it false:
+	// a state restored without them computes the same windows (see
+	// [Panes.Changed]).
+	dirty bool
 }
 
 type entry[E any] struct {
@@ -43,10 +48,12 @@ func (s *series[E]) after(t time.Time) int {
 	return i
 }
 
-// add stores v at t, replacing any value already stored at t.
-func (s *series[E]) add(t time.Time, v E) {
+// add stores v at t, replacing any value already stored at t; empty says v
+// holds no data.
+func (s *series[E]) add(t time.Time, v E, empty bool) {
 	if s.tracking {
 		s.added = append(s.added, t)
+		s.dirty = s.dirty || !empty
 	}
 	if n := len(s.items); n == 0 || t.After(s.items[n-1].t) {
 		s.items = append(s.items, entry[E]{t: t, v: v})
@@ -55,6 +62,7 @@ func (s *series[E]) add(t time.Time, v E) {
 	i, found := s.search(t)
 	if found {
 		s.items[i].v = v
+		s.dirty = s.dirty || s.tracking
 		return
 	}
 	s.items = slices.Insert(s.items, i, entry[E]{t: t, v: v})
@@ -123,9 +131,15 @@ func (s *series[E]) reset() {
 func (s *series[E]) track() {
 	s.tracking = true
 	s.added = s.added[:0]
+	s.dirty = false
 	s.hasDrop = false
 	s.dropped = time.Time{}
 }
+
+// changedSince reports whether a delta written now would hold something a
+// restore needs: everything when nothing was written yet, otherwise values
+// with data added, or values replaced, since the last delta.
+func (s *series[E]) changedSince() bool { return !s.tracking || s.dirty }
 
 // changed returns the items added since the last delta that are still
 // present, oldest first, each once.

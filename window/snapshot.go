@@ -373,7 +373,7 @@ func applySeries[E any](s *series[E], h deltaHead, items []entry[E]) {
 			s.drop(h.drop)
 		}
 		for _, e := range items {
-			s.add(e.t, e.v)
+			s.add(e.t, e.v, false)
 		}
 	}
 	s.track()
