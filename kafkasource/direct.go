@@ -98,7 +98,7 @@ type directNode struct {
 	mu             sync.Mutex
 	positions      map[TopicPartition]int64 // next offset to read, as of the last committed batch
 	started        bool                     // positions of the first batch are fixed
-	restoredTopics map[string]bool          // topics the checkpoint knew
+	restoredTopics map[string]bool          // topics the checkpoint or a re-run plan knew
 	planned        []OffsetRange
 	plannedFor     int64 // batch time (ns) the planned ranges belong to
 
@@ -165,6 +165,15 @@ func (n *directNode) Replan(ctx context.Context, j *engine.Job, plan []byte) err
 	ranges, err := decodePlan(plan)
 	if err != nil {
 		return err
+	}
+	// The plan fixed the start of every partition its topics had then;
+	// partitions added since are new, as they are to a stream that never
+	// stopped.
+	if n.restoredTopics == nil {
+		n.restoredTopics = make(map[string]bool)
+	}
+	for _, r := range ranges {
+		n.restoredTopics[r.Topic] = true
 	}
 	n.adopt(j, ranges)
 	return nil

@@ -241,4 +241,39 @@ func TestCheckpointRecovery(t *testing.T) {
 		require.NoError(t, j.c.RunBatches(ctx, 1))
 		require.Equal(t, 36, j.total)
 	})
+	t.Run("a partition created before a failed batch re-runs is read from its start", func(t *testing.T) {
+		// As in an uninterrupted run (TestDirectStreamPicksUpNewPartitions),
+		// a partition added after the first plan starts at its earliest
+		// offset, not where the reset policy would start it.
+		b := startBroker(t, map[string]int32{"grow": 1})
+		b.produce(t, "grow", 0, 0, 5)
+		dir := t.TempDir()
+		ctx := bounded(t)
+		start := func(fail bool) (*engine.Context, *seen) {
+			c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithCheckpoint(dir))
+			require.NoError(t, err)
+			t.Cleanup(func() { c.Close() })
+			s := b.stream(t, c, []string{"grow"}, WithResetPolicy(Latest), WithStartOffsets(map[TopicPartition]int64{{"grow", 0}: 0}))
+			w := watch(s)
+			dstream.ForEachBatch(s, func(context.Context, dstream.Batch[Record]) error {
+				if fail {
+					return errors.New("output failed")
+				}
+				return nil
+			})
+			return c, w
+		}
+		c, _ := start(true)
+		require.Error(t, c.RunBatches(ctx, 1), "batch 1 is planned, not committed")
+		require.NoError(t, c.Close())
+		_, err := b.adm.CreatePartitions(ctx, 1, "grow")
+		require.NoError(t, err)
+		b.refresh(t)
+		b.produce(t, "grow", 1, 0, 3)
+
+		c, w := start(false)
+		require.NoError(t, c.RunBatches(ctx, 2))
+		require.Equal(t, []OffsetRange{{"grow", 0, 0, 5}}, w.ranges[0], "batch 1 re-runs over its plan")
+		require.Equal(t, []OffsetRange{{"grow", 0, 5, 5}, {"grow", 1, 0, 3}}, w.ranges[1])
+	})
 }
