@@ -241,7 +241,9 @@ func (k *checkpointer) recover() error {
 		return fmt.Errorf("%w: checkpoint dir %s was written with batch interval %v but this job uses %v; use the same interval or a fresh checkpoint dir",
 			ErrCheckpointMismatch, k.dir, time.Duration(fm.IntervalMS)*time.Millisecond, c.batch)
 	}
+	c.mu.Lock()
 	c.zero = time.UnixMilli(fm.ZeroMS)
+	c.mu.Unlock()
 	c.next = c.zero.Add(c.batch)
 
 	m, bodies, err := k.newestValidCommit()
@@ -271,7 +273,9 @@ func (k *checkpointer) recover() error {
 		}
 		restoredMS = m.BatchMS
 		c.next = time.UnixMilli(m.BatchMS).Add(c.batch)
+		c.mu.Lock()
 		c.lastBatch = time.UnixMilli(m.BatchMS)
+		c.mu.Unlock()
 		c.logger.Info("checkpoint restored", slog.String("dir", k.dir), slog.Int64("batch_ms", m.BatchMS))
 	} else if err := k.matchFormat(fm); err != nil {
 		return err

@@ -579,3 +579,40 @@ func TestCheckpointNoValidCommitNamesTheNewest(t *testing.T) {
 	require.ErrorContains(t, err, filepath.Join(dir, "commits", "1003000"))
 	require.ErrorContains(t, err, "start with a fresh checkpoint dir")
 }
+
+// TestLastBatchWhileRestoring reads LastBatch and Zero from another
+// goroutine, as a monitor would, while the context restores its checkpoint
+// (run with -race).
+func TestLastBatchWhileRestoring(t *testing.T) {
+	dir := t.TempDir()
+	in := input(10)
+	j, err := newJob(t, dir, in, "")
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(context.Background(), 3))
+	require.NoError(t, j.c.Close())
+
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithCheckpoint(dir))
+	require.NoError(t, err)
+	defer c.Close()
+	newCounter(c, "")
+	dstream.ForEachBatch(dstream.Queue(c, in), func(context.Context, dstream.Batch[string]) error { return nil })
+	stop, polled := make(chan struct{}), make(chan time.Time)
+	go func() {
+		var last time.Time
+		for {
+			select {
+			case <-stop:
+				polled <- last
+				return
+			default:
+				last = c.LastBatch()
+				_ = c.Zero()
+			}
+		}
+	}()
+	require.NoError(t, c.RunBatches(context.Background(), 1))
+	close(stop)
+	last := <-polled
+	require.True(t, last.Equal(time.Unix(1003, 0)) || last.Equal(time.Unix(1004, 0)) || last.IsZero(), "LastBatch was %v", last)
+	require.Equal(t, time.Unix(1004, 0), c.LastBatch())
+}

@@ -208,7 +208,11 @@ func (c *Context) Logger() *slog.Logger { return c.logger }
 
 // Zero returns the zero time of batch times. It is known once the context
 // starts (or at once with a manual clock).
-func (c *Context) Zero() time.Time { return c.zero }
+func (c *Context) Zero() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.zero
+}
 
 // Register adds n to the graph. Parents must be registered first. Sources,
 // outputs and tickers are recognised by the interfaces n implements.
@@ -301,7 +305,9 @@ func (c *Context) doStart(ctx context.Context) error {
 		names[name] = n
 	}
 	if !c.manual {
+		c.mu.Lock()
 		c.zero = alignDown(time.Now(), c.batch)
+		c.mu.Unlock()
 	}
 	for _, n := range c.nodes {
 		if v, ok := n.(Validator); ok {
