@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +16,10 @@ import (
 func FuzzLoadCommit(f *testing.F) {
 	good, _ := json.Marshal(Manifest{Version: FormatVersion, BatchMS: 1000, Operators: []OperatorFiles{{Name: "a", Kind: "k"}}})
 	f.Add(good)
+	inline := []byte{1, 2, 3}
+	withInline, _ := json.Marshal(Manifest{Version: FormatVersion, BatchMS: 1000, Operators: []OperatorFiles{{Name: "a", Kind: "k",
+		Files: []FileRef{{Kind: "snapshot", BatchMS: 1000, Len: int64(len(inline)), CRC: crc32.Checksum(inline, crcTable), Inline: inline}}}}})
+	f.Add(withInline)
 	f.Add([]byte(`{"version":1,"batch_ms":1000,"operators":[{"name":"a","files":[{"path":"../../etc/passwd","kind":"delta"}]}]}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`null`))
@@ -32,8 +37,8 @@ func FuzzLoadCommit(f *testing.F) {
 		}
 		for _, op := range m.Operators {
 			for _, f := range op.Files {
-				if _, ok := bodies[f.Path]; !ok {
-					t.Fatalf("accepted commit names %s without verifying it", f.Path)
+				if _, ok := bodies[f.key(op.Name)]; !ok {
+					t.Fatalf("accepted commit names %s of operator %s without verifying it", f.key(op.Name), op.Name)
 				}
 			}
 		}
