@@ -122,8 +122,9 @@ func (k *kclient) brokerName(id int32) string {
 	return "broker " + strconv.Itoa(int(id)) + " (" + addr + ")"
 }
 
-// retry runs op until it succeeds, fails with an error no retry can fix, or
-// has kept failing for the retry timeout since its first call. Every call of
+// retry runs op until it succeeds, fails with an error no retry can fix
+// (returned wrapped, with what and where), or has kept failing for the retry
+// timeout since its first call. Every call of
 // op gets a context that ends with that budget, so a broker that does not
 // answer cannot stall the batch past it. op returns who it talked to, for
 // the error message. retry backs off exponentially between calls.
@@ -154,14 +155,14 @@ func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Co
 		if who != "" {
 			lastWho = who
 		}
+		if lastWho == "" {
+			lastWho = "the cluster"
+		}
 		if !retriable(err) {
-			return err
+			return fmt.Errorf("kafkasource: %s at %s: %w", what, lastWho, err)
 		}
 		wait := jitter(backoff)
 		if time.Now().Add(wait).After(deadline) {
-			if lastWho == "" {
-				lastWho = "the cluster"
-			}
 			return fmt.Errorf("%w: %s at %s failed for %v: %w; check that the broker is up and reachable, or raise WithRetryTimeout",
 				ErrRetryTimeout, what, lastWho, time.Since(start).Round(time.Millisecond), trimmed{err})
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/engine"
 )
 
 // txProducer returns a transactional producer on b's broker.
@@ -239,6 +241,38 @@ func TestBrokerTroubleBeyondRetryTimeoutFailsTheBatch(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want+b.e.Addrs()[0]+")")
 			require.Contains(t, err.Error(), "raise WithRetryTimeout")
 			require.Less(t, time.Since(start), 5*time.Second, "gave up after about the retry timeout")
+		})
+	}
+}
+
+func TestFinalBrokerErrorFailsTheBatchAtOnce(t *testing.T) {
+	// An error no retry fixes fails the batch without waiting out the
+	// retry timeout, and the message still says what failed where. The
+	// other partition's reads, retrying, are cancelled.
+	for _, tc := range []struct {
+		name, want string
+		key        kmsg.Key
+	}{
+		{"while reading", "fetching final[0] at offset 0 at broker 0 (", kmsg.Fetch},
+		{"while planning", "listing partitions and offsets at broker 0 (", kmsg.ListOffsets},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startBroker(t, map[string]int32{"final": 2})
+			b.produce(t, "final", 0, 0, 5)
+			b.produce(t, "final", 1, 0, 5)
+			c := newEngine(t)
+			watch(b.stream(t, c, []string{"final"}, WithRetryTimeout(10*time.Second)))
+			b.e.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{tc.key}, Partitions: []int32{0}, Err: kerr.TopicAuthorizationFailed, Count: -1})
+			b.e.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Partitions: []int32{1}, Err: kerr.NotLeaderForPartition, Count: -1})
+			start := time.Now()
+			err := c.RunBatches(bounded(t), 1)
+			require.ErrorIs(t, err, kerr.TopicAuthorizationFailed)
+			require.NotErrorIs(t, err, ErrRetryTimeout)
+			require.Contains(t, err.Error(), tc.want+b.e.Addrs()[0]+")")
+			var be *engine.BatchError
+			require.ErrorAs(t, err, &be)
+			require.Equal(t, Kind+"-1", be.Op, "the error names the source")
+			require.Less(t, time.Since(start), 5*time.Second, "failed before the retry timeout")
 		})
 	}
 }
