@@ -45,7 +45,8 @@
 // batches added, the drop horizon and, for [Incremental], the keys whose
 // window value changed — so its cost grows with the new data, not with the
 // window length; ApplyDelta replays deltas, in order, on top of the snapshot
-// they follow.
+// they follow. Changed says whether a delta would hold anything a restore
+// needs, so that a batch that added only empty batches or panes writes none.
 //
 // Each snapshot and delta carries a generation number. WriteSnapshot starts a
 // new generation and a new chain of deltas; WriteDelta moves from one

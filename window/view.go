@@ -23,7 +23,9 @@ import (
 // [Panes.WriteSnapshot] it does not start a new chain of deltas: the
 // snapshot carries the current generation, so the deltas that p writes
 // after the call apply on top of it. Call it right after a
-// [Panes.WriteDelta] so that the snapshot holds what that delta holds.
+// [Panes.WriteDelta] so that the snapshot holds what that delta holds, or
+// instead of one while [Panes.Changed] is false (the deltas that follow
+// still carry what was added since the last one).
 //
 // SnapshotFunc copies the list of panes, O(panes held); the panes
 // themselves are immutable and shared. The returned function reads only the
