@@ -11,11 +11,14 @@ import (
 // when the line is not a JSON object or the field is not an IP address
 // string: the line is malformed.
 func ClientIP(line []byte) (ip string, ok bool, err error) {
-	var entry struct {
+	var entry *struct {
 		ClientRealIP *string `json:"client_real_ip"`
 	}
 	if err := json.Unmarshal(line, &entry); err != nil {
 		return "", false, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if entry == nil {
+		return "", false, fmt.Errorf("not a JSON object: null")
 	}
 	if entry.ClientRealIP == nil || *entry.ClientRealIP == "" {
 		return "", false, nil

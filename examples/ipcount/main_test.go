@@ -33,6 +33,7 @@ func TestClientIP(t *testing.T) {
 		{"cut short", `{"client_real_ip":"203.0.11`, "", false, "not a JSON object"},
 		{"not JSON", `203.0.113.7 - - [21/Nov/2026] "GET /"`, "", false, "not a JSON object"},
 		{"JSON but not an object", `["client_real_ip"]`, "", false, "not a JSON object"},
+		{"JSON null", `null`, "", false, "not a JSON object"},
 		{"number instead of string", `{"client_real_ip":42}`, "", false, "not a JSON object"},
 		{"not an address", `{"client_real_ip":"unknown"}`, "", false, `client_real_ip "unknown" is not an IP address`},
 	}
