@@ -47,5 +47,10 @@ func ParseBehavior(line string) (Behavior, error) {
 		}
 		*dst = v
 	}
+	if p := b.Popularity(); math.IsNaN(p) || math.IsInf(p, 0) {
+		// It would make its page's total infinite for ever, and the
+		// --save files cannot hold that.
+		return Behavior{}, fmt.Errorf("popularity is not a finite number")
+	}
 	return b, nil
 }

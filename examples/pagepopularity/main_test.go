@@ -34,6 +34,7 @@ func TestParseBehavior(t *testing.T) {
 		{"like not a number", "page1|1|0.5|yes", Behavior{}, `like "yes" is not a number`},
 		{"NaN refused", "page1|NaN|0.5|1", Behavior{}, `clicks "NaN" is not a number`},
 		{"infinity refused", "page1|1|+Inf|1", Behavior{}, `stay "+Inf" is not a number`},
+		{"popularity beyond float64 refused", "page1|1e308|1e308|1e308", Behavior{}, "popularity is not a finite number"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
