@@ -267,11 +267,18 @@ func (n *mapWithStateNode[K, V, S, U]) SaveState(w engine.StateWriter) error {
 	return n.ks.save(w)
 }
 
-// RestoreState replaces the state with the checkpoint's.
+// RestoreState replaces the state with the checkpoint's. A checkpoint that
+// holds no state for the operator was taken before the initial state was
+// applied, which is then still to do.
 func (n *mapWithStateNode[K, V, S, U]) RestoreState(r engine.StateReader) error {
-	n.spec.initial = nil
 	n.idle = nil
-	return n.ks.restore(r)
+	if err := n.ks.restore(r); err != nil {
+		return err
+	}
+	if !n.ks.initialPending {
+		n.spec.initial = nil
+	}
+	return nil
 }
 
 // advance brings the state to batch j and computes the batch's mapped

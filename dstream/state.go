@@ -183,10 +183,17 @@ func (n *updateStateNode[K, V, S]) SaveState(w engine.StateWriter) error {
 	return n.ks.save(w)
 }
 
-// RestoreState replaces the state with the checkpoint's.
+// RestoreState replaces the state with the checkpoint's. A checkpoint that
+// holds no state for the operator was taken before the initial state was
+// applied, which is then still to do.
 func (n *updateStateNode[K, V, S]) RestoreState(r engine.StateReader) error {
-	n.initial = nil
-	return n.ks.restore(r)
+	if err := n.ks.restore(r); err != nil {
+		return err
+	}
+	if !n.ks.initialPending {
+		n.initial = nil
+	}
+	return nil
 }
 
 // statePartitions resolves a stateful operator's partition count: parts
@@ -405,25 +412,30 @@ func (ks *keyedState[K, V]) write(out io.Writer, kind byte, stores []*state.Stor
 }
 
 // restore replaces the state with a checkpoint's: its snapshot, then its
-// deltas (a delta may hold every key, replacing what came before it). When
+// deltas (a delta may hold every key, replacing what came before it). A
+// checkpoint without a file for the operator leaves the state as it is,
+// initial state still pending: the first save after the initial state is
+// applied writes every key, so no file means it was not applied. When
 // every file was written with this job's partition count and the key hash
 // is the same in every process, partition i restores from partition i's
 // sections. Otherwise the sections are merged into one store (deltas apply
 // to it whatever partition wrote them) and its keys are spread over this
 // job's partitions.
 func (ks *keyedState[K, V]) restore(r engine.StateReader) error {
-	ks.initialPending, ks.full = false, false
 	rs := &restoring[K, V]{ks: ks, stores: ks.newStores(ks.n)}
 	snap, err := r.Snapshot()
 	if err != nil {
 		return err
 	}
+	files := 0
 	if snap != nil {
+		files++
 		if err := rs.read(bytes.NewReader(snap), true); err != nil {
 			return err
 		}
 	}
 	err = r.Deltas(func(rd io.Reader) error {
+		files++
 		br, ok := rd.(byteStream)
 		if !ok {
 			br = bufio.NewReader(rd)
@@ -433,6 +445,10 @@ func (ks *keyedState[K, V]) restore(r engine.StateReader) error {
 	if err != nil {
 		return err
 	}
+	if files == 0 {
+		return nil
+	}
+	ks.initialPending, ks.full = false, false
 	if rs.union != nil {
 		rs.stores = ks.newStores(ks.n)
 		for k, v := range rs.union.All() {

@@ -427,3 +427,38 @@ func TestUpdateStateByKeyOverWindow(t *testing.T) {
 		}
 	}}})
 }
+
+// TestInitialStateSurvivesRestartBeforeFirstUpdate stops a job after a
+// batch at which the stateful operator's windowed parent emitted nothing,
+// so the initial state was not applied yet and the checkpoint holds no
+// state for the operator: the restarted job must still start from the
+// initial state, as the uninterrupted one does.
+func TestInitialStateSurvivesRestartBeforeFirstUpdate(t *testing.T) {
+	input := [][]string{{"a"}, {"a", "b"}, {"b"}, {"a"}}
+	windowed := func(s *dstream.Stream[string]) *dstream.Stream[dstream.KV[string, int]] {
+		return dstream.Map(dstream.Window(s, 2*time.Second, 2*time.Second), pairOne)
+	}
+	initial := map[string]int{"a": 10, "z": 5}
+	cases := []struct {
+		name  string
+		build func(*dstream.Stream[string]) *dstream.Stream[kvsi]
+	}{
+		{"UpdateStateByKey", func(s *dstream.Stream[string]) *dstream.Stream[kvsi] {
+			return dstream.UpdateStateByKeyWith(windowed(s), runningSum, dstream.StateOptions[string, int]{Initial: initial})
+		}},
+		{"MapWithState", func(s *dstream.Stream[string]) *dstream.Stream[kvsi] {
+			return dstream.MapWithState(windowed(s), dstream.NewSimpleStateSpec(runningCount).WithInitialState(initial)).StateSnapshots()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := ckptRun(t, "", input, tc.build, len(input))
+			require.Len(t, want, 2)
+			dir := t.TempDir()
+			got := ckptRun(t, dir, input, tc.build, 1)
+			require.Empty(t, got, "the window emits at even batches")
+			got = append(got, ckptRun(t, dir, input, tc.build, len(input)-1)...)
+			requireSameBatches(t, want, got)
+		})
+	}
+}
