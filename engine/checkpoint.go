@@ -340,7 +340,7 @@ func (k *checkpointer) readFormat() (*format, error) {
 		return nil, fmt.Errorf("engine: checkpoint file %s does not parse: %v; start with a fresh checkpoint dir", p, err)
 	}
 	if fm.Version != FormatVersion {
-		return nil, fmt.Errorf("%w: checkpoint dir %s has format version %d; this build reads version %d", ErrCheckpointMismatch, k.dir, fm.Version, FormatVersion)
+		return nil, fmt.Errorf("%w: checkpoint dir %s has format version %d but this build reads version %d; run a build that reads it or start with a fresh checkpoint dir", ErrCheckpointMismatch, k.dir, fm.Version, FormatVersion)
 	}
 	return &fm, nil
 }
@@ -524,7 +524,7 @@ func (k *checkpointer) loadPlans(afterMS int64) error {
 		p := filepath.Join(k.dir, offsetsDir, strconv.FormatInt(t, 10))
 		body, err := state.ReadFile(k.fs, p, state.KindOffsets)
 		if err != nil {
-			return fmt.Errorf("engine: the planned input of an uncommitted batch cannot be read: %w", err)
+			return fmt.Errorf("engine: the recorded input of uncommitted batch %d cannot be read, so the batch cannot be replayed exactly: %w; restore %s from a backup or start with a fresh checkpoint dir", t, err, p)
 		}
 		var pf plansFile
 		if err := json.Unmarshal(body, &pf); err != nil {

@@ -616,3 +616,24 @@ func TestLastBatchWhileRestoring(t *testing.T) {
 	require.True(t, last.Equal(time.Unix(1003, 0)) || last.Equal(time.Unix(1004, 0)) || last.IsZero(), "LastBatch was %v", last)
 	require.Equal(t, time.Unix(1004, 0), c.LastBatch())
 }
+
+// TestCheckpointCorruptRecordedInput damages the recorded input of a batch
+// that failed before its commit: the restart cannot replay it exactly and
+// says so, naming the file and what to do.
+func TestCheckpointCorruptRecordedInput(t *testing.T) {
+	dir := t.TempDir()
+	j, err := newJob(t, dir, input(10), "")
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(context.Background(), 3))
+	boom := errors.New("output failed")
+	j.fail = func(time.Time) error { return boom }
+	require.ErrorIs(t, j.c.RunBatches(context.Background(), 1), boom)
+	require.NoError(t, j.c.Close())
+
+	p := filepath.Join(dir, "offsets", "1004000")
+	require.NoError(t, os.WriteFile(p, []byte("damaged"), 0o644))
+	_, err = newJob(t, dir, input(10), "", engine.RollbackOnCorrupt())
+	require.ErrorIs(t, err, state.ErrCorrupt)
+	require.ErrorContains(t, err, "uncommitted batch 1004000 cannot be read")
+	require.ErrorContains(t, err, "restore "+p+" from a backup or start with a fresh checkpoint dir")
+}

@@ -13,8 +13,8 @@ import (
 
 // Errors returned by [Context] methods.
 var (
-	ErrClosed  = errors.New("engine: context is closed")
-	ErrRunning = errors.New("engine: context is already running batches")
+	ErrClosed  = errors.New("engine: context is closed; start a new Context to run more batches")
+	ErrRunning = errors.New("engine: context is already running batches; call Run or RunBatches from one goroutine at a time")
 	ErrNoGraph = errors.New("engine: the job has no output operation; add one (ForEachBatch, Print, SaveAsTextFiles) before running")
 )
 
