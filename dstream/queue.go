@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/sluicehq/sluice/engine"
 )
@@ -56,7 +57,7 @@ func (q *queueNode[T]) Plan(ctx context.Context, j *engine.Job) ([]byte, error) 
 // Replan takes the batch a checkpoint recorded for j.
 func (q *queueNode[T]) Replan(ctx context.Context, j *engine.Job, plan []byte) error {
 	idx, n := binary.Uvarint(plan)
-	if n <= 0 {
+	if n <= 0 || idx > math.MaxInt {
 		return errors.New("dstream: queue plan is malformed")
 	}
 	q.planned = int(idx)
@@ -82,7 +83,7 @@ func (q *queueNode[T]) RestoreState(r engine.StateReader) error {
 		return err
 	}
 	pos, n := binary.Uvarint(b)
-	if n <= 0 {
+	if n <= 0 || pos > math.MaxInt {
 		return fmt.Errorf("dstream: queue position in the checkpoint is malformed")
 	}
 	q.next = int(pos)
