@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +101,7 @@ type directNode struct {
 	positions      map[TopicPartition]int64 // next offset to read, as of the last committed batch
 	started        bool                     // positions of the first batch are fixed
 	restoredTopics map[string]bool          // topics the checkpoint or a re-run plan knew
+	restoredSub    []string                 // the checkpoint's subscription (see subscribedNames)
 	planned        []OffsetRange
 	plannedFor     int64 // batch time (ns) the planned ranges belong to
 
@@ -130,9 +133,11 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 		if _, ok := pos[tp]; ok {
 			continue
 		}
-		if n.started || n.restoredTopics[tp.Topic] {
+		if n.started || n.restoredTopics[tp.Topic] || n.savedSubscriptionCovers(tp.Topic) {
 			// A partition added since the stream (or its checkpoint)
-			// last saw the topic: all of it is new.
+			// last saw the topic, or of a topic its checkpointed
+			// subscription covered but that did not exist then: all of
+			// it is new.
 			pos[tp] = ps.start[tp]
 			n.logger.Debug("kafkasource: new partition starts at its earliest offset", "topic", tp.Topic, "partition", tp.Partition, "offset", ps.start[tp])
 			continue
@@ -241,8 +246,9 @@ func (n *directNode) Close() error {
 	return nil
 }
 
-// stateVersion is the first byte of a saved state.
-const stateVersion = 1
+// stateVersion is the first byte of a saved state. Version 2 adds the
+// subscription after the positions; version 1 states are still read.
+const stateVersion = 2
 
 // SaveState writes the positions the stream has after the batch being
 // checkpointed: one snapshot of topic, partition and next offset each.
@@ -264,7 +270,48 @@ func (n *directNode) SaveState(w engine.StateWriter) error {
 		b = binary.AppendUvarint(b, uint64(r.Partition))
 		b = binary.AppendUvarint(b, uint64(r.From))
 	}
+	// The subscription, so that after a restart a topic it covers but the
+	// positions lack — created while the job was down — starts at its
+	// earliest offset, as it would have had the job been running.
+	subs := n.subscribedNames()
+	b = binary.AppendUvarint(b, uint64(len(subs)))
+	for _, sub := range subs {
+		b = binary.AppendUvarint(b, uint64(len(sub)))
+		b = append(b, sub...)
+	}
 	return w.Snapshot(b)
+}
+
+// subscribedNames encodes the subscription: "t:" + a topic name, or "r:" +
+// a regular expression.
+func (n *directNode) subscribedNames() []string {
+	var out []string
+	for _, t := range n.sub.topics {
+		out = append(out, "t:"+t)
+	}
+	for _, re := range n.sub.regexps {
+		out = append(out, "r:"+re.String())
+	}
+	return out
+}
+
+// savedSubscriptionCovers reports whether the subscription restored from a
+// checkpoint covered topic.
+func (n *directNode) savedSubscriptionCovers(topic string) bool {
+	for _, sub := range n.restoredSub {
+		kind, v, _ := strings.Cut(sub, ":")
+		switch kind {
+		case "t":
+			if v == topic {
+				return true
+			}
+		case "r":
+			if re, err := regexp.Compile(v); err == nil && re.MatchString(topic) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ErrBadState reports saved positions that cannot be decoded.
@@ -281,13 +328,14 @@ func (n *directNode) RestoreState(r engine.StateReader) error {
 	if b == nil {
 		return nil
 	}
-	pos, err := decodeState(b)
+	pos, subs, err := decodeState(b)
 	if err != nil {
 		return fmt.Errorf("%w (%s): %w", ErrBadState, n.meta.Name(), err)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.positions = pos
+	n.restoredSub = subs
 	n.restoredTopics = make(map[string]bool)
 	for tp := range pos {
 		n.restoredTopics[tp.Topic] = true
@@ -295,10 +343,11 @@ func (n *directNode) RestoreState(r engine.StateReader) error {
 	return nil
 }
 
-func decodeState(b []byte) (map[TopicPartition]int64, error) {
-	if len(b) == 0 || b[0] != stateVersion {
-		return nil, errors.New("unknown version")
+func decodeState(b []byte) (map[TopicPartition]int64, []string, error) {
+	if len(b) == 0 || (b[0] != 1 && b[0] != stateVersion) {
+		return nil, nil, errors.New("unknown version")
 	}
+	version := b[0]
 	b = b[1:]
 	next := func() (uint64, bool) {
 		v, k := binary.Uvarint(b)
@@ -308,29 +357,50 @@ func decodeState(b []byte) (map[TopicPartition]int64, error) {
 		b = b[k:]
 		return v, true
 	}
+	str := func() (string, bool) {
+		l, ok := next()
+		if !ok || l == 0 || l > uint64(len(b)) {
+			return "", false
+		}
+		v := string(b[:l])
+		b = b[l:]
+		return v, true
+	}
 	cnt, ok := next()
 	if !ok || cnt > uint64(len(b)) {
-		return nil, errors.New("bad count")
+		return nil, nil, errors.New("bad count")
 	}
 	pos := make(map[TopicPartition]int64, cnt)
 	for range cnt {
-		tl, ok := next()
-		if !ok || tl == 0 || tl > uint64(len(b)) {
-			return nil, errors.New("bad topic")
+		topic, ok := str()
+		if !ok {
+			return nil, nil, errors.New("bad topic")
 		}
-		topic := string(b[:tl])
-		b = b[tl:]
 		p, ok1 := next()
 		off, ok2 := next()
 		if !ok1 || !ok2 || p > math.MaxInt32 || off > math.MaxInt64 {
-			return nil, errors.New("bad offset")
+			return nil, nil, errors.New("bad offset")
 		}
 		pos[TopicPartition{Topic: topic, Partition: int32(p)}] = int64(off)
 	}
-	if len(b) != 0 {
-		return nil, errors.New("trailing bytes")
+	var subs []string
+	if version >= 2 {
+		cnt, ok := next()
+		if !ok || cnt > uint64(len(b)) {
+			return nil, nil, errors.New("bad subscription count")
+		}
+		for range cnt {
+			sub, ok := str()
+			if !ok {
+				return nil, nil, errors.New("bad subscription")
+			}
+			subs = append(subs, sub)
+		}
 	}
-	return pos, nil
+	if len(b) != 0 {
+		return nil, nil, errors.New("trailing bytes")
+	}
+	return pos, subs, nil
 }
 
 // rate returns the backpressure rate for the next plan: the controller's

@@ -91,14 +91,16 @@ func TestOffsetRange(t *testing.T) {
 }
 
 func TestStateEncodingRoundTrip(t *testing.T) {
-	n := &directNode{positions: map[TopicPartition]int64{{"a", 0}: 5, {"b", 2}: 1 << 40}, planned: []OffsetRange{{"a", 0, 5, 9}, {"c", 1, 0, 4}}}
+	n := &directNode{positions: map[TopicPartition]int64{{"a", 0}: 5, {"b", 2}: 1 << 40}, planned: []OffsetRange{{"a", 0, 5, 9}, {"c", 1, 0, 4}},
+		sub: subscription{topics: []string{"a", "b", "c"}}}
 	w := &snapshotWriter{}
 	require.NoError(t, n.SaveState(w))
-	pos, err := decodeState(w.body)
+	pos, subs, err := decodeState(w.body)
 	require.NoError(t, err)
+	require.Equal(t, []string{"t:a", "t:b", "t:c"}, subs, "the subscription is saved with the positions")
 	require.Equal(t, map[TopicPartition]int64{{"a", 0}: 9, {"b", 2}: 1 << 40, {"c", 1}: 4}, pos, "positions after the checkpointed batch")
 	for _, bad := range [][]byte{nil, {9}, w.body[:len(w.body)-1], append(append([]byte(nil), w.body...), 1)} {
-		_, err := decodeState(bad)
+		_, _, err := decodeState(bad)
 		require.Error(t, err)
 	}
 }
