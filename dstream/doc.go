@@ -51,8 +51,9 @@
 // # Checkpoints
 //
 // With engine.WithCheckpoint, every stateful operator (windows, state, the
-// Queue position) saves the keys it changed after each batch, and a
-// restarted job restores them and continues. Operators are matched to their
+// Queue position) saves the keys it changed after each batch, and nothing
+// when a batch changed none (an idle window or state costs no disk write);
+// a restarted job restores them and continues. Operators are matched to their
 // saved state by name: the default is "<kind>-<n>" for the n-th operator of
 // that kind, so adding stateless operators keeps names; [Stream.Name] sets
 // one explicitly. Functions are never saved: the program rebuilds its

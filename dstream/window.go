@@ -24,8 +24,9 @@ import (
 // divides, computes the window from what it holds. Only the batches that a
 // later window can still use are kept. With a checkpoint, each batch's
 // commit writes what changed (new batches or panes, the drop horizon, the
-// keys whose window value changed) and, now and then, a snapshot written in
-// the background from an immutable copy.
+// keys whose window value changed), nothing when the batch brought no
+// record and changed no key, and, now and then, a snapshot written in the
+// background from an immutable copy.
 
 // Window returns a stream whose batch at time t holds the elements of every
 // batch of s in (t − window, t], as Spark's DStream.window does: the
