@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
 )
 
 // buildChild compiles the job the test kills.
@@ -26,7 +27,26 @@ func buildChild(t *testing.T) string {
 	}
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "build child: %s", out)
+	readChildSources(t)
 	return bin
+}
+
+// readChildSources reads every Go file of the module's packages the child
+// is built from. The child is built outside the test cache's sight; files
+// the test reads are part of its cache key, so a change to the engine or
+// its operators runs the test again instead of reporting a cached pass.
+func readChildSources(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", "./child").Output()
+	require.NoError(t, err, "list the child's packages")
+	for _, dir := range strings.Fields(string(out)) {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		require.NoError(t, err)
+		for _, f := range files {
+			_, err := os.ReadFile(f)
+			require.NoError(t, err)
+		}
+	}
 }
 
 // readOutputs returns every output file of a run, each as its sorted lines:
