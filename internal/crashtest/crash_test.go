@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
 )
 
 // buildChild compiles the job the test kills.
