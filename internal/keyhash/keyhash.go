@@ -11,7 +11,8 @@ import (
 // For returns a hash function for keys of type K, chosen once. Strings,
 // integers, floats and bools hash with fixed functions, so a key lands in the
 // same partition in every process; other comparable types use
-// [maphash.Comparable] with a seed fixed for the life of the process.
+// [maphash.Comparable] with a seed chosen at each call of For, so only the
+// function one call returns hashes such a key the same way twice.
 func For[K comparable]() func(K) uint64 {
 	var zero K
 	switch any(zero).(type) {

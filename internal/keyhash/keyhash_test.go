@@ -1,6 +1,7 @@
 package keyhash
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,7 +29,9 @@ func TestForIsStableAndSpreads(t *testing.T) {
 	require.NotEqual(t, hp(point{1, 2}), hp(point{2, 1}))
 
 	hf := For[float64]()
-	require.Equal(t, hf(0.0), hf(-1*0.0))
+	negZero := math.Copysign(0, -1) // -1*0.0 is a constant, +0
+	require.True(t, math.Signbit(negZero))
+	require.Equal(t, hf(0.0), hf(negZero), "+0 and -0 are equal keys")
 }
 
 func TestForDoesNotAllocate(t *testing.T) {
