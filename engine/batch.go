@@ -59,11 +59,8 @@ func (c *Context) runBatch(t time.Time) error {
 		}
 	}
 	if c.ckpt != nil && c.ckpt.replayDone() && !c.manual {
-		// The batches recorded before a restart have run again; batch times
-		// missed while the job was down are not run one by one.
-		if now := time.Now(); c.next.Before(now) {
-			c.next = c.zero.Add(now.Sub(c.zero).Truncate(c.batch) + c.batch)
-		}
+		// The batches recorded before a restart have run again.
+		c.skipDowntime()
 	}
 	c.logger.Debug("batch completed",
 		slog.Int64("time_ms", t.UnixMilli()),
@@ -74,6 +71,22 @@ func (c *Context) runBatch(t time.Time) error {
 		slog.Int("outputs", info.OutputOps))
 	c.notify(func(l Listener) { l.BatchCompleted(info) })
 	return nil
+}
+
+// skipDowntime moves the next batch time of a restarted real-clock job past
+// the batch times missed while it was down: they are not run one by one
+// (the next batch takes the backlog), and an Info line says which.
+func (c *Context) skipDowntime() {
+	now := time.Now()
+	if !c.next.Before(now) {
+		return
+	}
+	next := c.zero.Add(now.Sub(c.zero).Truncate(c.batch) + c.batch)
+	c.logger.Info("batch times missed while the job was down are not run; the next batch takes their input",
+		slog.Int64("first_missed_ms", c.next.UnixMilli()),
+		slog.Int64("missed", int64(next.Sub(c.next)/c.batch)),
+		slog.Int64("next_ms", next.UnixMilli()))
+	c.next = next
 }
 
 func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error {

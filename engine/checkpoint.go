@@ -287,12 +287,7 @@ func (k *checkpointer) recover() error {
 		first := slices.Min(slices.Collect(mapsKeys(k.plans)))
 		c.next = time.UnixMilli(first)
 	} else if !c.manual {
-		// Missed batch times are not replayed one by one: continue from the
-		// next batch time with the backlog.
-		now := time.Now()
-		if c.next.Before(now) {
-			c.next = c.zero.Add(now.Sub(c.zero).Truncate(c.batch) + c.batch)
-		}
+		c.skipDowntime()
 	}
 	return nil
 }
