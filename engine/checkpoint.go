@@ -265,7 +265,7 @@ func (k *checkpointer) recover() error {
 					}
 					r := &stateReader{op: name, files: of.Files, bodies: bodies}
 					if err := op.RestoreState(r); err != nil {
-						return fmt.Errorf("engine: restore operator %q from checkpoint dir %s (commit %d): %w; roll back with RollbackOnCorrupt or start with a fresh checkpoint dir",
+						return fmt.Errorf("engine: restore operator %q from checkpoint dir %s (commit %d): %w; run the job with the state types and codecs that wrote it, or start with a fresh checkpoint dir",
 							name, k.dir, m.BatchMS, err)
 					}
 				}

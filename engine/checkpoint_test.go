@@ -637,3 +637,36 @@ func TestCheckpointCorruptRecordedInput(t *testing.T) {
 	require.ErrorContains(t, err, "uncommitted batch 1004000 cannot be read")
 	require.ErrorContains(t, err, "restore "+p+" from a backup or start with a fresh checkpoint dir")
 }
+
+// strictCounter is a counter whose checkpointed data this build can no
+// longer read, as after a change of its state type.
+type strictCounter struct{ *counter }
+
+func (strictCounter) RestoreState(engine.StateReader) error {
+	return errors.New("state was written with another type")
+}
+
+// TestCheckpointRestoreFailureSaysWhatHelps restores a commit that
+// verifies but that its operator cannot read: rolling back cannot help (the
+// commit is sound), so the error must not suggest it.
+func TestCheckpointRestoreFailureSaysWhatHelps(t *testing.T) {
+	dir := t.TempDir()
+	j, err := newJob(t, dir, input(10), "")
+	require.NoError(t, err)
+	require.NoError(t, j.c.RunBatches(context.Background(), 2))
+	require.NoError(t, j.c.Close())
+
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)),
+		engine.WithCheckpoint(dir), engine.WithCheckpointOptions(engine.RollbackOnCorrupt()))
+	require.NoError(t, err)
+	defer c.Close()
+	dstream.ForEachBatch(dstream.Queue(c, input(10)), func(context.Context, dstream.Batch[string]) error { return nil })
+	sc := strictCounter{&counter{counts: map[string]int64{}, changed: map[string]bool{}}}
+	sc.meta.Kind = "counter"
+	c.Register(sc)
+	err = c.RunBatches(context.Background(), 1)
+	require.ErrorContains(t, err, `restore operator "counter-1"`)
+	require.ErrorContains(t, err, "state was written with another type")
+	require.NotContains(t, err.Error(), "RollbackOnCorrupt", "rolling back does not help a commit that verifies")
+	require.ErrorContains(t, err, "start with a fresh checkpoint dir")
+}
