@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,15 +27,16 @@ import (
 )
 
 // counter is a stateful node for tests: word counts kept in a map, saved as
-// JSON deltas of the changed words and background JSON snapshots.
+// JSON deltas of what each batch added (so a delta applied twice or lost
+// shows in the counts) and background JSON snapshots.
 type counter struct {
-	meta    engine.Meta
-	counts  map[string]int64
-	changed map[string]bool
+	meta   engine.Meta
+	counts map[string]int64
+	added  map[string]int64 // since the last SaveState
 }
 
 func newCounter(c *engine.Context, name string) *counter {
-	n := &counter{counts: map[string]int64{}, changed: map[string]bool{}}
+	n := &counter{counts: map[string]int64{}, added: map[string]int64{}}
 	n.meta.Kind = "counter"
 	if name != "" {
 		n.meta.SetName(name)
@@ -45,15 +49,12 @@ func (n *counter) Meta() *engine.Meta { return &n.meta }
 
 func (n *counter) add(w string) {
 	n.counts[w]++
-	n.changed[w] = true
+	n.added[w]++
 }
 
 func (n *counter) SaveState(w engine.StateWriter) error {
-	delta := make(map[string]int64, len(n.changed))
-	for k := range n.changed {
-		delta[k] = n.counts[k]
-	}
-	clear(n.changed)
+	delta := maps.Clone(n.added)
+	clear(n.added)
 	if err := w.WriteDelta(func(out io.Writer) error { return json.NewEncoder(out).Encode(delta) }); err != nil {
 		return err
 	}
@@ -79,7 +80,9 @@ func (n *counter) RestoreState(r engine.StateReader) error {
 		if err := json.NewDecoder(in).Decode(&d); err != nil {
 			return err
 		}
-		maps.Copy(n.counts, d)
+		for w, k := range d {
+			n.counts[w] += k
+		}
 		return nil
 	})
 }
@@ -661,7 +664,7 @@ func TestCheckpointRestoreFailureSaysWhatHelps(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	dstream.ForEachBatch(dstream.Queue(c, input(10)), func(context.Context, dstream.Batch[string]) error { return nil })
-	sc := strictCounter{&counter{counts: map[string]int64{}, changed: map[string]bool{}}}
+	sc := strictCounter{&counter{counts: map[string]int64{}, added: map[string]int64{}}}
 	sc.meta.Kind = "counter"
 	c.Register(sc)
 	err = c.RunBatches(context.Background(), 1)
@@ -669,4 +672,140 @@ func TestCheckpointRestoreFailureSaysWhatHelps(t *testing.T) {
 	require.ErrorContains(t, err, "state was written with another type")
 	require.NotContains(t, err.Error(), "RollbackOnCorrupt", "rolling back does not help a commit that verifies")
 	require.ErrorContains(t, err, "start with a fresh checkpoint dir")
+}
+
+// diskDeath is a checkpoint filesystem whose disk dies after a given number
+// of operations that change it: every later create, write, fsync, rename,
+// remove and mkdir fails, so nothing after that instant reaches the disk, as
+// when the process is killed there.
+type diskDeath struct {
+	state.OSFS
+	ops   atomic.Int64
+	limit int64
+}
+
+func (d *diskDeath) step() error {
+	if d.ops.Add(1) > d.limit {
+		return syscall.EIO
+	}
+	return nil
+}
+
+func (d *diskDeath) MkdirAll(dir string, perm fs.FileMode) error {
+	if err := d.step(); err != nil {
+		return err
+	}
+	return d.OSFS.MkdirAll(dir, perm)
+}
+
+func (d *diskDeath) CreateTemp(dir, pattern string) (state.File, error) {
+	if err := d.step(); err != nil {
+		return nil, err
+	}
+	f, err := d.OSFS.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return &dyingFile{File: f, d: d}, nil
+}
+
+func (d *diskDeath) Rename(from, to string) error {
+	if err := d.step(); err != nil {
+		return err
+	}
+	return d.OSFS.Rename(from, to)
+}
+
+func (d *diskDeath) Remove(p string) error {
+	if err := d.step(); err != nil {
+		return err
+	}
+	return d.OSFS.Remove(p)
+}
+
+func (d *diskDeath) SyncDir(dir string) error {
+	if err := d.step(); err != nil {
+		return err
+	}
+	return d.OSFS.SyncDir(dir)
+}
+
+type dyingFile struct {
+	state.File
+	d *diskDeath
+}
+
+func (f *dyingFile) Write(p []byte) (int, error) {
+	if err := f.d.step(); err != nil {
+		return 0, err
+	}
+	return f.File.Write(p)
+}
+
+func (f *dyingFile) Sync() error {
+	if err := f.d.step(); err != nil {
+		return err
+	}
+	return f.File.Sync()
+}
+
+// TestCheckpointSurvivesDeathAtEveryWrite stops a job's disk at every
+// instant of its run in turn (between any two changes to the checkpoint,
+// background snapshots and collection of old files included), restarts it
+// on a sound disk with another parallelism, and runs it to the end: the
+// state is always the state of an uninterrupted run.
+func TestCheckpointSurvivesDeathAtEveryWrite(t *testing.T) {
+	const batches = 7
+	in := input(batches)
+	in[3], in[4] = nil, nil // batches that plan no input
+	cases := []struct {
+		name string
+		opts []engine.CheckpointOption
+	}{
+		{"snapshot every 2 deltas, keep 2 commits", []engine.CheckpointOption{engine.SnapshotEvery(2), engine.KeepCommits(2)}},
+		{"commit every 3 batches, keep 1 commit", []engine.CheckpointOption{engine.SnapshotEvery(1), engine.KeepCommits(1), engine.CheckpointEvery(3)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			life := func(dir string, parallelism int, fsys state.FS) (*engine.Context, *counter, error) {
+				c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithParallelism(parallelism),
+					engine.WithCheckpoint(dir), engine.WithCheckpointOptions(append(tc.opts, engine.CheckpointFS(fsys))...))
+				require.NoError(t, err)
+				n := newCounter(c, "")
+				dstream.ForEachBatch(dstream.Queue(c, in), func(_ context.Context, b dstream.Batch[string]) error {
+					for w := range b.All() {
+						n.add(w)
+					}
+					return nil
+				})
+				return c, n, c.RunBatches(context.Background(), 0)
+			}
+			end := time.Unix(1000+batches, 0)
+			sound := &diskDeath{limit: math.MaxInt64}
+			c, _, err := life(t.TempDir(), 2, sound)
+			require.NoError(t, err)
+			require.NoError(t, c.RunBatches(context.Background(), batches))
+			require.NoError(t, c.Close())
+			writes := sound.ops.Load()
+			for limit := range writes {
+				dir := t.TempDir()
+				c, _, err := life(dir, 2, &diskDeath{limit: limit})
+				if err == nil {
+					err = c.RunBatches(context.Background(), batches)
+				}
+				require.NoError(t, c.Close())
+				if err != nil { // a death during collection or a background snapshot fails no batch
+					require.ErrorIs(t, err, syscall.EIO, "the disk died after %d of %d writes", limit, writes)
+				}
+
+				c, n, err := life(dir, 3, state.OSFS{})
+				require.NoError(t, err, "restart after the disk died after %d writes", limit)
+				for c.LastBatch().Before(end) {
+					require.NoError(t, c.RunBatches(context.Background(), 1))
+				}
+				require.Equal(t, truth(in, batches), n.counts, "state after the disk died after %d writes", limit)
+				require.NoError(t, c.Close())
+			}
+		})
+	}
 }
