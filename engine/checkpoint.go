@@ -71,7 +71,9 @@ func CheckpointEvery(n int) CheckpointOption { return func(c *checkpointConfig) 
 // RollbackOnCorrupt makes a job whose newest commit fails verification
 // restore the newest commit that verifies instead of failing, which is the
 // default. Batches after the commit it restores are replayed from their
-// recorded input; their outputs are written again.
+// recorded input; their outputs are written again. A batch that planned no
+// input was not recorded: one that lies between replayed batches is not run
+// again, and a warning names it.
 func RollbackOnCorrupt() CheckpointOption { return func(c *checkpointConfig) { c.rollback = true } }
 
 // Checkpoint layout under the directory.
@@ -158,6 +160,7 @@ type checkpointer struct {
 	replayed bool // the last recovered plan was just taken
 	unsaved  bool // a batch's input was recorded or replayed since the last manifest
 	empty    []emptyPlan
+	setAside []int64 // commits RollbackOnCorrupt set aside at the start
 
 	mu        sync.Mutex
 	wg        sync.WaitGroup
@@ -284,8 +287,16 @@ func (k *checkpointer) recover() error {
 		return err
 	}
 	if len(k.plans) > 0 {
-		first := slices.Min(slices.Collect(mapsKeys(k.plans)))
-		c.next = time.UnixMilli(first)
+		times := slices.Sorted(mapsKeys(k.plans))
+		c.next = time.UnixMilli(times[0])
+		for _, t := range k.setAside {
+			if _, ok := k.plans[t]; !ok && t < times[len(times)-1] {
+				// Only recorded batches are replayed; an empty one between
+				// them cannot be planned anew without taking later input.
+				c.logger.Warn("checkpoint: a batch whose commit was set aside planned no input, so it was not recorded and is not run again; what it changed without input (timeouts, windows sliding) is lost",
+					slog.Int64("batch_ms", t))
+			}
+		}
 	} else if !c.manual {
 		c.skipDowntime()
 	}
@@ -436,6 +447,7 @@ func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, error)
 		for _, t := range times[i+1:] {
 			_ = k.fs.Remove(filepath.Join(k.dir, commitsDir, strconv.FormatInt(t, 10)))
 		}
+		k.setAside = slices.Clone(times[i+1:])
 		break
 	}
 	if chosen == nil && len(times) > 0 {

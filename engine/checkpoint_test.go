@@ -1,12 +1,14 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -808,4 +810,43 @@ func TestCheckpointSurvivesDeathAtEveryWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheckpointRollbackWarnsOfUnrecordedBatch rolls back past the commit of
+// a batch that planned no input, to a batch whose input was recorded after
+// it: the empty batch cannot be planned anew without taking later input, so
+// it is not run again, and a warning names it.
+func TestCheckpointRollbackWarnsOfUnrecordedBatch(t *testing.T) {
+	dir := t.TempDir()
+	in := [][]int{{1}, {2}, {3}, {4}, {}, {6}, {7}}
+	var log bytes.Buffer
+	open := func() (*engine.Context, *batchCounter) {
+		c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)),
+			engine.WithLogger(slog.New(slog.NewTextHandler(&log, nil))),
+			engine.WithCheckpoint(dir), engine.WithCheckpointOptions(engine.RollbackOnCorrupt()))
+		require.NoError(t, err)
+		q := dstream.Queue(c, in)
+		o := &batchCounter{meta: engine.Meta{Kind: "batchCounter", Parents: []engine.Node{q.Node()}}}
+		c.Register(o)
+		return c, o
+	}
+	c, o := open()
+	boom := errors.New("crash")
+	o.fail = func(t time.Time) error {
+		if t.Equal(time.Unix(6, 0)) {
+			return boom
+		}
+		return nil
+	}
+	require.ErrorIs(t, c.RunBatches(context.Background(), 7), boom)
+	require.NoError(t, c.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "commits", "5000"), []byte("damaged"), 0o644))
+	require.NotContains(t, log.String(), "not run again")
+
+	c, o = open()
+	defer c.Close()
+	require.NoError(t, c.RunBatches(context.Background(), 2))
+	require.Equal(t, []int64{6000, 7000}, o.times, "batch 5 planned no input and is not run again")
+	require.Contains(t, log.String(), "planned no input, so it was not recorded and is not run again")
+	require.Contains(t, log.String(), "batch_ms=5000")
 }
