@@ -10,7 +10,7 @@ import (
 	"strconv"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/internal/atomicfile"
+	"github.com/sluicehq/sluice/state"
 )
 
 // outputNode runs an output operation once per batch.
@@ -94,7 +94,7 @@ func SaveAsTextFiles[T any](s *Stream[T], prefix, suffix string) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("dstream: create the directory of %s: %w", path, err)
 		}
-		return atomicfile.Write(path, func(w io.Writer) error {
+		return state.WriteAtomic(state.OSFS{}, path, func(w io.Writer) error {
 			for x := range b.All() {
 				if _, err := fmt.Fprintln(w, x); err != nil {
 					return err

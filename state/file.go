@@ -144,6 +144,24 @@ func (c *crcWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteAtomic creates path with what write produces, as plain bytes with no
+// header or checksum, atomically: it writes a temporary file in the same
+// directory through a buffer, fsyncs and closes it, renames it over path and
+// fsyncs the directory. Readers see the old content or the whole new
+// content, never a part, even across a crash; on any error path is left as
+// it was. Output files such as SaveAsTextFiles' use it; checkpoint files use
+// [WriteFile], which adds a verifiable header and checksum. The directory
+// must exist.
+func WriteAtomic(fsys FS, path string, write func(w io.Writer) error) error {
+	return writeAtomic(fsys, path, func(f File) error {
+		bw := bufio.NewWriterSize(f, 64<<10)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+}
+
 // writeAtomic runs fill on a new temporary file next to path and, if it
 // succeeds, makes the file durable and renames it to path.
 func writeAtomic(fsys FS, path string, fill func(f File) error) (err error) {

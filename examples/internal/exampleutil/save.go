@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/dstream"
-	"github.com/sluicehq/sluice/internal/atomicfile"
+	"github.com/sluicehq/sluice/state"
 )
 
 // SavePath returns the file the results of the batch at t go to:
@@ -34,7 +34,7 @@ func SaveJSONLines[T any](path string, rows []T) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create the directory of %s: %w", path, err)
 	}
-	return atomicfile.Write(path, func(w io.Writer) error {
+	return state.WriteAtomic(state.OSFS{}, path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 		for _, r := range rows {

@@ -1,4 +1,4 @@
-package atomicfile
+package state
 
 import (
 	"errors"
@@ -10,17 +10,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestWriteReplacesWholeFile(t *testing.T) {
+func TestWriteAtomicReplacesWholeFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "out.txt")
-	require.NoError(t, Write(p, func(w io.Writer) error { _, err := io.WriteString(w, "first\n"); return err }))
-	require.NoError(t, Write(p, func(w io.Writer) error { _, err := io.WriteString(w, "second\n"); return err }))
+	write := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	require.NoError(t, WriteAtomic(OSFS{}, p, write("first\n")))
+	require.NoError(t, WriteAtomic(OSFS{}, p, write("second\n")))
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	require.Equal(t, "second\n", string(b))
 
 	boom := errors.New("boom")
-	err = Write(p, func(w io.Writer) error { _, _ = io.WriteString(w, "partial"); return boom })
+	err = WriteAtomic(OSFS{}, p, func(w io.Writer) error { _, _ = io.WriteString(w, "partial"); return boom })
 	require.ErrorIs(t, err, boom)
 	b, err = os.ReadFile(p)
 	require.NoError(t, err)
