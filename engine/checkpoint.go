@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"path"
 	"path/filepath"
 	"slices"
@@ -287,7 +288,7 @@ func (k *checkpointer) recover() error {
 		return err
 	}
 	if len(k.plans) > 0 {
-		times := slices.Sorted(mapsKeys(k.plans))
+		times := slices.Sorted(maps.Keys(k.plans))
 		c.next = time.UnixMilli(times[0])
 		for _, t := range k.setAside {
 			if _, ok := k.plans[t]; !ok && t < times[len(times)-1] {
@@ -301,16 +302,6 @@ func (k *checkpointer) recover() error {
 		c.skipDowntime()
 	}
 	return nil
-}
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func (k *checkpointer) removeTemps() error {
@@ -567,7 +558,7 @@ func (k *checkpointer) nextPlanned() (time.Time, bool) {
 	if len(k.plans) == 0 {
 		return time.Time{}, false
 	}
-	return time.UnixMilli(slices.Min(slices.Collect(mapsKeys(k.plans)))), true
+	return time.UnixMilli(slices.Min(slices.Collect(maps.Keys(k.plans)))), true
 }
 
 // emptyPlan is the plan of a batch that planned no input, kept until the

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -42,7 +43,7 @@ func (m *Meta) Name() string {
 	if m.name != "" {
 		return m.name
 	}
-	return m.Kind + "-" + itoa(m.ordinal)
+	return m.Kind + "-" + strconv.Itoa(m.ordinal)
 }
 
 // SetName overrides the node's default name. It must be called before the
@@ -102,26 +103,4 @@ type Source interface {
 type Closer interface {
 	Node
 	Close() error
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b [20]byte
-	n := len(b)
-	neg := i < 0
-	if neg {
-		i = -i
-	}
-	for i > 0 {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-	}
-	if neg {
-		n--
-		b[n] = '-'
-	}
-	return string(b[n:])
 }

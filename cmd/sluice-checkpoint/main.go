@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,7 +107,7 @@ func inspect(dir string, w io.Writer) error {
 			}
 			fmt.Fprintf(w, "  operator %-28s %-22s %3d files (%s), %d bytes\n", op.Name, op.Kind, len(op.Files), summarize(kinds), size)
 		}
-		names := slices.Sorted(mapKeys(m.Sources))
+		names := slices.Sorted(maps.Keys(m.Sources))
 		for _, name := range names {
 			fmt.Fprintf(w, "  source %s:\n", name)
 			printSource(w, m.Sources[name])
@@ -124,23 +125,13 @@ func inspect(dir string, w io.Writer) error {
 	return nil
 }
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 func summarize(kinds []string) string {
 	counts := map[string]int{}
 	for _, k := range kinds {
 		counts[k]++
 	}
 	var parts []string
-	for _, k := range slices.Sorted(mapKeys(counts)) {
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 	}
 	return strings.Join(parts, ", ")

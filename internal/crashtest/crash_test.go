@@ -2,6 +2,7 @@ package crashtest
 
 import (
 	"bufio"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -126,7 +127,7 @@ func TestKillAndRestartGivesTheSameResults(t *testing.T) {
 	t.Logf("%d kills", kills)
 	require.GreaterOrEqual(t, kills, 20)
 	got := readOutputs(t, crashOut)
-	require.Equal(t, slices.Sorted(mapKeys(want)), slices.Sorted(mapKeys(got)), "the same output files")
+	require.Equal(t, slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)), "the same output files")
 	for name, lines := range want {
 		require.Equal(t, lines, got[name], "output file %s", name)
 	}
