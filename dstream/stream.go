@@ -63,9 +63,8 @@ type Stream[T any] struct {
 
 // Name sets the operator's stable name, overriding the default
 // "<kind>-<n>" for the n-th operator of its kind. Checkpoints refer to
-// stateful operators by name, so
-// naming them keeps a checkpoint valid when the graph around them changes.
-// It returns s.
+// stateful operators by name, so naming them keeps a checkpoint valid when
+// the graph around them changes. It returns s.
 func (s *Stream[T]) Name(name string) *Stream[T] {
 	s.node.Meta().SetName(name)
 	return s
