@@ -265,8 +265,7 @@ func (n *directNode) SaveState(w engine.StateWriter) error {
 	b := []byte{stateVersion}
 	b = binary.AppendUvarint(b, uint64(len(rs)))
 	for _, r := range rs {
-		b = binary.AppendUvarint(b, uint64(len(r.Topic)))
-		b = append(b, r.Topic...)
+		b = appendString(b, r.Topic)
 		b = binary.AppendUvarint(b, uint64(r.Partition))
 		b = binary.AppendUvarint(b, uint64(r.From))
 	}
@@ -276,8 +275,7 @@ func (n *directNode) SaveState(w engine.StateWriter) error {
 	subs := n.subscribedNames()
 	b = binary.AppendUvarint(b, uint64(len(subs)))
 	for _, sub := range subs {
-		b = binary.AppendUvarint(b, uint64(len(sub)))
-		b = append(b, sub...)
+		b = appendString(b, sub)
 	}
 	return w.Snapshot(b)
 }
@@ -348,36 +346,19 @@ func decodeState(b []byte) (map[TopicPartition]int64, []string, error) {
 		return nil, nil, errors.New("unknown version")
 	}
 	version := b[0]
-	b = b[1:]
-	next := func() (uint64, bool) {
-		v, k := binary.Uvarint(b)
-		if k <= 0 {
-			return 0, false
-		}
-		b = b[k:]
-		return v, true
-	}
-	str := func() (string, bool) {
-		l, ok := next()
-		if !ok || l == 0 || l > uint64(len(b)) {
-			return "", false
-		}
-		v := string(b[:l])
-		b = b[l:]
-		return v, true
-	}
-	cnt, ok := next()
-	if !ok || cnt > uint64(len(b)) {
+	rd := varintReader{b[1:]}
+	cnt, ok := rd.count()
+	if !ok {
 		return nil, nil, errors.New("bad count")
 	}
 	pos := make(map[TopicPartition]int64, cnt)
 	for range cnt {
-		topic, ok := str()
+		topic, ok := rd.str()
 		if !ok {
 			return nil, nil, errors.New("bad topic")
 		}
-		p, ok1 := next()
-		off, ok2 := next()
+		p, ok1 := rd.uvarint()
+		off, ok2 := rd.uvarint()
 		if !ok1 || !ok2 || p > math.MaxInt32 || off > math.MaxInt64 {
 			return nil, nil, errors.New("bad offset")
 		}
@@ -385,19 +366,19 @@ func decodeState(b []byte) (map[TopicPartition]int64, []string, error) {
 	}
 	var subs []string
 	if version >= 2 {
-		cnt, ok := next()
-		if !ok || cnt > uint64(len(b)) {
+		cnt, ok := rd.count()
+		if !ok {
 			return nil, nil, errors.New("bad subscription count")
 		}
 		for range cnt {
-			sub, ok := str()
+			sub, ok := rd.str()
 			if !ok {
 				return nil, nil, errors.New("bad subscription")
 			}
 			subs = append(subs, sub)
 		}
 	}
-	if len(b) != 0 {
+	if len(rd.b) != 0 {
 		return nil, nil, errors.New("trailing bytes")
 	}
 	return pos, subs, nil

@@ -97,8 +97,7 @@ func encodePlan(rs []OffsetRange) []byte {
 	b = append(b, planVersion)
 	b = binary.AppendUvarint(b, uint64(len(rs)))
 	for _, r := range rs {
-		b = binary.AppendUvarint(b, uint64(len(r.Topic)))
-		b = append(b, r.Topic...)
+		b = appendString(b, r.Topic)
 		b = binary.AppendUvarint(b, uint64(r.Partition))
 		b = binary.AppendUvarint(b, uint64(r.From))
 		b = binary.AppendUvarint(b, uint64(r.Count()))
@@ -114,30 +113,20 @@ func decodePlan(b []byte) ([]OffsetRange, error) {
 	if len(b) == 0 || b[0] != planVersion {
 		return nil, bad("unknown version; resume with the version that wrote the checkpoint or start with a fresh checkpoint dir")
 	}
-	b = b[1:]
-	next := func() (uint64, bool) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, false
-		}
-		b = b[n:]
-		return v, true
-	}
-	n, ok := next()
-	if !ok || n > uint64(len(b)) {
+	rd := varintReader{b[1:]}
+	n, ok := rd.count()
+	if !ok {
 		return nil, bad("range count")
 	}
 	rs := make([]OffsetRange, 0, n)
 	for range n {
-		tl, ok := next()
-		if !ok || tl > uint64(len(b)) || tl == 0 {
+		topic, ok := rd.str()
+		if !ok {
 			return nil, bad("topic name")
 		}
-		topic := string(b[:tl])
-		b = b[tl:]
-		p, ok1 := next()
-		from, ok2 := next()
-		cnt, ok3 := next()
+		p, ok1 := rd.uvarint()
+		from, ok2 := rd.uvarint()
+		cnt, ok3 := rd.uvarint()
 		if !ok1 || !ok2 || !ok3 || p > math.MaxInt32 || from > math.MaxInt64 || cnt > math.MaxInt64-from {
 			return nil, bad("offsets of topic " + strconv.Quote(topic))
 		}
@@ -150,7 +139,7 @@ func decodePlan(b []byte) ([]OffsetRange, error) {
 		}
 		rs = append(rs, r)
 	}
-	if len(b) != 0 {
+	if len(rd.b) != 0 {
 		return nil, bad("trailing bytes")
 	}
 	return rs, nil
