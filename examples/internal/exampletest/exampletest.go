@@ -8,6 +8,7 @@ package exampletest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -331,7 +332,7 @@ func Saved(t testing.TB, prefix, kind string) []string {
 		}
 		files = append(files, file{v, filepath.Join(filepath.Dir(prefix), e.Name())})
 	}
-	slices.SortFunc(files, func(a, b file) int { return int(a.ms - b.ms) })
+	slices.SortFunc(files, func(a, b file) int { return cmp.Compare(a.ms, b.ms) })
 	paths := make([]string, len(files))
 	for i, f := range files {
 		paths[i] = f.path

@@ -73,9 +73,5 @@ func SortByKey[K cmp.Ordered, V any](kvs []dstream.KV[K, V]) {
 
 // Collect returns every pair of b in one slice.
 func Collect[T any](b dstream.Batch[T]) []T {
-	out := make([]T, 0, b.Len())
-	for x := range b.All() {
-		out = append(out, x)
-	}
-	return out
+	return slices.AppendSeq(make([]T, 0, b.Len()), b.All())
 }
