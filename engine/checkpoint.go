@@ -169,7 +169,7 @@ type checkpointer struct {
 	snapReady map[string]FileRef
 }
 
-func openCheckpointer(ctx context.Context, c *Context, dir string, opts ...CheckpointOption) (k *checkpointer, err error) {
+func openCheckpointer(c *Context, dir string, opts ...CheckpointOption) (k *checkpointer, err error) {
 	cfg := checkpointConfig{fs: state.OSFS{}, keep: 10, snapshotEvery: 10, every: 1}
 	for _, o := range opts {
 		o(&cfg)
@@ -382,7 +382,8 @@ func (k *checkpointer) matchOperators(m *Manifest) error {
 	return nil
 }
 
-// commitTimes lists the batch times of the commits on disk, newest first.
+// listMS lists the batch times that name the files of the checkpoint's
+// subdirectory sub (commits or offsets), oldest first.
 func (k *checkpointer) listMS(sub string) ([]int64, error) {
 	entries, err := k.fs.ReadDir(filepath.Join(k.dir, sub))
 	if err != nil {

@@ -280,18 +280,18 @@ func (c *Context) Nodes() []Node {
 
 // start validates the graph, restores a checkpoint and fixes the zero time.
 // It runs once; later calls return the first result.
-func (c *Context) start(ctx context.Context) error {
+func (c *Context) start() error {
 	if c.started {
 		return c.startErr
 	}
 	c.mu.Lock()
 	c.started = true
 	c.mu.Unlock()
-	c.startErr = c.doStart(ctx)
+	c.startErr = c.doStart()
 	return c.startErr
 }
 
-func (c *Context) doStart(ctx context.Context) error {
+func (c *Context) doStart() error {
 	if len(c.outputs) == 0 {
 		return ErrNoGraph
 	}
@@ -339,7 +339,7 @@ func (c *Context) doStart(ctx context.Context) error {
 	}
 	c.next = c.zero.Add(c.batch)
 	if c.ckptDir != "" {
-		ck, err := openCheckpointer(ctx, c, c.ckptDir, c.ckptOpts...)
+		ck, err := openCheckpointer(c, c.ckptDir, c.ckptOpts...)
 		if err != nil {
 			return err
 		}
@@ -382,7 +382,7 @@ func (c *Context) Run(ctx context.Context) error {
 		return err
 	}
 	defer c.release()
-	if err := c.start(ctx); err != nil {
+	if err := c.start(); err != nil {
 		return err
 	}
 	for {
@@ -410,7 +410,7 @@ func (c *Context) RunBatches(ctx context.Context, n int) error {
 		return err
 	}
 	defer c.release()
-	if err := c.start(ctx); err != nil {
+	if err := c.start(); err != nil {
 		return err
 	}
 	for range n {
