@@ -236,9 +236,8 @@ func (k *checkpointer) recover() error {
 	}
 	if fm == nil {
 		fm = &format{Version: FormatVersion, ZeroMS: c.zero.UnixMilli(), IntervalMS: c.batch.Milliseconds(), Operators: k.names()}
-		body, _ := json.MarshalIndent(fm, "", "  ")
-		if err := state.WriteFile(k.fs, filepath.Join(k.dir, formatFile), state.KindFormat, body); err != nil {
-			return fmt.Errorf("engine: write checkpoint %s: %w", formatFile, err)
+		if err := k.writeFormat(fm); err != nil {
+			return err
 		}
 	}
 	if fm.IntervalMS != c.batch.Milliseconds() {
@@ -347,10 +346,15 @@ func (k *checkpointer) matchFormat(fm *format) error {
 	if !slices.Equal(fm.Operators, k.names()) {
 		// Nothing was committed: the operators may change freely.
 		fm.Operators = k.names()
-		body, _ := json.MarshalIndent(fm, "", "  ")
-		if err := state.WriteFile(k.fs, filepath.Join(k.dir, formatFile), state.KindFormat, body); err != nil {
-			return fmt.Errorf("engine: write checkpoint %s: %w", formatFile, err)
-		}
+		return k.writeFormat(fm)
+	}
+	return nil
+}
+
+func (k *checkpointer) writeFormat(fm *format) error {
+	body, _ := json.MarshalIndent(fm, "", "  ")
+	if err := state.WriteFile(k.fs, filepath.Join(k.dir, formatFile), state.KindFormat, body); err != nil {
+		return fmt.Errorf("engine: write checkpoint %s: %w", formatFile, err)
 	}
 	return nil
 }
@@ -594,21 +598,29 @@ func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map
 }
 
 func (k *checkpointer) writePlansFile(t time.Time, plans map[string][]byte, info map[string]any) error {
-	pf := plansFile{BatchMS: t.UnixMilli(), Plans: plans}
-	if len(info) > 0 {
-		pf.Info = make(map[string]json.RawMessage, len(info))
-		for name, v := range info {
-			if b, err := json.Marshal(v); err == nil {
-				pf.Info[name] = b
-			}
-		}
-	}
+	pf := plansFile{BatchMS: t.UnixMilli(), Plans: plans, Info: marshalInfos(info)}
 	body, err := json.Marshal(pf)
 	if err != nil {
 		return err
 	}
 	p := filepath.Join(k.dir, offsetsDir, strconv.FormatInt(t.UnixMilli(), 10))
 	return state.WriteFile(k.fs, p, state.KindOffsets, body)
+}
+
+// marshalInfos encodes what sources reported about a batch, for a plans file
+// or a manifest; it returns nil when there is nothing, and skips a report
+// that does not encode: reports are for people and tools, not for restore.
+func marshalInfos(info map[string]any) map[string]json.RawMessage {
+	if len(info) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(info))
+	for name, v := range info {
+		if b, err := json.Marshal(v); err == nil {
+			out[name] = b
+		}
+	}
+	return out
 }
 
 // commit saves every stateful operator's changes and writes the manifest of
@@ -635,14 +647,7 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 		}
 		m.Operators = append(m.Operators, OperatorFiles{Name: name, Kind: op.Meta().Kind, Files: slices.Clone(k.chains[name])})
 	}
-	if info := j.sourceInfos(); len(info) > 0 {
-		m.Sources = make(map[string]json.RawMessage, len(info))
-		for name, v := range info {
-			if b, err := json.Marshal(v); err == nil {
-				m.Sources[name] = b
-			}
-		}
-	}
+	m.Sources = marshalInfos(j.sourceInfos())
 	if !wrote && !k.unsaved && len(k.retained) > 0 {
 		// No operator's state changed and no input was recorded: the newest
 		// commit already describes this batch's state, and a restart
