@@ -182,21 +182,7 @@ func TestRecoveryAfterKills(t *testing.T) {
 			truth[ip]++
 		}
 	}
-	addr := exampletest.StartBroker(t, "access-log", 2)
-	exampletest.Produce(t, addr, "access-log", nil, values)
-	bin := exampletest.Build(t, "./examples/ipcount")
-
-	dir := t.TempDir()
-	prefix := filepath.Join(dir, "out", "ip")
-	out := exampletest.RunWithKills(t, rnd, exampletest.Kills{
-		N:        6,
-		Trigger:  func(l string) bool { return strings.HasPrefix(l, "batch ") || strings.HasPrefix(l, "top ") },
-		MaxDelay: 3 * time.Millisecond,
-		Timeout:  45 * time.Second,
-	}, bin, "--brokers", addr, "--topic", "access-log", "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix,
-		"--generate", "0", "--batch", "50ms", "--window", "60s", "--slide", "100ms",
-		"--max-rate-per-partition", "400", "--stop-when-idle", "3")
-	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\)`, out[len(out)-1])
+	prefix := exampletest.Recover(t, rnd, "./examples/ipcount", "access-log", nil, values, "--window", "60s", "--slide", "100ms")
 
 	got := map[string]int64{}
 	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, "")) {

@@ -183,20 +183,7 @@ func TestRecoveryAfterKills(t *testing.T) {
 		require.NoError(t, err)
 		truth[b.Page] += b.Popularity()
 	}
-	addr := exampletest.StartBroker(t, "user-behavior", 2)
-	exampletest.Produce(t, addr, "user-behavior", keys, values)
-	bin := exampletest.Build(t, "./examples/pagepopularity")
-
-	dir := t.TempDir()
-	prefix := filepath.Join(dir, "out", "pop")
-	out := exampletest.RunWithKills(t, rnd, exampletest.Kills{
-		N:        6,
-		Trigger:  func(l string) bool { return strings.HasPrefix(l, "batch ") || strings.HasPrefix(l, "top ") },
-		MaxDelay: 3 * time.Millisecond,
-		Timeout:  45 * time.Second,
-	}, bin, "--brokers", addr, "--topic", "user-behavior", "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix,
-		"--generate", "0", "--batch", "50ms", "--max-rate-per-partition", "400", "--stop-when-idle", "3")
-	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\)`, out[len(out)-1])
+	prefix := exampletest.Recover(t, rnd, "./examples/pagepopularity", "user-behavior", keys, values)
 
 	got := map[string]float64{}
 	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, "")) {

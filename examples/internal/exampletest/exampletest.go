@@ -293,6 +293,34 @@ func RunWithKills(t testing.TB, rnd *rand.Rand, k Kills, bin string, args ...str
 	}
 }
 
+// Recover is the kill-and-restart run every example's recovery test makes:
+// it produces values (keys too when not nil) to topic on a stand-alone
+// broker with 2 partitions, builds the example pkg and runs it with
+// RunWithKills, killing it 6 times, each a few milliseconds after a
+// "batch " or "top " line, on that input with --generate 0, --batch 50ms,
+// --max-rate-per-partition 400, --stop-when-idle 3, a fresh --checkpoint
+// and the extra args. It checks that the last run stopped because the
+// topic stayed drained and returns the --save prefix it wrote to.
+func Recover(t testing.TB, rnd *rand.Rand, pkg, topic string, keys, values [][]byte, extra ...string) (prefix string) {
+	t.Helper()
+	addr := StartBroker(t, topic, 2)
+	Produce(t, addr, topic, keys, values)
+	bin := Build(t, pkg)
+
+	dir := t.TempDir()
+	prefix = filepath.Join(dir, "out", filepath.Base(pkg))
+	args := append([]string{"--brokers", addr, "--topic", topic, "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix,
+		"--generate", "0", "--batch", "50ms", "--max-rate-per-partition", "400", "--stop-when-idle", "3"}, extra...)
+	out := RunWithKills(t, rnd, Kills{
+		N:        6,
+		Trigger:  func(l string) bool { return strings.HasPrefix(l, "batch ") || strings.HasPrefix(l, "top ") },
+		MaxDelay: 3 * time.Millisecond,
+		Timeout:  45 * time.Second,
+	}, bin, args...)
+	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\)`, out[len(out)-1])
+	return prefix
+}
+
 // Newest returns the newest file --save PREFIX wrote for kind ("" for the
 // main results): the one with the highest batch time.
 func Newest(t testing.TB, prefix, kind string) string {
