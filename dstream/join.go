@@ -113,11 +113,7 @@ func groupSide[K comparable, V any](ctx context.Context, j *engine.Job, op strin
 	if d == nil {
 		return nil, nil
 	}
-	return shuffle(ctx, j, op, id, d, n, hash, combiner[V, []V]{
-		create: func(v V) []V { return []V{v} },
-		merge:  func(c []V, v V) []V { return append(c, v) },
-		mergeC: func(a, b []V) []V { return append(a, b...) },
-	})
+	return shuffle(ctx, j, op, id, d, n, hash, groupCombiner[V]())
 }
 
 type keyedValidatingNode struct {

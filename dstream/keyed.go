@@ -20,11 +20,7 @@ func ReduceByKey[K comparable, V any](s *Stream[KV[K, V]], f func(V, V) V) *Stre
 // holding all its values. Values from one input partition keep their order,
 // and partitions follow each other in order.
 func GroupByKey[K comparable, V any](s *Stream[KV[K, V]]) *Stream[KV[K, []V]] {
-	return combineByKey(s, "groupByKey", combiner[V, []V]{
-		create: func(v V) []V { return []V{v} },
-		merge:  func(c []V, v V) []V { return append(c, v) },
-		mergeC: func(a, b []V) []V { return append(a, b...) },
-	})
+	return combineByKey(s, "groupByKey", groupCombiner[V]())
 }
 
 // CombineByKey returns a stream with one pair per key of each batch of s,

@@ -17,6 +17,17 @@ type combiner[V, C any] struct {
 	mergeC func(C, C) C
 }
 
+// groupCombiner collects a key's values into a slice, in the order they
+// come: GroupByKey's combiner, and the grouping of Cogroup,
+// UpdateStateByKey and GroupByKeyAndWindow.
+func groupCombiner[V any]() combiner[V, []V] {
+	return combiner[V, []V]{
+		create: func(v V) []V { return []V{v} },
+		merge:  func(c []V, v V) []V { return append(c, v) },
+		mergeC: func(a, b []V) []V { return append(a, b...) },
+	}
+}
+
 // shuffle hash-partitions the keyed data in into nOut partitions, combining
 // values per key: one map task per input partition combines its records
 // (map-side combining), splits the combined keys by hash, and one reduce

@@ -152,11 +152,7 @@ func (n *updateStateNode[K, V, S]) advance(ctx context.Context, j *engine.Job) e
 		return err
 	}
 	n.initial = nil
-	groups, err := shuffle(ctx, j, op, id, in, ks.n, ks.hash, combiner[V, []V]{
-		create: func(v V) []V { return []V{v} },
-		merge:  func(c []V, v V) []V { return append(c, v) },
-		mergeC: func(a, b []V) []V { return append(a, b...) },
-	})
+	groups, err := shuffle(ctx, j, op, id, in, ks.n, ks.hash, groupCombiner[V]())
 	if err != nil {
 		return err
 	}

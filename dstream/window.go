@@ -101,11 +101,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[KV[K, V]], reduce, i
 // groupByKeyAndWindow. Timing, validation and partitions are as for
 // [ReduceByKeyAndWindow].
 func GroupByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], window, slide time.Duration) *Stream[KV[K, []V]] {
-	w := newKeyedWindow("groupByKeyAndWindow", s, window, slide, combiner[V, []V]{
-		create: func(v V) []V { return []V{v} },
-		merge:  func(c []V, v V) []V { return append(c, v) },
-		mergeC: func(a, b []V) []V { return append(a, b...) },
-	})
+	w := newKeyedWindow("groupByKeyAndWindow", s, window, slide, groupCombiner[V]())
 	w.vc = windowGroupsCodec(state.CodecFor[V]())
 	w.plain = concatWindow[K, V]
 	return keyedWindowStream(w)
