@@ -134,7 +134,7 @@ func (h *harness) checkpointCost(ctx context.Context) (err error) {
 		r := result{Workload: "checkpoint", Label: thousands(cr.Keys) + " keys", Unit: unitBatch, Sluice: cr.CheckpointMS, Better: "lower",
 			Figure: fmt.Sprintf("checkpoint part of a batch, %s keys in state, %s changed", thousands(cr.Keys), thousands(cr.Changed))}
 		if i > 0 {
-			r.Baseline, r.BaselineName, r.Ratio = ptr(small.CheckpointMS), thousands(small.Keys)+" keys", ptr(cr.CheckpointMS/small.CheckpointMS)
+			r.against(small.CheckpointMS, thousands(small.Keys)+" keys")
 			if i == len(h.checkpoints)-1 {
 				r.goal("≤ 2× the "+thousands(small.Keys)+"-key cost", *r.Ratio <= 2)
 			}

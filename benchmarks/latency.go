@@ -60,11 +60,11 @@ func (h *harness) latency(ctx context.Context) error {
 		h.latencies = append(h.latencies, lr)
 		bms := float64(b) / float64(time.Millisecond)
 		fig := fmt.Sprintf("latency %%s, %v batches, %s in (%s produced)", b, fmtRate(rate), fmtRate(lr.ProducedRate))
-		p50 := result{Workload: "latency", Label: fmt.Sprintf("p50, %v batches", b), Figure: fmt.Sprintf(fig, "p50"), Unit: unitMS, Sluice: lr.P50MS, Better: "lower",
-			Baseline: ptr(bms), BaselineName: "batch interval", Ratio: ptr(lr.P50MS / bms)}
+		p50 := result{Workload: "latency", Label: fmt.Sprintf("p50, %v batches", b), Figure: fmt.Sprintf(fig, "p50"), Unit: unitMS, Sluice: lr.P50MS, Better: "lower"}
+		p50.against(bms, "batch interval")
 		h.add(p50)
-		p99 := result{Workload: "latency", Label: fmt.Sprintf("p99, %v batches", b), Figure: fmt.Sprintf(fig, "p99"), Unit: unitMS, Sluice: lr.P99MS, Better: "lower",
-			Baseline: ptr(bms), BaselineName: "batch interval", Ratio: ptr(lr.P99MS / bms)}
+		p99 := result{Workload: "latency", Label: fmt.Sprintf("p99, %v batches", b), Figure: fmt.Sprintf(fig, "p99"), Unit: unitMS, Sluice: lr.P99MS, Better: "lower"}
+		p99.against(bms, "batch interval")
 		p99.goal("≤ 2× batch interval", lr.P99MS <= 2*bms)
 		h.add(p99)
 	}

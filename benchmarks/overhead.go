@@ -32,7 +32,7 @@ func (h *harness) overhead(ctx context.Context) error {
 			offMean = mean
 		} else {
 			if offMean > 0 {
-				r.Baseline, r.BaselineName, r.Ratio = ptr(offMean), "checkpoints off", ptr(mean/offMean)
+				r.against(offMean, "checkpoints off")
 			}
 			r.goal("≤ 2 ms", mean <= 2)
 		}

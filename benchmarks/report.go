@@ -52,18 +52,26 @@ func (r *result) ratioGoal(target string, least float64) {
 	r.goalRatio = least
 }
 
+// against sets the baseline r is compared with, named name, and the ratio
+// of r's figure to it.
+func (r *result) against(baseline float64, name string) {
+	r.Baseline, r.BaselineName, r.Ratio = ptr(baseline), name, ptr(r.Sluice/baseline)
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // throughput is a records/s row of Sluice against a baseline.
 func (h *harness) throughput(workload, label, figure string, sluice, baseline float64, baselineName string) result {
-	return result{Workload: workload, Label: label, Figure: figure, Unit: unitRate, Sluice: sluice,
-		Baseline: ptr(baseline), BaselineName: baselineName, Ratio: ptr(sluice / baseline), Better: "higher"}
+	r := result{Workload: workload, Label: label, Figure: figure, Unit: unitRate, Sluice: sluice, Better: "higher"}
+	r.against(baseline, baselineName)
+	return r
 }
 
 // speedup is a row of Sluice's speed-up against the baseline's.
 func (h *harness) speedup(label, figure string, sluice, baseline float64, baselineName string) result {
-	return result{Workload: "scaling", Label: label, Figure: figure, Unit: unitTimes, Sluice: sluice,
-		Baseline: ptr(baseline), BaselineName: baselineName, Ratio: ptr(sluice / baseline), Better: "higher"}
+	r := result{Workload: "scaling", Label: label, Figure: figure, Unit: unitTimes, Sluice: sluice, Better: "higher"}
+	r.against(baseline, baselineName)
+	return r
 }
 
 func (h *harness) add(r result) {
