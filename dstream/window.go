@@ -820,9 +820,7 @@ func (b windowByteReader) ReadByte() (byte, error) {
 // otherwise a hash of the key's encoding, so that a restored job routes a
 // key where its state is.
 func windowKeyHash[K comparable](kc state.Codec[K]) func(K) uint64 {
-	var zero K
-	switch any(zero).(type) {
-	case string, bool, float64, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+	if stableHash[K]() {
 		return keyhash.For[K]()
 	}
 	return func(k K) uint64 {
