@@ -796,15 +796,11 @@ func (w *stateWriter) write(kind state.Kind, suffix string, body func(io.Writer)
 		return FileRef{}, err
 	}
 	name := strconv.FormatInt(w.ms, 10) + "." + suffix
-	cw := &countingWriter{}
-	err = state.WriteFileFunc(w.k.fs, filepath.Join(dir, name), kind, func(out io.Writer) error {
-		cw.w = out
-		return body(cw)
-	})
+	n, crc, err := state.WriteFileFunc(w.k.fs, filepath.Join(dir, name), kind, body)
 	if err != nil {
 		return FileRef{}, err
 	}
-	return FileRef{Path: path.Join(stateDir, w.op, name), Kind: kind.String(), BatchMS: w.ms, Len: cw.n, CRC: cw.crc}, nil
+	return FileRef{Path: path.Join(stateDir, w.op, name), Kind: kind.String(), BatchMS: w.ms, Len: n, CRC: crc}, nil
 }
 
 func (w *stateWriter) Snapshot(body []byte) error {
@@ -885,20 +881,6 @@ func (w *stateWriter) startSnapshot() {
 		}
 		k.snapReady[w.op] = ref
 	}()
-}
-
-// countingWriter counts and checksums what passes through it.
-type countingWriter struct {
-	w   io.Writer
-	n   int64
-	crc uint32
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.crc = crc32.Update(c.crc, crcTable, p[:n])
-	return n, err
 }
 
 // stateReader implements StateReader over a verified chain of files.

@@ -103,15 +103,18 @@ func WriteFile(fsys FS, path string, kind Kind, body []byte) error {
 // WriteFileFunc is [WriteFile] for bodies too large to hold in memory: body
 // writes the body to w, which is buffered, and the header is completed once
 // the body's length is known. Any error from body fails the write like an
-// I/O error does.
-func WriteFileFunc(fsys FS, path string, kind Kind, body func(w io.Writer) error) error {
-	return writeAtomic(fsys, path, func(f File) error {
+// I/O error does. It returns the body's length and its CRC32C (Castagnoli),
+// which it computes anyway, so that a caller recording them (as a checkpoint
+// manifest does) need not checksum the body a second time.
+func WriteFileFunc(fsys FS, path string, kind Kind, body func(w io.Writer) error) (n int64, crc uint32, err error) {
+	tab := castagnoli()
+	cw := &crcWriter{tab: tab}
+	err = writeAtomic(fsys, path, func(f File) error {
 		if _, err := f.Write(make([]byte, fileHeaderLen)); err != nil { // completed below
 			return err
 		}
-		tab := castagnoli()
 		bw := bufio.NewWriterSize(f, 64<<10)
-		cw := &crcWriter{w: bw, tab: tab}
+		cw.w = bw
 		if err := body(cw); err != nil {
 			return fmt.Errorf("body: %w", err)
 		}
@@ -126,6 +129,10 @@ func WriteFileFunc(fsys FS, path string, kind Kind, body func(w io.Writer) error
 		_, err := f.WriteAt(hdr, 0)
 		return err
 	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return int64(cw.n), cw.crc, nil
 }
 
 // crcWriter passes writes through and keeps the CRC and length of what went

@@ -25,7 +25,7 @@ var writers = []struct {
 }{
 	{"WriteFile", WriteFile},
 	{"WriteFileFunc", func(fsys FS, path string, kind Kind, body []byte) error {
-		return WriteFileFunc(fsys, path, kind, func(w io.Writer) error {
+		_, _, err := WriteFileFunc(fsys, path, kind, func(w io.Writer) error {
 			// Several writes of uneven size exercise the buffering.
 			for len(body) > 0 {
 				n := min(len(body), 1+len(body)/3)
@@ -36,6 +36,7 @@ var writers = []struct {
 			}
 			return nil
 		})
+		return err
 	}},
 }
 
@@ -96,6 +97,14 @@ func TestWriteFileFuncMatchesWriteFile(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "b"))
 	require.NoError(t, err)
 	require.Equal(t, a, b, "both writers produce identical files")
+
+	n, crc, err := WriteFileFunc(OSFS{}, filepath.Join(dir, "c"), KindDelta, func(w io.Writer) error {
+		_, err := w.Write(body)
+		return err
+	})
+	require.NoError(t, err)
+	require.Equal(t, int64(len(body)), n, "WriteFileFunc returns the body's length")
+	require.Equal(t, crc32.Checksum(body, castagnoli()), crc, "WriteFileFunc returns the body's CRC32C")
 }
 
 func TestWriteFileReplacesOldVersion(t *testing.T) {
@@ -296,7 +305,7 @@ func TestWriteFileReportsFailedTempRemoval(t *testing.T) {
 func TestWriteFileFuncBodyError(t *testing.T) {
 	dir := t.TempDir()
 	boom := errors.New("encoder failed")
-	err := WriteFileFunc(OSFS{}, filepath.Join(dir, "s"), KindSnapshot, func(w io.Writer) error {
+	_, _, err := WriteFileFunc(OSFS{}, filepath.Join(dir, "s"), KindSnapshot, func(w io.Writer) error {
 		_, _ = w.Write([]byte("partial"))
 		return boom
 	})
