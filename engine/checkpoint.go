@@ -808,10 +808,11 @@ func (w *stateWriter) Snapshot(body []byte) error {
 		return nil // unchanged since the last commit
 	}
 	w.wrote = true
-	w.k.lastSnap[w.op] = bytes.Clone(body)
+	body = bytes.Clone(body) // the caller may reuse its buffer; neither use below changes it
+	w.k.lastSnap[w.op] = body
 	if len(body) <= inlineMax {
 		w.k.chains[w.op] = []FileRef{{Kind: "snapshot", BatchMS: w.ms, Len: int64(len(body)),
-			CRC: crc32.Checksum(body, crcTable), Inline: bytes.Clone(body)}}
+			CRC: crc32.Checksum(body, crcTable), Inline: body}}
 		return nil
 	}
 	ref, err := w.write(state.KindSnapshot, "snapshot", func(out io.Writer) error {
