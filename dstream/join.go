@@ -69,7 +69,7 @@ func cogroup[K comparable, V, W any](a *Stream[KV[K, V]], b *Stream[KV[K, W]], k
 			return nil, nil
 		}
 		op := out.opName()
-		n := partitionsOf(&kn.keyedNode, a.c)
+		n := kn.partitions(a.c)
 		left, err := groupSide(ctx, j, op, out.node.Meta().ID(), da, n, hash)
 		if err != nil {
 			return nil, err

@@ -42,7 +42,7 @@ func combineByKey[K comparable, V, C any](s *Stream[KV[K, V]], kind string, cb c
 		if err != nil || in == nil {
 			return nil, err
 		}
-		parts, err := shuffle(ctx, j, out.opName(), out.node.Meta().ID(), in, partitionsOf(kn, s.c), hash, cb)
+		parts, err := shuffle(ctx, j, out.opName(), out.node.Meta().ID(), in, kn.partitions(s.c), hash, cb)
 		if err != nil {
 			return nil, err
 		}

@@ -112,19 +112,19 @@ func splitByKey[K comparable, C any](keys []K, cs []C, n int, hash func(K) uint6
 	return parts
 }
 
-// partitionsOf returns the output partition count of a keyed operator: the
-// one set with [Stream.Partitions], or the context's parallelism.
-func partitionsOf(n engine.Node, c *engine.Context) int {
-	if kn, ok := n.(*keyedNode); ok && kn.parts > 0 {
-		return kn.parts
-	}
-	return c.Parallelism()
-}
-
 // keyedNode is the node of an operator that hash-partitions by key.
 type keyedNode struct {
 	node
 	parts int
+}
+
+// partitions returns the operator's output partition count: the one set
+// with [Stream.Partitions], or the context's parallelism.
+func (n *keyedNode) partitions(c *engine.Context) int {
+	if n.parts > 0 {
+		return n.parts
+	}
+	return c.Parallelism()
 }
 
 // Partitions sets how many partitions (and reduce tasks) a keyed operator
@@ -135,15 +135,11 @@ func (s *Stream[T]) Partitions(n int) *Stream[T] {
 	if n < 1 {
 		panic(fmt.Sprintf("dstream: Partitions(%d) on %s; pass 1 or more", n, s.node.Meta().Kind))
 	}
-	kn, ok := s.node.(*keyedNode)
+	p, ok := s.node.(interface{ setPartitions(int) })
 	if !ok {
-		if p, isP := s.node.(interface{ setPartitions(int) }); isP {
-			p.setPartitions(n)
-			return s
-		}
 		panic("dstream: Partitions applies to keyed operators, not to " + s.node.Meta().Kind)
 	}
-	kn.parts = n
+	p.setPartitions(n)
 	return s
 }
 

@@ -475,13 +475,10 @@ func (w *keyedWindow[K, V, C]) setRecordCodec(c state.Codec[C]) {
 	w.vc = c
 }
 
-// setPartitions is what [Stream.Partitions] calls.
+// setPartitions is what [Stream.Partitions] calls, with n ≥ 1.
 func (w *keyedWindow[K, V, C]) setPartitions(n int) {
-	switch {
-	case w.global:
+	if w.global {
 		panic("dstream: " + w.meta.Kind + " emits one value per window and has one partition")
-	case n < 1:
-		panic("dstream: Partitions needs 1 or more")
 	}
 	w.parts = n
 }
