@@ -161,7 +161,6 @@ type checkpointer struct {
 	replayed bool // the last recovered plan was just taken
 	unsaved  bool // a batch's input was recorded or replayed since the last manifest
 	empty    []emptyPlan
-	setAside []int64 // commits RollbackOnCorrupt set aside at the start
 
 	mu        sync.Mutex
 	wg        sync.WaitGroup
@@ -249,7 +248,7 @@ func (k *checkpointer) recover() error {
 	c.mu.Unlock()
 	c.next = c.zero.Add(c.batch)
 
-	m, bodies, err := k.newestValidCommit()
+	m, bodies, setAside, err := k.newestValidCommit()
 	if err != nil {
 		return err
 	}
@@ -289,7 +288,7 @@ func (k *checkpointer) recover() error {
 	if len(k.plans) > 0 {
 		times := slices.Sorted(maps.Keys(k.plans))
 		c.next = time.UnixMilli(times[0])
-		for _, t := range k.setAside {
+		for _, t := range setAside {
 			if _, ok := k.plans[t]; !ok && t < times[len(times)-1] {
 				// Only recorded batches are replayed; an empty one between
 				// them cannot be planned anew without taking later input.
@@ -404,25 +403,24 @@ func (k *checkpointer) listMS(sub string) ([]int64, error) {
 }
 
 // newestValidCommit loads the newest commit whose manifest and files all
-// verify. A newest commit that fails is an error unless RollbackOnCorrupt.
-func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, error) {
+// verify. A newest commit that fails is an error unless RollbackOnCorrupt;
+// then the batch times of the newer commits it set aside are returned too.
+func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, []int64, error) {
 	times, err := k.listMS(commitsDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	var chosen *Manifest
-	var bodies map[string][]byte
 	var newestErr error
 	for i := len(times) - 1; i >= 0; i-- {
-		m, b, err := LoadCommit(k.fs, k.dir, times[i])
+		m, bodies, err := LoadCommit(k.fs, k.dir, times[i])
 		if err != nil {
 			if !errors.Is(err, state.ErrCorrupt) && !errors.Is(err, fs.ErrNotExist) {
 				// Not damage but a failing read: rolling back would delete a
 				// commit that may be sound.
-				return nil, nil, fmt.Errorf("engine: cannot read checkpoint commit %d in %s: %w; fix the file system error and restart the job", times[i], k.dir, err)
+				return nil, nil, nil, fmt.Errorf("engine: cannot read checkpoint commit %d in %s: %w; fix the file system error and restart the job", times[i], k.dir, err)
 			}
 			if !k.cfg.rollback {
-				return nil, nil, fmt.Errorf("engine: newest checkpoint commit does not verify: %w; to restore the newest valid commit instead, pass RollbackOnCorrupt to WithCheckpointOptions", err)
+				return nil, nil, nil, fmt.Errorf("engine: newest checkpoint commit does not verify: %w; to restore the newest valid commit instead, pass RollbackOnCorrupt to WithCheckpointOptions", err)
 			}
 			k.c.logger.Warn("checkpoint commit does not verify; rolling back to an older one", slog.String("error", err.Error()))
 			if newestErr == nil {
@@ -430,7 +428,6 @@ func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, error)
 			}
 			continue
 		}
-		chosen, bodies = m, b
 		// Keep the commits this one and older ones need.
 		for _, t := range times[:i+1] {
 			if t == m.BatchMS {
@@ -443,13 +440,12 @@ func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, error)
 		for _, t := range times[i+1:] {
 			_ = k.fs.Remove(filepath.Join(k.dir, commitsDir, strconv.FormatInt(t, 10)))
 		}
-		k.setAside = slices.Clone(times[i+1:])
-		break
+		return m, bodies, times[i+1:], nil
 	}
-	if chosen == nil && len(times) > 0 {
-		return nil, nil, fmt.Errorf("engine: no commit in checkpoint dir %s verifies, the newest failing with: %w; start with a fresh checkpoint dir", k.dir, newestErr)
+	if len(times) > 0 {
+		return nil, nil, nil, fmt.Errorf("engine: no commit in checkpoint dir %s verifies, the newest failing with: %w; start with a fresh checkpoint dir", k.dir, newestErr)
 	}
-	return chosen, bodies, nil
+	return nil, nil, nil, nil
 }
 
 func readManifest(fsys state.FS, dir string, ms int64) (*Manifest, error) {
