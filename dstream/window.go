@@ -400,9 +400,26 @@ type keyedWindow[K comparable, V, C any] struct {
 	n     int // partitions of the state: fixed at the first batch or by the checkpoint
 	panes []*window.Panes[K, C]
 	incs  []*window.Incremental[K, C]
+	held  []windowPartition[K, C] // panes or incs, for what both do
 	clock windowClock
 	out   [][]KV[K, C]
 }
+
+// windowPartition is what the plain and the incremental form of a keyed
+// window do alike with one partition's state.
+type windowPartition[K comparable, C any] interface {
+	Add(t time.Time, pane map[K]C)
+	Changed() bool
+	WriteDelta(w io.Writer, kc state.Codec[K], vc state.Codec[C]) error
+	SnapshotFunc(kc state.Codec[K], vc state.Codec[C]) func(io.Writer) error
+	ReadSnapshot(r io.Reader, kc state.Codec[K], vc state.Codec[C]) error
+	ApplyDelta(r io.Reader, kc state.Codec[K], vc state.Codec[C]) error
+}
+
+var (
+	_ windowPartition[int, int] = (*window.Panes[int, int])(nil)
+	_ windowPartition[int, int] = (*window.Incremental[int, int])(nil)
+)
 
 var (
 	_ engine.Ticker    = (*keyedWindow[int, int, int])(nil)
@@ -511,10 +528,12 @@ func (w *keyedWindow[K, V, C]) configured() int {
 func (w *keyedWindow[K, V, C]) alloc(n int) {
 	w.n = n
 	w.panes, w.incs = nil, nil
+	w.held = make([]windowPartition[K, C], n)
 	if w.inverse == nil {
 		w.panes = make([]*window.Panes[K, C], n)
 		for p := range w.panes {
 			w.panes[p] = new(window.Panes[K, C])
+			w.held[p] = w.panes[p]
 		}
 		return
 	}
@@ -525,6 +544,7 @@ func (w *keyedWindow[K, V, C]) alloc(n int) {
 	w.incs = make([]*window.Incremental[K, C], n)
 	for p := range w.incs {
 		w.incs[p] = window.NewIncremental(w.reduce, w.inverse, keep)
+		w.held[p] = w.incs[p]
 	}
 }
 
@@ -559,7 +579,7 @@ func (w *keyedWindow[K, V, C]) advance(ctx context.Context, j *engine.Job) error
 	err = j.Run(ctx, op, w.n, func(ctx context.Context, tk *engine.Task) error {
 		p := tk.Index
 		if panes != nil {
-			w.add(p, j.Time, windowPane(panes[p]))
+			w.held[p].Add(j.Time, windowPane(panes[p]))
 		}
 		if !emit {
 			return nil
@@ -574,14 +594,6 @@ func (w *keyedWindow[K, V, C]) advance(ctx context.Context, j *engine.Job) error
 	w.out = out
 	w.clock.mark(j.Time)
 	return nil
-}
-
-func (w *keyedWindow[K, V, C]) add(p int, t time.Time, pane map[K]C) {
-	if w.incs != nil {
-		w.incs[p].Add(t, pane)
-	} else {
-		w.panes[p].Add(t, pane)
-	}
 }
 
 // window computes partition p's window at t.
@@ -629,11 +641,7 @@ func (w *keyedWindow[K, V, C]) SaveState(sw engine.StateWriter) error {
 	kind, n := w.meta.Kind, w.n
 	changed := false
 	for p := 0; p < n && !changed; p++ {
-		if w.incs != nil {
-			changed = w.incs[p].Changed()
-		} else {
-			changed = w.panes[p].Changed()
-		}
+		changed = w.held[p].Changed()
 	}
 	if changed {
 		err := sw.WriteDelta(func(out io.Writer) error {
@@ -641,13 +649,7 @@ func (w *keyedWindow[K, V, C]) SaveState(sw engine.StateWriter) error {
 				return err
 			}
 			for p := range n {
-				var err error
-				if w.incs != nil {
-					err = w.incs[p].WriteDelta(out, w.kc, w.vc)
-				} else {
-					err = w.panes[p].WriteDelta(out, w.kc, w.vc)
-				}
-				if err != nil {
+				if err := w.held[p].WriteDelta(out, w.kc, w.vc); err != nil {
 					return fmt.Errorf("partition %d: %w", p, err)
 				}
 			}
@@ -662,11 +664,7 @@ func (w *keyedWindow[K, V, C]) SaveState(sw engine.StateWriter) error {
 	}
 	snaps := make([]func(io.Writer) error, n)
 	for p := range n {
-		if w.incs != nil {
-			snaps[p] = w.incs[p].SnapshotFunc(w.kc, w.vc)
-		} else {
-			snaps[p] = w.panes[p].SnapshotFunc(w.kc, w.vc)
-		}
+		snaps[p] = w.held[p].SnapshotFunc(w.kc, w.vc)
 	}
 	sw.WriteSnapshot(func(out io.Writer) error {
 		if err := writeWindowHeader(out, kind, n); err != nil {
@@ -697,12 +695,7 @@ func (w *keyedWindow[K, V, C]) RestoreState(r engine.StateReader) error {
 		}
 		w.alloc(n)
 		for p := range n {
-			if w.incs != nil {
-				err = w.incs[p].ReadSnapshot(rd, w.kc, w.vc)
-			} else {
-				err = w.panes[p].ReadSnapshot(rd, w.kc, w.vc)
-			}
-			if err != nil {
+			if err := w.held[p].ReadSnapshot(rd, w.kc, w.vc); err != nil {
 				return fmt.Errorf("partition %d: %w", p, err)
 			}
 		}
@@ -719,12 +712,7 @@ func (w *keyedWindow[K, V, C]) RestoreState(r engine.StateReader) error {
 			w.alloc(n)
 		}
 		for p := range n {
-			if w.incs != nil {
-				err = w.incs[p].ApplyDelta(rd, w.kc, w.vc)
-			} else {
-				err = w.panes[p].ApplyDelta(rd, w.kc, w.vc)
-			}
-			if err != nil {
+			if err := w.held[p].ApplyDelta(rd, w.kc, w.vc); err != nil {
 				return fmt.Errorf("partition %d: %w", p, err)
 			}
 		}
