@@ -259,18 +259,16 @@ func (k *checkpointer) recover() error {
 		}
 		for _, op := range k.ops {
 			name := op.Meta().Name()
-			for _, of := range m.Operators {
-				if of.Name == name {
-					k.chains[name] = of.Files
-					if len(of.Files) == 1 && of.Files[0].Kind == "snapshot" {
-						k.lastSnap[name] = bodies[of.Files[0].key(name)]
-					}
-					r := &stateReader{op: name, files: of.Files, bodies: bodies}
-					if err := op.RestoreState(r); err != nil {
-						return fmt.Errorf("engine: restore operator %q from checkpoint dir %s (commit %d): %w; run the job with the state types and codecs that wrote it, or start with a fresh checkpoint dir",
-							name, k.dir, m.BatchMS, err)
-					}
-				}
+			// matchOperators made sure the commit holds every operator.
+			files := m.Operators[slices.IndexFunc(m.Operators, func(of OperatorFiles) bool { return of.Name == name })].Files
+			k.chains[name] = files
+			if len(files) == 1 && files[0].Kind == "snapshot" {
+				k.lastSnap[name] = bodies[files[0].key(name)]
+			}
+			r := &stateReader{op: name, files: files, bodies: bodies}
+			if err := op.RestoreState(r); err != nil {
+				return fmt.Errorf("engine: restore operator %q from checkpoint dir %s (commit %d): %w; run the job with the state types and codecs that wrote it, or start with a fresh checkpoint dir",
+					name, k.dir, m.BatchMS, err)
 			}
 		}
 		restoredMS = m.BatchMS
