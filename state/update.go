@@ -154,15 +154,7 @@ func (s *Store[K, V]) sortedProbes(keys []K) ([]entry[K], []int32, error) {
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int {
-		switch {
-		case s.less(probes[a], probes[b]):
-			return -1
-		case s.less(probes[b], probes[a]):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(order, func(a, b int32) int { return s.compare(probes[a], probes[b]) })
 	for j := 1; j < len(order); j++ {
 		if !s.less(probes[order[j-1]], probes[order[j]]) {
 			return nil, nil, fmt.Errorf("state: UpdateAll got key %v twice; pass each key once", keys[order[j]])
