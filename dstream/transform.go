@@ -9,9 +9,10 @@ import (
 	"github.com/sluicehq/sluice/engine"
 )
 
-// narrow derives a stream computed partition by partition from s, fused with
-// s's own chain: each element of s's partition i passes through step.
-func narrow[T, U any](s *Stream[T], kind string, step func(tk *engine.Task, id int, x T, yield func(U) bool) bool) *Stream[U] {
+// partitionwise derives a stream computed partition by partition from s,
+// fused with s's own chain: each yields the elements of partition i of the
+// new stream, of node id, from s's data in.
+func partitionwise[T, U any](s *Stream[T], kind string, each func(tk *engine.Task, id int, in *data[T], i int, yield func(U) bool) bool) *Stream[U] {
 	out := derive[U](kind, &node{}, s)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[U], error) {
 		in, err := s.get(ctx, j)
@@ -20,10 +21,18 @@ func narrow[T, U any](s *Stream[T], kind string, step func(tk *engine.Task, id i
 		}
 		id := out.node.Meta().ID()
 		return &data[U]{n: in.n, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
-			return in.iter(tk, i, func(x T) bool { return step(tk, id, x, yield) })
+			return each(tk, id, in, i, yield)
 		}}, nil
 	}
 	return out
+}
+
+// narrow is partitionwise with each element of s's partition i passing
+// through step.
+func narrow[T, U any](s *Stream[T], kind string, step func(tk *engine.Task, id int, x T, yield func(U) bool) bool) *Stream[U] {
+	return partitionwise(s, kind, func(tk *engine.Task, id int, in *data[T], i int, yield func(U) bool) bool {
+		return in.iter(tk, i, func(x T) bool { return step(tk, id, x, yield) })
+	})
 }
 
 // Map returns a stream of f applied to every element of s, keeping the
@@ -95,26 +104,17 @@ func FlatMapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) []W) *
 // connection) for the length of the partition.
 func MapPartitions[T, U any](s *Stream[T], f func(in iter.Seq[T]) iter.Seq[U]) *Stream[U] {
 	mustFn(f == nil, "MapPartitions")
-	out := derive[U]("mapPartitions", &node{}, s)
-	out.compute = func(ctx context.Context, j *engine.Job) (*data[U], error) {
-		in, err := s.get(ctx, j)
-		if err != nil || in == nil {
-			return nil, err
-		}
-		id := out.node.Meta().ID()
-		return &data[U]{n: in.n, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
-			seq := func(y func(T) bool) { in.iter(tk, i, y) }
-			tk.Node = id
-			for u := range f(seq) {
-				if !yield(u) {
-					return false
-				}
-				tk.Node = id
+	return partitionwise(s, "mapPartitions", func(tk *engine.Task, id int, in *data[T], i int, yield func(U) bool) bool {
+		seq := func(y func(T) bool) { in.iter(tk, i, y) }
+		tk.Node = id
+		for u := range f(seq) {
+			if !yield(u) {
+				return false
 			}
-			return true
-		}}, nil
-	}
-	return out
+			tk.Node = id
+		}
+		return true
+	})
 }
 
 // Union returns a stream of the elements of all streams: the partitions of
