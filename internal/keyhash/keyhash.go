@@ -9,8 +9,9 @@ import (
 )
 
 // For returns a hash function for keys of type K, chosen once. Strings,
-// integers, floats and bools hash with fixed functions, so a key lands in the
-// same partition in every process; other comparable types use
+// float64, bools and the integer types but uintptr hash with fixed
+// functions, so a key lands in the same partition in every process; other
+// comparable types (float32 and uintptr among them) use
 // [maphash.Comparable] with a seed chosen at each call of For, so only the
 // function one call returns hashes such a key the same way twice.
 func For[K comparable]() func(K) uint64 {
