@@ -89,10 +89,7 @@ func run(ckpt, out string, batches int) error {
 	if err := c.RunBatches(context.Background(), 0); err != nil {
 		return err
 	}
-	done := int(c.LastBatch().Sub(c.Zero()) / time.Second)
-	if done < 0 {
-		done = 0
-	}
+	done := max(int(c.LastBatch().Sub(c.Zero())/time.Second), 0) // LastBatch is the zero time before any batch
 	if err := c.RunBatches(context.Background(), batches-done); err != nil {
 		return err
 	}
