@@ -27,27 +27,16 @@ func downtimeWords(k int64) []string {
 	return []string{"c", "a"}
 }
 
-// downtimeSource is a real-clock source whose batch k holds
-// downtimeWords(k).
-type downtimeSource struct{ meta engine.Meta }
-
-func (s *downtimeSource) Meta() *engine.Meta { return &s.meta }
-
+// downtimeIndex is the k of batch j: how many batches after the zero time.
 func downtimeIndex(j *engine.Job) int64 {
 	return int64(j.Time.Sub(j.Zero()) / time.Second)
 }
 
-func (s *downtimeSource) Plan(_ context.Context, j *engine.Job) ([]byte, error) {
-	j.AddRecords(int64(len(downtimeWords(downtimeIndex(j)))))
-	return nil, nil
+// downtimeSource returns a real-clock source whose batch k holds
+// downtimeWords(k).
+func downtimeSource() *fixedSource {
+	return &fixedSource{records: func(j *engine.Job) int { return len(downtimeWords(downtimeIndex(j))) }}
 }
-
-func (s *downtimeSource) Replan(ctx context.Context, j *engine.Job, _ []byte) error {
-	_, err := s.Plan(ctx, j)
-	return err
-}
-
-func (s *downtimeSource) Commit(context.Context, *engine.Job) error { return nil }
 
 // downtimeModel computes what an operator emits at batch k from the batches
 // that ran before and at k (ran, ascending), by the operator's definition.
@@ -223,7 +212,7 @@ func TestWindowsAndStateAcrossDowntime(t *testing.T) {
 					c, err := engine.NewContext(time.Second, engine.WithCheckpoint(dir), engine.WithParallelism(2))
 					require.NoError(t, err)
 					defer c.Close()
-					out := tc.build(dstream.NewSource(c, &downtimeSource{}, "words",
+					out := tc.build(dstream.NewSource(c, downtimeSource(), "words",
 						func(_ context.Context, j *engine.Job) ([][]string, error) {
 							return [][]string{downtimeWords(downtimeIndex(j))}, nil
 						}))

@@ -156,6 +156,29 @@ func runCases(t *testing.T, cases []opCase) {
 	}
 }
 
+// fixedSource is a source whose input is fixed by the batch time, so it
+// keeps no position: it reports records(j) records for batch j when it plans
+// or replans j, and a batch without input leaves nothing to checkpoint, as
+// an idle Kafka source does.
+type fixedSource struct {
+	meta    engine.Meta
+	records func(j *engine.Job) int
+}
+
+func (s *fixedSource) Meta() *engine.Meta { return &s.meta }
+
+func (s *fixedSource) Plan(_ context.Context, j *engine.Job) ([]byte, error) {
+	j.AddRecords(int64(s.records(j)))
+	return nil, nil
+}
+
+func (s *fixedSource) Replan(ctx context.Context, j *engine.Job, _ []byte) error {
+	_, err := s.Plan(ctx, j)
+	return err
+}
+
+func (s *fixedSource) Commit(context.Context, *engine.Job) error { return nil }
+
 // mapBatches applies f to every element of every batch, as Spark's tests
 // derive expected output with input.map(_.map(f)).
 func mapBatches[T, U any](batches [][]T, f func(T) []U) [][]U {

@@ -15,41 +15,19 @@ import (
 	"github.com/sluicehq/sluice/engine"
 )
 
-// timedSource is a source whose batch k (batch time k seconds after the
-// Unix epoch) holds batches[k-1], and nothing after the last. Its input is
-// fixed by the batch time, so it keeps no position: a batch without input
-// plans nothing and leaves nothing to checkpoint, as an idle Kafka source
-// does.
-type timedSource struct {
-	meta    engine.Meta
-	batches [][]string
-}
-
-func (s *timedSource) Meta() *engine.Meta { return &s.meta }
-
-func (s *timedSource) at(j *engine.Job) []string {
-	if k := int(j.Time.Unix()); k >= 1 && k <= len(s.batches) {
-		return s.batches[k-1]
-	}
-	return nil
-}
-
-func (s *timedSource) Plan(_ context.Context, j *engine.Job) ([]byte, error) {
-	j.AddRecords(int64(len(s.at(j))))
-	return nil, nil
-}
-
-func (s *timedSource) Replan(_ context.Context, j *engine.Job, _ []byte) error {
-	j.AddRecords(int64(len(s.at(j))))
-	return nil
-}
-
-func (s *timedSource) Commit(context.Context, *engine.Job) error { return nil }
-
+// timedStream returns a stream whose batch k (batch time k seconds after the
+// Unix epoch) holds batches[k-1], and nothing after the last, from a
+// [fixedSource].
 func timedStream(c *engine.Context, batches [][]string) *dstream.Stream[string] {
-	src := &timedSource{batches: batches}
+	at := func(j *engine.Job) []string {
+		if k := int(j.Time.Unix()); k >= 1 && k <= len(batches) {
+			return batches[k-1]
+		}
+		return nil
+	}
+	src := &fixedSource{records: func(j *engine.Job) int { return len(at(j)) }}
 	return dstream.NewSource(c, src, "timed", func(_ context.Context, j *engine.Job) ([][]string, error) {
-		return [][]string{src.at(j)}, nil
+		return [][]string{at(j)}, nil
 	})
 }
 

@@ -41,30 +41,12 @@ func stateBenchInput() ([]string, [][][]dstream.KV[string, int64]) {
 	return keys, batches
 }
 
-// cycleSource is a source whose batch k holds batches[(k-1) mod
+// cycleStream returns a stream whose batch k holds batches[(k-1) mod
 // len(batches)], for benchmarks that run an unknown number of batches on a
 // manual clock starting at the Unix epoch with 1 s batches.
-type cycleSource struct {
-	meta    engine.Meta
-	records int
-}
-
-func (s *cycleSource) Meta() *engine.Meta { return &s.meta }
-
-func (s *cycleSource) Plan(_ context.Context, j *engine.Job) ([]byte, error) {
-	j.AddRecords(int64(s.records))
-	return nil, nil
-}
-
-func (s *cycleSource) Replan(_ context.Context, j *engine.Job, _ []byte) error {
-	j.AddRecords(int64(s.records))
-	return nil
-}
-
-func (s *cycleSource) Commit(context.Context, *engine.Job) error { return nil }
-
 func cycleStream(c *engine.Context, batches [][][]dstream.KV[string, int64]) *dstream.Stream[dstream.KV[string, int64]] {
-	return dstream.NewSource(c, &cycleSource{records: stateBenchTouched}, "cycle",
+	src := &fixedSource{records: func(*engine.Job) int { return stateBenchTouched }}
+	return dstream.NewSource(c, src, "cycle",
 		func(_ context.Context, j *engine.Job) ([][]dstream.KV[string, int64], error) {
 			return batches[(j.Time.Unix()-1)%int64(len(batches))], nil
 		})

@@ -12,30 +12,10 @@ import (
 	"github.com/sluicehq/sluice/engine"
 )
 
-// windowRepeatSource is a source whose every batch holds the same records, for
-// benchmarks that run an unknown number of batches. The partitions it hands
-// out are shared between batches and never modified.
-type windowRepeatSource struct {
-	meta engine.Meta
-	n    int
-}
-
-func (s *windowRepeatSource) Meta() *engine.Meta { return &s.meta }
-
-func (s *windowRepeatSource) Plan(_ context.Context, j *engine.Job) ([]byte, error) {
-	j.AddRecords(int64(s.n))
-	return nil, nil
-}
-
-func (s *windowRepeatSource) Replan(_ context.Context, j *engine.Job, _ []byte) error {
-	j.AddRecords(int64(s.n))
-	return nil
-}
-
-func (s *windowRepeatSource) Commit(context.Context, *engine.Job) error { return nil }
-
 // windowRepeatStream returns a stream of records records a batch, spread over
-// keys keys, split into parts partitions.
+// keys keys, split into parts partitions: every batch holds the same records,
+// for benchmarks that run an unknown number of batches. The partitions it
+// hands out are shared between batches and never modified.
 func windowRepeatStream(c *engine.Context, records, keys, parts int) *dstream.Stream[dstream.KV[string, int64]] {
 	names := make([]string, keys)
 	for i := range names {
@@ -49,12 +29,13 @@ func windowRepeatStream(c *engine.Context, records, keys, parts int) *dstream.St
 	for i := range parts {
 		split[i] = all[i*records/parts : (i+1)*records/parts]
 	}
-	return dstream.NewSource(c, &windowRepeatSource{n: records}, "repeat",
+	src := &fixedSource{records: func(*engine.Job) int { return records }}
+	return dstream.NewSource(c, src, "repeat",
 		func(context.Context, *engine.Job) ([][]dstream.KV[string, int64], error) { return split, nil })
 }
 
 // windowBench is one job of BenchmarkReduceByKeyAndWindowInv: a windowed count over
-// a windowRepeatSource, filled before the timed loop.
+// a windowRepeatStream, filled before the timed loop.
 type windowBench struct {
 	name    string
 	c       *engine.Context
