@@ -89,10 +89,18 @@ func runOperation2[T1, T2, U any](t testing.TB, parallelism int, input1 [][]T1, 
 // manual clock's times 1 s, 2 s, …, each with the expected elements.
 func verifyOutput[U any](t testing.TB, expected [][]U, got []dstream.Batch[U], o order) {
 	t.Helper()
+	verifyWindowed(t, expected, got, testBatch, o)
+}
+
+// verifyWindowed is verifyOutput for a stream that emits every slide: the
+// batches are expected at the times slide, 2·slide, … after the manual
+// clock's zero.
+func verifyWindowed[U any](t testing.TB, expected [][]U, got []dstream.Batch[U], slide time.Duration, o order) {
+	t.Helper()
 	require.Len(t, got, len(expected), "number of output batches")
 	for i, want := range expected {
 		b := got[i]
-		require.Equal(t, time.Unix(0, 0).Add(time.Duration(i+1)*testBatch), b.Time, "time of output batch %d", i)
+		require.Equal(t, time.Unix(0, 0).Add(time.Duration(i+1)*slide), b.Time, "time of output batch %d", i)
 		elems := slices.Collect(b.All())
 		switch o {
 		case ordered:

@@ -42,23 +42,6 @@ func winSub(a, b int) int { return a - b }
 // winSeconds returns n seconds.
 func winSeconds(n int) time.Duration { return time.Duration(n) * time.Second }
 
-// verifyWindowed checks that got holds one batch per expected batch, at the
-// times slide, 2·slide, … after the manual clock's zero.
-func verifyWindowed[U any](t testing.TB, expected [][]U, got []dstream.Batch[U], slide time.Duration, o order) {
-	t.Helper()
-	require.Len(t, got, len(expected), "number of emitted windows")
-	for i, want := range expected {
-		b := got[i]
-		require.Equal(t, time.Unix(0, 0).Add(time.Duration(i+1)*slide), b.Time, "time of window %d", i)
-		elems := slices.Collect(b.All())
-		if o == ordered {
-			require.Equal(t, orNil(want), orNil(elems), "window %d (%v ms)", i, b.Time.UnixMilli())
-		} else {
-			require.ElementsMatch(t, want, elems, "window %d (%v ms)", i, b.Time.UnixMilli())
-		}
-	}
-}
-
 // testWindowOperation returns a case body in the shape of Spark's
 // testOperation(input, operation, expectedOutput, numBatches, useSet) with
 // numBatches = len(expected) × slide / batch.
