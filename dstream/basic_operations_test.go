@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -263,6 +264,13 @@ func TestBasicOperations(t *testing.T) {
 				{{"", dstream.Joined[dstream.Optional[int], dstream.Optional[string]]{some(1), noneX}}},
 				{{"", dstream.Joined[dstream.Optional[int], dstream.Optional[string]]{none, someX}}},
 			}, unordered)},
+		// A word count end to end: a fused FlatMap and Map into a shuffle,
+		// an empty batch, and a batch after the queue ran out.
+		{name: "word count over a queue", run: testOperation([][]string{{"a b", "b c"}, {}, {"c c"}},
+			func(s *dstream.Stream[string]) *dstream.Stream[string] {
+				return toStrings(dstream.ReduceByKey(dstream.Map(dstream.FlatMap(s, strings.Fields), pairOne), sum))
+			},
+			[][]string{{"(a,1)", "(b,2)", "(c,1)"}, {}, {"(c,2)"}, {}}, unordered)},
 	})
 }
 
