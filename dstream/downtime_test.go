@@ -78,11 +78,6 @@ func formatCounts(m map[string]int64) []string {
 // hold only batches after it, incremental windows keep their keys at 0,
 // states carry over, and idle keys time out at the first batch after it.
 func TestWindowsAndStateAcrossDowntime(t *testing.T) {
-	ones := func(s *dstream.Stream[string]) *dstream.Stream[dstream.KV[string, int64]] {
-		return dstream.Map(s, func(w string) dstream.KV[string, int64] { return dstream.Pair(w, int64(1)) })
-	}
-	add := func(a, b int64) int64 { return a + b }
-	sub := func(a, b int64) int64 { return a - b }
 	const w, slide = 3, 2
 	win, sl := winSeconds(w), winSeconds(slide)
 	cases := []struct {
@@ -154,12 +149,7 @@ func TestWindowsAndStateAcrossDowntime(t *testing.T) {
 			return []string{string(all)}, k%slide == 0
 		}},
 		{"UpdateStateByKey", func(s *dstream.Stream[string]) map[int64][]string {
-			return collectSorted(dstream.UpdateStateByKey(ones(s), func(vs []int64, n int64, _ bool) (int64, bool) {
-				for _, v := range vs {
-					n += v
-				}
-				return n, true
-			}).Name("op"))
+			return collectSorted(dstream.UpdateStateByKey(ones(s), addCount).Name("op"))
 		}, func(ran []int64, k int64) ([]string, bool) {
 			return formatCounts(countWords(inWindow(ran, k, k))), true
 		}},

@@ -187,6 +187,23 @@ func (s *fixedSource) Replan(ctx context.Context, j *engine.Job, _ []byte) error
 
 func (s *fixedSource) Commit(context.Context, *engine.Job) error { return nil }
 
+// ones pairs every word with a count of 1.
+func ones(s *dstream.Stream[string]) *dstream.Stream[dstream.KV[string, int64]] {
+	return dstream.Map(s, func(w string) dstream.KV[string, int64] { return dstream.Pair(w, int64(1)) })
+}
+
+func add(a, b int64) int64 { return a + b }
+func sub(a, b int64) int64 { return a - b }
+
+// addCount is an update function that keeps a running count. Keys without
+// data keep their state unchanged.
+func addCount(values []int64, n int64, _ bool) (int64, bool) {
+	for _, v := range values {
+		n += v
+	}
+	return n, true
+}
+
 // mapBatches applies f to every element of every batch, as Spark's tests
 // derive expected output with input.map(_.map(f)).
 func mapBatches[T, U any](batches [][]T, f func(T) []U) [][]U {

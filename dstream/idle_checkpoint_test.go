@@ -80,11 +80,6 @@ func TestIdleBatchesWriteNoCheckpoint(t *testing.T) {
 	)
 	input := [][]string{{"a", "b", "a"}, {"b", "c"}, {"a"}}
 	w2, w3, s1, s2 := winSeconds(2), winSeconds(3), winSeconds(1), winSeconds(2)
-	add := func(a, b int64) int64 { return a + b }
-	sub := func(a, b int64) int64 { return a - b }
-	ones := func(s *dstream.Stream[string]) *dstream.Stream[dstream.KV[string, int64]] {
-		return dstream.Map(s, func(w string) dstream.KV[string, int64] { return dstream.Pair(w, int64(1)) })
-	}
 	lens := func(s *dstream.Stream[string]) *dstream.Stream[int64] {
 		return dstream.Map(s, func(w string) int64 { return int64(len(w)) })
 	}
@@ -117,12 +112,7 @@ func TestIdleBatchesWriteNoCheckpoint(t *testing.T) {
 			return collectSorted(dstream.ReduceByWindowInv(lens(s), add, sub, w3, s1).Name("op"))
 		}},
 		{"UpdateStateByKey", func(s *dstream.Stream[string]) map[int64][]string {
-			return collectSorted(dstream.UpdateStateByKey(ones(s), func(vs []int64, n int64, _ bool) (int64, bool) {
-				for _, v := range vs {
-					n += v
-				}
-				return n, true
-			}).Name("op"))
+			return collectSorted(dstream.UpdateStateByKey(ones(s), addCount).Name("op"))
 		}},
 		{"MapWithState with timeout", func(s *dstream.Stream[string]) map[int64][]string {
 			spec := dstream.NewSimpleStateSpec(func(k string, v dstream.Optional[int64], st *dstream.State[int64]) string {

@@ -52,15 +52,6 @@ func cycleStream(c *engine.Context, batches [][][]dstream.KV[string, int64]) *ds
 		})
 }
 
-// addCount is the update function: a running count. Keys without data keep
-// their state unchanged, as most keys do at every batch.
-func addCount(values []int64, n int64, _ bool) (int64, bool) {
-	for _, v := range values {
-		n += v
-	}
-	return n, true
-}
-
 // heapAfterGC returns the live heap after a full collection.
 func heapAfterGC() uint64 {
 	runtime.GC()
