@@ -26,13 +26,8 @@ var (
 // WriteSnapshot writes every pane to w, encoding keys with kc and values
 // with vc, and starts a new chain of deltas (see [Panes.WriteDelta]).
 func (p *Panes[K, V]) WriteSnapshot(w io.Writer, kc state.Codec[K], vc state.Codec[V]) error {
-	e := newEncoder(kindPanesSnapshot)
 	gen := p.gen + 1
-	e.uvarint(gen)
-	if err := writePanes(e, p.s.items, kc, vc); err != nil {
-		return err
-	}
-	if err := e.finish(w); err != nil {
+	if err := writePanesSnapshot(w, gen, p.s.items, kc, vc); err != nil {
 		return err
 	}
 	p.gen = gen
@@ -114,17 +109,8 @@ func (p *Panes[K, V]) ApplyDelta(r io.Reader, kc state.Codec[K], vc state.Codec[
 // [Incremental.WriteDelta]). The functions given to [NewIncremental] are not
 // written: the program supplies them again when it restores.
 func (w *Incremental[K, V]) WriteSnapshot(wr io.Writer, kc state.Codec[K], vc state.Codec[V]) error {
-	e := newEncoder(kindIncrementalSnapshot)
 	gen := w.gen + 1
-	e.uvarint(gen)
-	w.writeStep(e)
-	if err := writePanes(e, w.panes.s.items, kc, vc); err != nil {
-		return err
-	}
-	if err := entries(e, w.cur, kc, vc); err != nil {
-		return err
-	}
-	if err := e.finish(wr); err != nil {
+	if err := w.writeSnapshot(wr, gen, kc, vc); err != nil {
 		return err
 	}
 	w.gen = gen
@@ -283,13 +269,8 @@ func readStep(d *decoder) (time.Time, bool) {
 // WriteSnapshot writes every batch to w, encoding records with c, and starts
 // a new chain of deltas (see [Buffer.WriteDelta]).
 func (b *Buffer[T]) WriteSnapshot(w io.Writer, c state.Codec[T]) error {
-	e := newEncoder(kindBufferSnapshot)
 	gen := b.gen + 1
-	e.uvarint(gen)
-	if err := writeBatches(e, b.s.items, c); err != nil {
-		return err
-	}
-	if err := e.finish(w); err != nil {
+	if err := writeBufferSnapshot(w, gen, b.s.items, c); err != nil {
 		return err
 	}
 	b.gen = gen
@@ -377,6 +358,40 @@ func applySeries[E any](s *series[E], h deltaHead, items []entry[E]) {
 		}
 	}
 	s.track()
+}
+
+// writePanesSnapshot writes a panes snapshot of items at generation gen.
+func writePanesSnapshot[K comparable, V any](w io.Writer, gen uint64, items []entry[map[K]V], kc state.Codec[K], vc state.Codec[V]) error {
+	e := newEncoder(kindPanesSnapshot)
+	e.uvarint(gen)
+	if err := writePanes(e, items, kc, vc); err != nil {
+		return err
+	}
+	return e.finish(w)
+}
+
+// writeSnapshot writes a snapshot of the window at generation gen.
+func (w *Incremental[K, V]) writeSnapshot(wr io.Writer, gen uint64, kc state.Codec[K], vc state.Codec[V]) error {
+	e := newEncoder(kindIncrementalSnapshot)
+	e.uvarint(gen)
+	w.writeStep(e)
+	if err := writePanes(e, w.panes.s.items, kc, vc); err != nil {
+		return err
+	}
+	if err := entries(e, w.cur, kc, vc); err != nil {
+		return err
+	}
+	return e.finish(wr)
+}
+
+// writeBufferSnapshot writes a buffer snapshot of items at generation gen.
+func writeBufferSnapshot[T any](w io.Writer, gen uint64, items []entry[[][]T], c state.Codec[T]) error {
+	e := newEncoder(kindBufferSnapshot)
+	e.uvarint(gen)
+	if err := writeBatches(e, items, c); err != nil {
+		return err
+	}
+	return e.finish(w)
 }
 
 func writePanes[K comparable, V any](e *encoder, items []entry[map[K]V], kc state.Codec[K], vc state.Codec[V]) error {

@@ -32,14 +32,7 @@ import (
 // copy, so it may run on another goroutine while p keeps changing.
 func (p *Panes[K, V]) SnapshotFunc(kc state.Codec[K], vc state.Codec[V]) func(io.Writer) error {
 	gen, items := p.gen, slices.Clone(p.s.items)
-	return func(w io.Writer) error {
-		e := newEncoder(kindPanesSnapshot)
-		e.uvarint(gen)
-		if err := writePanes(e, items, kc, vc); err != nil {
-			return err
-		}
-		return e.finish(w)
-	}
+	return func(w io.Writer) error { return writePanesSnapshot(w, gen, items, kc, vc) }
 }
 
 // SnapshotFunc is [Panes.SnapshotFunc] for an incremental window: the
@@ -54,18 +47,7 @@ func (w *Incremental[K, V]) SnapshotFunc(kc state.Codec[K], vc state.Codec[V]) f
 		stepped: w.stepped,
 	}
 	gen := w.gen
-	return func(wr io.Writer) error {
-		e := newEncoder(kindIncrementalSnapshot)
-		e.uvarint(gen)
-		frozen.writeStep(e)
-		if err := writePanes(e, frozen.panes.s.items, kc, vc); err != nil {
-			return err
-		}
-		if err := entries(e, frozen.cur, kc, vc); err != nil {
-			return err
-		}
-		return e.finish(wr)
-	}
+	return func(wr io.Writer) error { return frozen.writeSnapshot(wr, gen, kc, vc) }
 }
 
 // SnapshotFunc is [Panes.SnapshotFunc] for a buffer: the returned function
@@ -74,12 +56,5 @@ func (w *Incremental[K, V]) SnapshotFunc(kc state.Codec[K], vc state.Codec[V]) f
 // partitions are immutable and shared.
 func (b *Buffer[T]) SnapshotFunc(c state.Codec[T]) func(io.Writer) error {
 	gen, items := b.gen, slices.Clone(b.s.items)
-	return func(w io.Writer) error {
-		e := newEncoder(kindBufferSnapshot)
-		e.uvarint(gen)
-		if err := writeBatches(e, items, c); err != nil {
-			return err
-		}
-		return e.finish(w)
-	}
+	return func(w io.Writer) error { return writeBufferSnapshot(w, gen, items, c) }
 }
