@@ -166,7 +166,7 @@ func (w *Incremental[K, V]) Step(s Spec, zero, t time.Time) error {
 		return fmt.Errorf("%w: %s is not an emission time of a window sliding every %v from %s; step only at zero + k·slide, k ≥ 1",
 			ErrOutOfOrder, stamp(t), s.Slide, stamp(zero))
 	}
-	prev := t.Add(-s.Slide)
+	var prev time.Time // the time of the window this step starts from
 	switch {
 	case w.stepped && !w.at.Before(t):
 		return fmt.Errorf("%w: step at %s, but the last step was at %s; step at emission times in order (the next one is %s)",
