@@ -29,6 +29,7 @@ type Output interface {
 type Option func(*config) error
 
 type config struct {
+	name        string
 	parallelism int
 	checkpoint  string
 	manual      bool
@@ -88,6 +89,34 @@ func WithManualClock(start time.Time) Option {
 	}
 }
 
+// WithJobName names the job, overriding the default of no name. The name
+// identifies the job to the outside world: it labels its metrics and status
+// page, and outputs that must recognise a restarted job as the same one
+// (transactional Kafka writers derive their transactional IDs from it) use
+// it. It may hold ASCII letters, digits, '.', '_' and '-', at most 200 of
+// them, so that it can be part of a Kafka topic name or transactional ID.
+func WithJobName(name string) Option {
+	return func(c *config) error {
+		if err := checkJobName(name); err != nil {
+			return err
+		}
+		c.name = name
+		return nil
+	}
+}
+
+func checkJobName(name string) error {
+	if name == "" || len(name) > 200 {
+		return fmt.Errorf("engine: job name %q must have 1 to 200 characters; pass a name such as \"pagepopularity\" to WithJobName", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("engine: job name %q holds %q; use ASCII letters, digits, '.', '_' and '-' in WithJobName", name, r)
+		}
+	}
+	return nil
+}
+
 // WithLogger sets the logger, overriding the default that discards
 // everything. Each batch logs one Debug line.
 func WithLogger(l *slog.Logger) Option {
@@ -116,6 +145,7 @@ func WithListener(l Listener) Option {
 // Batches run one at a time in time order; inside a batch the tasks of every
 // stage run in parallel, at most the parallelism at once.
 type Context struct {
+	name        string
 	batch       time.Duration
 	parallelism int
 	manual      bool
@@ -160,6 +190,7 @@ func NewContext(batch time.Duration, opts ...Option) (*Context, error) {
 		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c := &Context{
+		name:        cfg.name,
 		batch:       batch,
 		parallelism: cfg.parallelism,
 		manual:      cfg.manual,
@@ -195,6 +226,9 @@ func alignDown(t time.Time, d time.Duration) time.Time {
 // directory. Stateful nodes use it to skip change tracking that only
 // checkpoints read.
 func (c *Context) Checkpointing() bool { return c.ckptDir != "" }
+
+// JobName returns the name set with [WithJobName], or "" when none was.
+func (c *Context) JobName() string { return c.name }
 
 // BatchInterval returns the batch interval.
 func (c *Context) BatchInterval() time.Duration { return c.batch }

@@ -587,3 +587,17 @@ func TestCloseWaitsForRunningBatch(t *testing.T) {
 		require.NoError(t, err, "the batch committed before Close released the checkpoint")
 	})
 }
+
+func TestWithJobName(t *testing.T) {
+	c, err := engine.NewContext(time.Second, engine.WithJobName("page-popularity.v2"))
+	require.NoError(t, err)
+	require.Equal(t, "page-popularity.v2", c.JobName())
+	c, err = engine.NewContext(time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "", c.JobName())
+	for _, bad := range []string{"", "a b", "ünï", strings.Repeat("x", 201), "a/b"} {
+		_, err := engine.NewContext(time.Second, engine.WithJobName(bad))
+		require.Error(t, err, "name %q", bad)
+		require.Contains(t, err.Error(), "WithJobName")
+	}
+}
