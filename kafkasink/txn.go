@@ -1,0 +1,180 @@
+// Package kafkasink writes the batches of a stream to Kafka exactly once,
+// in one Kafka transaction per batch.
+//
+// # Commit marker
+//
+// Every transaction holds, beside the batch's records, one marker record on
+// the compacted topic __sluice-<job>-<sink>-commits: its key names the job
+// and the sink, its value is the batch time in Unix milliseconds. The
+// marker commits or aborts with the records, so a reader of the marker
+// topic with read_committed isolation sees a batch's marker exactly when
+// its records are visible. A marker topic, rather than a transactional
+// offset commit to a consumer group, needs no group coordinator state and
+// can be read with any client (kcat included); compaction keeps it to one
+// record per key.
+//
+// When a writer opens it reads the newest committed marker; a batch no
+// newer than it, re-run after a crash between the sink's commit and the
+// checkpoint's, writes nothing.
+//
+// # Fencing
+//
+// The transactional ID is sluice-<job>-<sink>, so a restarted job fences
+// its predecessor: the broker bumps the producer epoch, and the older
+// producer's commit fails with [ErrFenced].
+//
+// # Job name
+//
+// A transactional writer needs the job's name, set with
+// engine.WithJobName: without it two jobs could share a transactional ID
+// and fence each other, so [NewTxn] refuses an empty job name.
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ErrFenced is wrapped by the error of a batch whose producer was fenced by
+// a newer instance of the same job and sink.
+var ErrFenced = errors.New("kafkasink: a newer instance of this job and sink took over the transactional ID; this instance must stop")
+
+// Txn writes batches of records, each batch in one Kafka transaction with
+// its commit marker. It is used by one goroutine at a time, the one that
+// runs the job's output operations.
+type Txn struct {
+	cl          *kgo.Client
+	job, sink   string
+	markerTopic string
+	last        int64 // newest committed batch time, Unix ms; -1: none
+}
+
+// MarkerTopic is the compacted topic holding the commit markers of job's
+// sink.
+func MarkerTopic(job, sink string) string { return "__sluice-" + job + "-" + sink + "-commits" }
+
+// TransactionalID is the transactional ID of job's sink.
+func TransactionalID(job, sink string) string { return "sluice-" + job + "-" + sink }
+
+// NewTxn opens a transactional writer for job's sink on the brokers seeds,
+// creating the marker topic if needed and reading its newest committed
+// marker. opts go to the kgo producer.
+func NewTxn(ctx context.Context, seeds []string, job, sink string, opts ...kgo.Opt) (*Txn, error) {
+	switch {
+	case job == "":
+		return nil, errors.New("kafkasink: the job has no name; name it with engine.WithJobName so that a restart fences the instance before it")
+	case sink == "":
+		return nil, errors.New("kafkasink: the sink has no name; name it so that its transactional ID is stable across restarts")
+	}
+	t := &Txn{job: job, sink: sink, markerTopic: MarkerTopic(job, sink), last: -1}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...),
+		kgo.TransactionalID(TransactionalID(job, sink)), kgo.TransactionTimeout(time.Minute)}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafkasink: the Kafka producer refused its options: %w", err)
+	}
+	t.cl = cl
+	if err := t.readMarker(ctx, seeds); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Txn) readMarker(ctx context.Context, seeds []string) error {
+	adm := kadm.NewClient(t.cl)
+	_, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": new("compact")}, t.markerTopic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("kafkasink: cannot create the marker topic %s: %w", t.markerTopic, err)
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, t.markerTopic)
+	if err != nil {
+		return fmt.Errorf("kafkasink: cannot list the end of the marker topic %s: %w", t.markerTopic, err)
+	}
+	end, ok := ends.Lookup(t.markerTopic, 0)
+	if !ok || end.Err != nil {
+		return fmt.Errorf("kafkasink: cannot list the end of the marker topic %s: %v", t.markerTopic, end.Err)
+	}
+	if end.Offset == 0 {
+		return nil
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{t.markerTopic: {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	key := t.job + "/" + t.sink
+	// The last committed transaction ends with its marker at end-2 and its
+	// commit control record at end-1. When the last one aborted, nothing
+	// reaches end-2 and the read stops at its deadline.
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for {
+		fs := cons.PollFetches(rctx)
+		if rctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := fs.Err(); err != nil {
+			return fmt.Errorf("kafkasink: cannot read the marker topic %s: %w", t.markerTopic, err)
+		}
+		done := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Key) == key {
+				if ms, err := strconv.ParseInt(string(r.Value), 10, 64); err == nil && ms > t.last {
+					t.last = ms
+				}
+			}
+			done = done || r.Offset >= end.Offset-2
+		})
+		if done {
+			return nil
+		}
+	}
+}
+
+// LastCommitted returns the newest batch time whose records are committed,
+// and false when there is none.
+func (t *Txn) LastCommitted() (time.Time, bool) {
+	return time.UnixMilli(t.last), t.last >= 0
+}
+
+// Write writes recs and the marker of the batch at batch in one
+// transaction and commits it. A batch no newer than the last committed one
+// writes nothing and reports false.
+func (t *Txn) Write(ctx context.Context, batch time.Time, recs []*kgo.Record) (bool, error) {
+	ms := batch.UnixMilli()
+	if ms <= t.last {
+		return false, nil
+	}
+	if err := t.cl.BeginTransaction(); err != nil {
+		return false, t.fail(err)
+	}
+	marker := &kgo.Record{Topic: t.markerTopic, Partition: 0, Key: []byte(t.job + "/" + t.sink), Value: strconv.AppendInt(nil, ms, 10)}
+	all := append(recs[:len(recs):len(recs)], marker)
+	if err := t.cl.ProduceSync(ctx, all...).FirstErr(); err != nil {
+		_ = t.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
+		return false, t.fail(err)
+	}
+	if err := t.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return false, t.fail(err)
+	}
+	t.last = ms
+	return true, nil
+}
+
+func (t *Txn) fail(err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		return fmt.Errorf("%w (transactional ID %s): %w", ErrFenced, TransactionalID(t.job, t.sink), err)
+	}
+	return fmt.Errorf("kafkasink: the transaction of sink %s failed: %w", t.sink, err)
+}
+
+// Close closes the producer.
+func (t *Txn) Close() { t.cl.Close() }
