@@ -233,30 +233,32 @@ func (k *checkpointer) recover() error {
 	if err != nil {
 		return err
 	}
-	if fm == nil {
-		fm = &format{Version: FormatVersion, ZeroMS: c.zero.UnixMilli(), IntervalMS: c.batch.Milliseconds(), Operators: k.names()}
-		if err := k.writeFormat(fm); err != nil {
+	if fm != nil {
+		if err := k.matchInterval(fm.IntervalMS, formatFile); err != nil {
 			return err
 		}
 	}
-	if fm.IntervalMS != c.batch.Milliseconds() {
-		return fmt.Errorf("%w: checkpoint dir %s was written with batch interval %v but this job uses %v; use the same interval or a fresh checkpoint dir",
-			ErrCheckpointMismatch, k.dir, time.Duration(fm.IntervalMS)*time.Millisecond, c.batch)
+	m, bodies, setAside, err := k.newestValidCommit()
+	if err != nil {
+		return err
+	}
+	if fm == nil {
+		if fm, err = k.rebuildFormat(m); err != nil {
+			return err
+		}
+	}
+	if m != nil {
+		if err := k.matchManifest(fm, m); err != nil {
+			return err
+		}
 	}
 	c.mu.Lock()
 	c.zero = time.UnixMilli(fm.ZeroMS)
 	c.mu.Unlock()
 	c.next = c.zero.Add(c.batch)
 
-	m, bodies, setAside, err := k.newestValidCommit()
-	if err != nil {
-		return err
-	}
 	restoredMS := fm.ZeroMS
 	if m != nil {
-		if err := k.matchOperators(m); err != nil {
-			return err
-		}
 		for _, op := range k.ops {
 			name := op.Meta().Name()
 			// matchOperators made sure the commit holds every operator.
@@ -298,6 +300,66 @@ func (k *checkpointer) recover() error {
 		c.skipDowntime()
 	}
 	return nil
+}
+
+// rebuildFormat writes the FORMAT file of a checkpoint that has none: a
+// fresh one for a new checkpoint, or one rebuilt from the newest verified
+// commit m when the file was lost. A directory that holds recorded input but
+// no commit and no FORMAT is refused: nothing says which interval wrote it.
+func (k *checkpointer) rebuildFormat(m *Manifest) (*format, error) {
+	c := k.c
+	p := filepath.Join(k.dir, formatFile)
+	if m == nil {
+		planned, err := k.listMS(offsetsDir)
+		if err != nil {
+			return nil, err
+		}
+		if len(planned) > 0 {
+			return nil, fmt.Errorf("%w: checkpoint dir %s holds recorded input in %s but no %s file and no commit, so nothing says which batch interval wrote it; restore %s from a backup or start with a fresh checkpoint dir",
+				ErrCheckpointMismatch, k.dir, offsetsDir, formatFile, p)
+		}
+		fm := &format{Version: FormatVersion, ZeroMS: c.zero.UnixMilli(), IntervalMS: c.batch.Milliseconds(), Operators: k.names()}
+		return fm, k.writeFormat(fm)
+	}
+	fm := &format{Version: FormatVersion, ZeroMS: m.ZeroMS, IntervalMS: m.IntervalMS}
+	for _, of := range m.Operators {
+		fm.Operators = append(fm.Operators, of.Name)
+	}
+	if err := k.matchInterval(fm.IntervalMS, fmt.Sprintf("commit %d", m.BatchMS)); err != nil {
+		return nil, err
+	}
+	if err := k.writeFormat(fm); err != nil {
+		return nil, err
+	}
+	c.logger.Warn("checkpoint: the FORMAT file was missing; rebuilt it from the newest verified commit",
+		slog.String("file", p), slog.Int64("commit_ms", m.BatchMS),
+		slog.Duration("interval", time.Duration(m.IntervalMS)*time.Millisecond))
+	return fm, nil
+}
+
+// matchInterval refuses a checkpoint written at another batch interval; what
+// names where the interval was read (the FORMAT file or a commit).
+func (k *checkpointer) matchInterval(intervalMS int64, what string) error {
+	if intervalMS == k.c.batch.Milliseconds() {
+		return nil
+	}
+	return fmt.Errorf("%w: checkpoint dir %s was written with batch interval %v (its %s says so) but this job uses %v; use the same interval or a fresh checkpoint dir",
+		ErrCheckpointMismatch, k.dir, time.Duration(intervalMS)*time.Millisecond, what, k.c.batch)
+}
+
+// matchManifest cross-checks the commit to restore against the FORMAT file
+// and the job: its interval, its zero time, and its operators' names and
+// kinds. No path loads state written under another interval.
+func (k *checkpointer) matchManifest(fm *format, m *Manifest) error {
+	what := fmt.Sprintf("commit %d", m.BatchMS)
+	if err := k.matchInterval(m.IntervalMS, what); err != nil {
+		return err
+	}
+	if m.ZeroMS != fm.ZeroMS {
+		return fmt.Errorf("%w: checkpoint dir %s: %s counts batches from %d ms but its %s from %d ms, so one of them belongs to another job; restore %s from a backup, delete it to have it rebuilt from the newest commit, or start with a fresh checkpoint dir",
+			ErrCheckpointMismatch, k.dir, what, m.ZeroMS, formatFile, fm.ZeroMS, filepath.Join(k.dir, formatFile))
+	}
+	return k.matchOperators(m)
 }
 
 func (k *checkpointer) removeTemps() error {
@@ -359,9 +421,9 @@ func (k *checkpointer) writeFormat(fm *format) error {
 // matchOperators refuses a commit whose stateful operators differ from the
 // job's.
 func (k *checkpointer) matchOperators(m *Manifest) error {
-	have := make(map[string]bool)
+	have := make(map[string]string) // name → kind
 	for _, of := range m.Operators {
-		have[of.Name] = true
+		have[of.Name] = of.Kind
 	}
 	want := make(map[string]bool)
 	for _, name := range k.names() {
@@ -375,7 +437,11 @@ func (k *checkpointer) matchOperators(m *Manifest) error {
 	}
 	for _, op := range k.ops {
 		name := op.Meta().Name()
-		if !have[name] {
+		if kind, ok := have[name]; ok && kind != op.Meta().Kind {
+			return fmt.Errorf("%w: checkpoint dir %s holds operator %q as a %s but this job defines it as a %s; give the job's operator another name, or start with a fresh checkpoint dir",
+				ErrCheckpointMismatch, k.dir, name, kind, op.Meta().Kind)
+		}
+		if _, ok := have[name]; !ok {
 			return fmt.Errorf("%w: this job defines stateful operator %q (%s) which checkpoint dir %s does not hold; name it as the checkpoint does, or start with a fresh checkpoint dir",
 				ErrCheckpointMismatch, name, op.Meta().Kind, k.dir)
 		}

@@ -168,13 +168,39 @@ func collected(dir string, ms int64, err error) bool {
 // verify checks the FORMAT file, every commit with the files it references,
 // and every planned-input file. Commits and planned-input files that a
 // running job removes while verify reads them are skipped.
+// format is the part of a checkpoint's FORMAT file that verify checks the
+// commits against.
+type format struct {
+	ZeroMS     int64 `json:"zero_ms"`
+	IntervalMS int64 `json:"interval_ms"`
+}
+
+// readFormat reads dir's FORMAT file. A missing one is reported with what
+// the job does about it.
+func readFormat(dir string) (*format, error) {
+	p := filepath.Join(dir, "FORMAT")
+	body, err := state.ReadFile(state.OSFS{}, p, state.KindFormat)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s is missing; the job rebuilds it from the newest verified commit when it starts (and refuses to start when there is none)", p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var fm format
+	if err := json.Unmarshal(body, &fm); err != nil {
+		return nil, fmt.Errorf("%s does not parse: %v", p, err)
+	}
+	return &fm, nil
+}
+
 func verify(dir string, stdout, stderr io.Writer) int {
 	bad := 0
 	report := func(err error) {
 		bad++
 		fmt.Fprintln(stderr, "FAIL", err)
 	}
-	if _, err := state.ReadFile(state.OSFS{}, filepath.Join(dir, "FORMAT"), state.KindFormat); err != nil {
+	fm, err := readFormat(dir)
+	if err != nil {
 		report(err)
 	}
 	var times []int64
@@ -193,6 +219,11 @@ func verify(dir string, stdout, stderr io.Writer) int {
 			}
 			if err != nil {
 				report(err)
+				continue
+			}
+			if fm != nil && (m.IntervalMS != fm.IntervalMS || m.ZeroMS != fm.ZeroMS) {
+				report(fmt.Errorf("commit %d was written with batch interval %v from zero time %d ms but FORMAT says %v from %d ms; the job refuses to restore it",
+					ms, time.Duration(m.IntervalMS)*time.Millisecond, m.ZeroMS, time.Duration(fm.IntervalMS)*time.Millisecond, fm.ZeroMS))
 				continue
 			}
 			verified++

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/state"
 )
 
 // makeCheckpoint runs a small stateful job with a checkpoint in a new dir.
@@ -99,4 +101,26 @@ func TestVerifyWhileTheJobRuns(t *testing.T) {
 		require.NotContains(t, out.String(), "DOES NOT VERIFY")
 	}
 	t.Logf("%d verify runs", runs)
+}
+
+func TestVerifyCrossChecksCommitsWithFormat(t *testing.T) {
+	dir := makeCheckpoint(t)
+	p := filepath.Join(dir, "FORMAT")
+	body, err := state.ReadFile(state.OSFS{}, p, state.KindFormat)
+	require.NoError(t, err)
+	var fm map[string]any
+	require.NoError(t, json.Unmarshal(body, &fm))
+	fm["interval_ms"] = 2000
+	body, err = json.Marshal(fm)
+	require.NoError(t, err)
+	require.NoError(t, state.WriteFile(state.OSFS{}, p, state.KindFormat, body))
+	var out, errOut bytes.Buffer
+	require.Equal(t, 1, run([]string{"verify", dir}, &out, &errOut))
+	require.Contains(t, errOut.String(), "commit 3000 was written with batch interval 1s from zero time 0 ms but FORMAT says 2s")
+
+	require.NoError(t, os.Remove(p))
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, 1, run([]string{"verify", dir}, &out, &errOut))
+	require.Contains(t, errOut.String(), p+" is missing; the job rebuilds it from the newest verified commit")
 }
