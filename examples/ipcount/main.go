@@ -49,7 +49,7 @@ func build(j *exampleutil.Job) error {
 	})
 	counts := dstream.ReduceByKeyAndWindowInv(requests, add, sub, cfg.Window, cfg.Slide,
 		func(kv dstream.KV[string, int64]) bool { return kv.Value > 0 }).Name("ip-counts")
-	dstream.ForEachBatch(counts, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
+	dstream.ForEachBatch(counts, func(ctx context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
 		rows := exampleutil.Collect(b)
 		exampleutil.SortByValue(rows)
 		var total int64
@@ -66,7 +66,7 @@ func build(j *exampleutil.Job) error {
 		for i, kv := range rows {
 			saved[i] = ipCount{kv.Key, kv.Value}
 		}
-		return exampleutil.Save(j, "", b.Time, saved)
+		return exampleutil.Save(ctx, j, "", b.Time, saved)
 	})
 	return nil
 }

@@ -55,7 +55,7 @@ func build(j *exampleutil.Job) error {
 		return []dstream.KV[string, float64]{dstream.Pair(b.Page, b.Popularity())}
 	})
 	popularity := dstream.UpdateStateByKey(contributions, accumulate).Name("popularity")
-	dstream.ForEachBatch(popularity, func(_ context.Context, b dstream.Batch[dstream.KV[string, float64]]) error {
+	dstream.ForEachBatch(popularity, func(ctx context.Context, b dstream.Batch[dstream.KV[string, float64]]) error {
 		rows := exampleutil.Collect(b)
 		for i := range rows {
 			rows[i].Value = rounded(rows[i].Value)
@@ -70,7 +70,7 @@ func build(j *exampleutil.Job) error {
 		for i, kv := range rows {
 			saved[i] = pagePopularity{kv.Key, exampleutil.Fixed(kv.Value)}
 		}
-		return exampleutil.Save(j, "", b.Time, saved)
+		return exampleutil.Save(ctx, j, "", b.Time, saved)
 	})
 	return nil
 }

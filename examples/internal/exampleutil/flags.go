@@ -61,6 +61,7 @@ type Config struct {
 	Backpressure        bool          // --backpressure
 	Generate            float64       // --generate, resolved: records/s, 0 = off
 	Save                string        // --save prefix; empty: nothing saved
+	Sink                string        // --sink SCHEME:TARGET; empty: none
 	Duration            time.Duration // --duration; 0 = until stopped
 	StopWhenIdle        int           // --stop-when-idle; 0 = never
 }
@@ -117,6 +118,7 @@ func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
 	}
 	fs.StringVar(&generate, "generate", "", "`RATE` in records/s the built-in generator writes to the topic; 0 turns it off (default "+rateDefault+")")
 	fs.StringVar(&cfg.Save, "save", "", "write each batch's results as JSON lines to `PREFIX`-<batch ms>.jsonl")
+	fs.StringVar(&cfg.Sink, "sink", "", "also write each batch's results to `SINK`, exactly once: "+sinkForms())
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop gracefully after `D`; 0 runs until Ctrl-C")
 	fs.IntVar(&cfg.StopWhenIdle, "stop-when-idle", 0, "stop gracefully after `N` batches in a row that read nothing (no backlog left); 0 never")
 
@@ -217,6 +219,11 @@ func checkConfig(spec Spec, cfg *Config, set map[string]bool) error {
 	if cfg.Checkpoint != "" {
 		if fi, err := os.Stat(cfg.Checkpoint); err == nil && !fi.IsDir() {
 			return usagef("--checkpoint %s is a file, not a directory; name a directory, new or used before by %s.", cfg.Checkpoint, spec.Name)
+		}
+	}
+	if cfg.Sink != "" {
+		if _, err := sinkScheme(cfg.Sink); err != nil {
+			return err
 		}
 	}
 	if cfg.Save != "" && strings.HasSuffix(cfg.Save, string(filepath.Separator)) {

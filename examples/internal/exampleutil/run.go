@@ -48,6 +48,7 @@ type Job struct {
 	Malformed *Counter
 
 	counters []*Counter
+	sink     Sink
 }
 
 // Counter returns a new counter shown in the batch line after the malformed
@@ -59,8 +60,17 @@ func (j *Job) Counter(label string) *Counter {
 }
 
 // Save writes rows to the --save file of kind ("" for the main results) for
-// the batch at t. It does nothing without --save.
-func Save[T any](j *Job, kind string, t time.Time, rows []T) error {
+// the batch at t, and to the --sink. It does nothing without either.
+func Save[T any](ctx context.Context, j *Job, kind string, t time.Time, rows []T) error {
+	if j.sink != nil {
+		anys := make([]any, len(rows))
+		for i, r := range rows {
+			anys[i] = r
+		}
+		if err := j.sink.Write(ctx, kind, t, anys); err != nil {
+			return err
+		}
+	}
 	if j.Config.Save == "" {
 		return nil
 	}
@@ -155,7 +165,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 		return err
 	}
 
-	opts := []engine.Option{engine.WithLogger(slog.New(quietFailures{r.logger.Handler()}))}
+	opts := []engine.Option{engine.WithLogger(slog.New(quietFailures{r.logger.Handler()})), engine.WithJobName(r.spec.Name)}
 	if cfg.Checkpoint != "" {
 		opts = append(opts, engine.WithCheckpoint(cfg.Checkpoint))
 	}
@@ -180,6 +190,12 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	}
 	records.Name("kafka")
 	job := &Job{Config: cfg, Context: c, Records: records, Out: r.out, Malformed: NewCounter("malformed")}
+	if cfg.Sink != "" {
+		if job.sink, err = openSink(ctx, cfg.Sink, job, addrs); err != nil {
+			return err
+		}
+		c.OnClose(job.sink.Close)
+	}
 	if err := build(job); err != nil {
 		return err
 	}

@@ -53,8 +53,8 @@ func (c *counting) build(j *Job) error {
 		c.good.Add(1)
 		return []string{string(r.Value)}
 	})
-	dstream.ForEachBatch(good, func(_ context.Context, b dstream.Batch[string]) error {
-		if err := Save(j, "", b.Time, Collect(b)); err != nil {
+	dstream.ForEachBatch(good, func(ctx context.Context, b dstream.Batch[string]) error {
+		if err := Save(ctx, j, "", b.Time, Collect(b)); err != nil {
 			return err
 		}
 		if c.onBatch != nil {

@@ -1,0 +1,95 @@
+package exampleutil
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A Sink receives the result rows of every batch of an example, as the
+// --sink flag names it. Write runs in the job's output operation, before
+// the checkpoint commits, so a sink that commits there and recognises a
+// re-run batch writes every batch exactly once.
+type Sink interface {
+	// Write writes rows, the results of kind ("" for the main results) of
+	// the batch at t. Every row marshals to a JSON object.
+	Write(ctx context.Context, kind string, t time.Time, rows []any) error
+	// Close releases the sink when the job stops.
+	Close() error
+}
+
+// SinkScheme is one kind of --sink value, SCHEME:TARGET (or SCHEME://...
+// for URLs). Each scheme registers itself with [RegisterSink] from its own
+// file.
+type SinkScheme struct {
+	// Name is the scheme, before the first colon ("kafka").
+	Name string
+	// Form is the value's shape for -h and error messages ("kafka:TOPIC").
+	Form string
+	// Check validates the whole value when the flags are parsed; its error
+	// is one sentence naming the fix.
+	Check func(value string) error
+	// Open creates the sink when the job starts, after the broker is up:
+	// addrs are the Kafka seed brokers the job reads from.
+	Open func(ctx context.Context, value string, j *Job, addrs []string) (Sink, error)
+}
+
+var (
+	sinkMu      sync.Mutex
+	sinkSchemes = map[string]SinkScheme{}
+)
+
+// RegisterSink adds a --sink scheme. It panics on a duplicate name, a
+// programming error.
+func RegisterSink(s SinkScheme) {
+	sinkMu.Lock()
+	defer sinkMu.Unlock()
+	if _, dup := sinkSchemes[s.Name]; dup || s.Name == "" || s.Open == nil {
+		panic("exampleutil: RegisterSink got a duplicate, unnamed or unopenable scheme " + s.Name)
+	}
+	sinkSchemes[s.Name] = s
+}
+
+// sinkForms lists the registered forms for -h and error messages.
+func sinkForms() string {
+	sinkMu.Lock()
+	defer sinkMu.Unlock()
+	forms := make([]string, 0, len(sinkSchemes))
+	for _, s := range sinkSchemes {
+		forms = append(forms, s.Form)
+	}
+	slices.Sort(forms)
+	return strings.Join(forms, ", ")
+}
+
+// sinkScheme returns the scheme of a --sink value, or a usage error.
+func sinkScheme(value string) (SinkScheme, error) {
+	name, _, ok := strings.Cut(value, ":")
+	sinkMu.Lock()
+	s, known := sinkSchemes[name]
+	sinkMu.Unlock()
+	if !ok || !known {
+		return SinkScheme{}, usagef("--sink %q names no known sink; write one of %s.", value, sinkForms())
+	}
+	if s.Check != nil {
+		if err := s.Check(value); err != nil {
+			return SinkScheme{}, err
+		}
+	}
+	return s, nil
+}
+
+func openSink(ctx context.Context, value string, j *Job, addrs []string) (Sink, error) {
+	s, err := sinkScheme(value)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := s.Open(ctx, value, j, addrs)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open --sink %s: %w", value, err)
+	}
+	return sk, nil
+}

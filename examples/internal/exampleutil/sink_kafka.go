@@ -1,0 +1,90 @@
+package exampleutil
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/kafkasink"
+)
+
+// The kafka scheme writes each batch's rows as JSON records to TOPIC (the
+// rows of another kind to TOPIC-KIND), in one Kafka transaction per batch
+// with [kafkasink.Txn]: read with isolation.level=read_committed, every
+// batch shows exactly once.
+func init() {
+	RegisterSink(SinkScheme{
+		Name:  "kafka",
+		Form:  "kafka:TOPIC",
+		Check: checkKafkaSink,
+		Open:  openKafkaSink,
+	})
+}
+
+func checkKafkaSink(value string) error {
+	topic := strings.TrimPrefix(value, "kafka:")
+	if topic == "" || strings.ContainsAny(topic, " /,:") {
+		return usagef("--sink %q has no valid topic; write it as --sink kafka:results.", value)
+	}
+	return nil
+}
+
+type kafkaSink struct {
+	topic, job string
+	addrs      []string
+	txns       map[string]*kafkasink.Txn // by kind
+}
+
+func openKafkaSink(ctx context.Context, value string, j *Job, addrs []string) (Sink, error) {
+	return &kafkaSink{topic: strings.TrimPrefix(value, "kafka:"), job: j.Context.JobName(), addrs: addrs,
+		txns: map[string]*kafkasink.Txn{}}, nil
+}
+
+func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, rows []any) error {
+	topic := s.topic
+	if kind != "" {
+		topic += "-" + kind
+	}
+	w, ok := s.txns[kind]
+	if !ok {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.addrs...))
+		if err != nil {
+			return err
+		}
+		_, err = kadm.NewClient(cl).CreateTopic(ctx, -1, -1, nil, topic)
+		cl.Close()
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("cannot create the topic %s: %w", topic, err)
+		}
+		if w, err = kafkasink.NewTxn(ctx, s.addrs, s.job, topic); err != nil {
+			return err
+		}
+		s.txns[kind] = w
+	}
+	bt := []kgo.RecordHeader{{Key: "sluice-batch-time", Value: strconv.AppendInt(nil, t.UnixMilli(), 10)}}
+	recs := make([]*kgo.Record, 0, len(rows))
+	for _, r := range rows {
+		v, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("cannot encode a row for %s: %w", topic, err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Value: v, Headers: bt})
+	}
+	_, err := w.Write(ctx, t, recs)
+	return err
+}
+
+func (s *kafkaSink) Close() error {
+	for _, w := range s.txns {
+		w.Close()
+	}
+	return nil
+}
