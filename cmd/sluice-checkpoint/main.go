@@ -37,6 +37,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() != 2 {
@@ -50,8 +53,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "inspect":
-		if err := inspect(dir, stdout); err != nil {
+		bad, err := inspect(dir, stdout)
+		if err != nil {
 			fmt.Fprintln(stderr, "sluice-checkpoint:", err)
+			return 1
+		}
+		if bad > 0 {
+			fmt.Fprintf(stderr, "sluice-checkpoint: %s does not verify; run sluice-checkpoint verify %s for the details\n", plural(bad, "commit"), dir)
 			return 1
 		}
 		return 0
@@ -82,12 +90,21 @@ func stamp(ms int64) string {
 	return fmt.Sprintf("%d (%s)", ms, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
 }
 
-func inspect(dir string, w io.Writer) error {
+// plural returns "1 commit", "2 commits".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
+
+// inspect prints what dir holds and returns how many commits do not verify.
+func inspect(dir string, w io.Writer) (bad int, err error) {
 	times, err := commitTimes(dir)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	fmt.Fprintf(w, "checkpoint %s: %d commits\n", dir, len(times))
+	fmt.Fprintf(w, "checkpoint %s: %s\n", dir, plural(len(times), "commit"))
 	for _, ms := range times {
 		m, _, err := engine.LoadCommit(state.OSFS{}, dir, ms)
 		if collected(dir, ms, err) {
@@ -95,6 +112,7 @@ func inspect(dir string, w io.Writer) error {
 		}
 		if err != nil {
 			fmt.Fprintf(w, "\ncommit %s: DOES NOT VERIFY: %v\n", stamp(ms), err)
+			bad++
 			continue
 		}
 		fmt.Fprintf(w, "\ncommit %s, batch interval %v\n", stamp(ms), time.Duration(m.IntervalMS)*time.Millisecond)
@@ -105,7 +123,7 @@ func inspect(dir string, w io.Writer) error {
 				size += f.Len
 				kinds = append(kinds, f.Kind)
 			}
-			fmt.Fprintf(w, "  operator %-28s %-22s %3d files (%s), %d bytes\n", op.Name, op.Kind, len(op.Files), summarize(kinds), size)
+			fmt.Fprintf(w, "  operator %-28s %-22s %s (%s), %s\n", op.Name, op.Kind, plural(len(op.Files), "file"), summarize(kinds), plural(int(size), "byte"))
 		}
 		names := slices.Sorted(maps.Keys(m.Sources))
 		for _, name := range names {
@@ -122,7 +140,7 @@ func inspect(dir string, w io.Writer) error {
 			}
 		}
 	}
-	return nil
+	return bad, nil
 }
 
 func summarize(kinds []string) string {
@@ -148,7 +166,7 @@ func printSource(w io.Writer, raw json.RawMessage) {
 	}
 	if err := json.Unmarshal(raw, &ranges); err == nil && len(ranges) > 0 && ranges[0].Topic != "" {
 		for _, r := range ranges {
-			fmt.Fprintf(w, "    %s[%d] offsets [%d, %d) %d records\n", r.Topic, r.Partition, r.From, r.Until, r.Until-r.From)
+			fmt.Fprintf(w, "    %s[%d] offsets [%d, %d) %s\n", r.Topic, r.Partition, r.From, r.Until, plural(int(r.Until-r.From), "record"))
 		}
 		return
 	}
@@ -248,13 +266,13 @@ func verify(dir string, stdout, stderr io.Writer) int {
 		}
 	}
 	if bad > 0 {
-		fmt.Fprintf(stdout, "%s: %d problems found; see above\n", dir, bad)
+		fmt.Fprintf(stdout, "%s: %s found; see above\n", dir, plural(bad, "problem"))
 		return 1
 	}
 	if verified == 0 {
 		report(errors.New("no commits: nothing to restore from"))
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: OK, %d commits, %d files verified\n", dir, verified, files)
+	fmt.Fprintf(stdout, "%s: OK, %s, %s verified\n", dir, plural(verified, "commit"), plural(files, "file"))
 	return 0
 }

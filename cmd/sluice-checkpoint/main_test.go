@@ -49,7 +49,21 @@ func TestInspectAndVerify(t *testing.T) {
 	errOut.Reset()
 	require.Equal(t, 1, run([]string{"verify", dir}, &out, &errOut))
 	require.Contains(t, errOut.String(), p, "the failure names the file")
-	require.Contains(t, out.String(), "1 problems")
+	require.Contains(t, out.String(), "1 problem found")
+
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, 1, run([]string{"inspect", dir}, &out, &errOut), "inspect fails on a corrupt commit")
+	require.Contains(t, out.String(), "commit 2000 (1970-01-01T00:00:02Z): DOES NOT VERIFY")
+	require.Contains(t, errOut.String(), "1 commit does not verify")
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, 0, run([]string{arg}, &out, &errOut), arg)
+		require.Contains(t, errOut.String(), "usage: sluice-checkpoint")
+	}
 }
 
 func TestBadArguments(t *testing.T) {
