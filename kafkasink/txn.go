@@ -1,5 +1,8 @@
 // Package kafkasink writes the batches of a stream to Kafka exactly once,
-// in one Kafka transaction per batch.
+// in one Kafka transaction per batch. [WriteTxn] registers the output on a
+// stream, with an encode function that sets each record's topic,
+// partition, key, headers and timestamp and a dead-letter topic for the
+// elements it rejects; [Txn] is the transactional writer under it.
 //
 // # Commit marker
 //

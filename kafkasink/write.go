@@ -1,0 +1,130 @@
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+)
+
+// Headers of the records the sink writes.
+const (
+	// BatchTimeHeader holds the batch time in Unix milliseconds, as text.
+	BatchTimeHeader = "sluice-batch-time"
+	// ErrorHeader holds, on dead-letter records, why encode rejected the
+	// element.
+	ErrorHeader = "sluice-error"
+)
+
+// Config configures [WriteTxn].
+type Config struct {
+	// Brokers are the seed brokers; required.
+	Brokers []string
+	// Sink names the sink within the job; with the job's name
+	// (engine.WithJobName) it makes the transactional ID and the marker
+	// topic. Required.
+	Sink string
+	// DeadLetterTopic receives, in the batch's transaction, the elements
+	// encode rejects: the element printed with fmt.Sprint, the error in
+	// the [ErrorHeader]. Empty: they are only counted.
+	DeadLetterTopic string
+	// ClientOpts go to the kgo producer.
+	ClientOpts []kgo.Opt
+}
+
+// Stats are a sink's counters.
+type Stats struct {
+	Records     int64 // records committed
+	Failures    int64 // batches whose transaction failed
+	DeadLetters int64 // elements encode rejected
+	Skipped     int64 // re-run batches found already committed
+}
+
+// Sink is the handle of an output registered by [WriteTxn].
+type Sink struct {
+	name                                    string
+	records, failures, deadLetters, skipped atomic.Int64
+}
+
+// Stats returns the sink's counters.
+func (s *Sink) Stats() Stats {
+	return Stats{s.records.Load(), s.failures.Load(), s.deadLetters.Load(), s.skipped.Load()}
+}
+
+// Metrics reports the counters as sink_records_total,
+// sink_failures_total and sink_dead_letters_total, labelled with the sink.
+func (s *Sink) Metrics() []engine.Metric {
+	l := map[string]string{"sink": s.name}
+	return []engine.Metric{
+		{Name: "sink_records_total", Help: "Records the sink committed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.records.Load())},
+		{Name: "sink_failures_total", Help: "Batches whose transaction failed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.failures.Load())},
+		{Name: "sink_dead_letters_total", Help: "Elements the encode function rejected.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.deadLetters.Load())},
+	}
+}
+
+// WriteTxn registers an output operation that writes every batch of s
+// exactly once: the records encode returns (topic, partition, key, headers
+// and timestamp are encode's to set; an empty topic is an error of that
+// element) and the batch's commit marker, in one transaction committed
+// before the checkpoint commits. The job must be named with
+// engine.WithJobName. An element encode rejects goes to the
+// DeadLetterTopic, or is counted, and never fails the batch.
+func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, encode func(T) (*kgo.Record, error)) (*Sink, error) {
+	if encode == nil {
+		return nil, errors.New("kafkasink: WriteTxn got a nil encode function; pass one that returns a *kgo.Record")
+	}
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("kafkasink: WriteTxn got no brokers; set Config.Brokers to host:port seeds")
+	}
+	c := s.Context()
+	w, err := NewTxn(ctx, cfg.Brokers, c.JobName(), cfg.Sink, cfg.ClientOpts...)
+	if err != nil {
+		return nil, err
+	}
+	c.OnClose(func() error { w.Close(); return nil })
+	sink := &Sink{name: cfg.Sink}
+	dstream.ForEachBatch(s, func(ctx context.Context, b dstream.Batch[T]) error {
+		bt := kgo.RecordHeader{Key: BatchTimeHeader, Value: strconv.AppendInt(nil, b.Time.UnixMilli(), 10)}
+		recs := make([]*kgo.Record, 0, b.Len())
+		var dead int64
+		for x := range b.All() {
+			r, err := encode(x)
+			if err == nil && (r == nil || r.Topic == "") {
+				err = errors.New("encode returned a record without a topic")
+			}
+			if err != nil {
+				dead++
+				if cfg.DeadLetterTopic != "" {
+					recs = append(recs, &kgo.Record{Topic: cfg.DeadLetterTopic, Value: []byte(fmt.Sprint(x)),
+						Headers: []kgo.RecordHeader{bt, {Key: ErrorHeader, Value: []byte(err.Error())}}})
+				}
+				continue
+			}
+			r.Headers = append(r.Headers, bt)
+			recs = append(recs, r)
+		}
+		wrote, err := w.Write(ctx, b.Time, recs)
+		switch {
+		case err != nil:
+			sink.failures.Add(1)
+			return err
+		case !wrote:
+			sink.skipped.Add(1)
+		default:
+			n := int64(len(recs))
+			if cfg.DeadLetterTopic != "" {
+				n -= dead
+			}
+			sink.records.Add(n)
+			sink.deadLetters.Add(dead)
+		}
+		return nil
+	})
+	return sink, nil
+}
