@@ -522,7 +522,7 @@ func (n *directNode) startOffsets(ctx context.Context, ps *partitions, fix []Top
 		return nil
 	}
 	var group map[TopicPartition]int64
-	if n.cfg.group != "" {
+	if n.cfg.group != "" && !n.cfg.ignoreGroup {
 		leaders := make(map[TopicPartition]int32, len(fix))
 		for _, tp := range fix {
 			leaders[tp] = ps.leaders[tp]

@@ -25,6 +25,8 @@ func TestStartingOffsetPrecedence(t *testing.T) {
 		{"explicit over group over reset latest", []Option{WithGroup("g"), WithStartOffsets(map[TopicPartition]int64{{"t", 0}: 3}), WithResetPolicy(Latest)}, []int64{3, 7, 10}},
 		{"explicit over group over reset earliest", []Option{WithGroup("g"), WithStartOffsets(map[TopicPartition]int64{{"t", 0}: 3}), WithResetPolicy(Earliest)}, []int64{3, 7, 0}},
 		{"group over reset", []Option{WithGroup("g"), WithResetPolicy(Earliest)}, []int64{5, 7, 0}},
+		{"group offsets ignored, reset earliest", []Option{WithGroup("g"), WithGroupOffsets(false), WithResetPolicy(Earliest)}, []int64{0, 0, 0}},
+		{"group offsets ignored, explicit kept, reset latest", []Option{WithGroup("g"), WithGroupOffsets(false), WithStartOffsets(map[TopicPartition]int64{{"t", 0}: 3}), WithResetPolicy(Latest)}, []int64{3, 10, 10}},
 		{"reset only latest", []Option{WithResetPolicy(Latest)}, []int64{10, 10, 10}},
 		{"reset only earliest", nil, []int64{0, 0, 0}},
 		{"explicit offsets of partitions not read are ignored", []Option{WithStartOffsets(map[TopicPartition]int64{{"other", 0}: 99})}, []int64{0, 0, 0}},

@@ -62,6 +62,7 @@ type Option func(*config) error
 type config struct {
 	brokers       []string
 	group         string
+	ignoreGroup   bool // WithGroupOffsets(false)
 	regex         bool
 	partitions    []TopicPartition
 	start         map[TopicPartition]int64
@@ -123,6 +124,18 @@ func WithGroup(id string) Option {
 			return optErr("WithGroup got an empty group id; name the group or drop the option")
 		}
 		c.group = id
+		return nil
+	}
+}
+
+// WithGroupOffsets sets whether partitions without a checkpoint position or
+// start offset ([WithStartOffsets]) start at the committed offsets of the
+// [WithGroup] group, overriding the default true. With false they start as
+// [WithResetPolicy] says, whatever the group holds; the stream still
+// commits its offsets to the group after every batch.
+func WithGroupOffsets(use bool) Option {
+	return func(c *config) error {
+		c.ignoreGroup = !use
 		return nil
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"os"
@@ -53,10 +54,13 @@ type Config struct {
 	Topic               string        // --topic
 	Partitions          int           // --partitions
 	Group               string        // --group
+	StartOffsets        StartOffsets  // --start-offsets
 	Batch               time.Duration // --batch
 	Window, Slide       time.Duration // --window, --slide (windowed examples)
+	Parallelism         int           // --parallelism; 0: GOMAXPROCS
 	Top                 int           // --top
 	Checkpoint          string        // --checkpoint; empty: none
+	RollbackOnCorrupt   bool          // --rollback-on-corrupt
 	MaxRatePerPartition int64         // --max-rate-per-partition
 	Backpressure        bool          // --backpressure
 	Generate            float64       // --generate, resolved: records/s, 0 = off
@@ -64,6 +68,8 @@ type Config struct {
 	Sink                string        // --sink SCHEME:TARGET; empty: none
 	Duration            time.Duration // --duration; 0 = until stopped
 	StopWhenIdle        int           // --stop-when-idle; 0 = never
+	LogLevel            slog.Level    // --log-level
+	LogFormat           string        // --log-format: "text" or "json"
 }
 
 // Embedded reports whether the example starts its own broker.
@@ -89,38 +95,33 @@ func usagef(format string, args ...any) error {
 	return &UsageError{fmt.Sprintf(format, args...)}
 }
 
+// parser holds the flag set while ParseFlags runs, and the raw text of the
+// flags whose values it checks and converts itself.
+//
+// Flags come in groups, each registered by one method and checked by
+// another (kafkaFlags and checkKafka, …); a new group of flags adds such a
+// pair and one line for each in ParseFlags.
+type parser struct {
+	spec Spec
+	cfg  *Config
+	fs   *flag.FlagSet
+	set  map[string]bool // flags given on the command line
+
+	brokers, generate, startOffsets, logLevel string
+}
+
 // ParseFlags reads args into a Config. Errors are [*UsageError], or
 // flag.ErrHelp after writing the usage to usageOut for -h.
 func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
 	cfg := Config{}
-	var brokers, generate string
 	fs := flag.NewFlagSet(spec.Name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	defaultCkpt := filepath.Join(DataRoot, spec.Name, "checkpoint")
-	fs.StringVar(&brokers, "brokers", "", "Kafka seed brokers as `host:port[,host:port...]`; empty starts an embedded broker")
-	fs.StringVar(&cfg.Listen, "listen", DefaultListen, "`host:port` the embedded broker listens on, for kcat and other clients; port 0 picks a free port")
-	fs.StringVar(&cfg.Topic, "topic", spec.Topic, "Kafka `topic` to read (and to generate into)")
-	fs.IntVar(&cfg.Partitions, "partitions", DefaultPartitions, "`N` partitions of the topic when the example creates it (embedded broker, or --generate with --brokers)")
-	fs.StringVar(&cfg.Group, "group", "sluice-"+spec.Name, "consumer `group` the job commits its offsets to after every batch, for lag tools")
-	fs.DurationVar(&cfg.Batch, "batch", DefaultBatch, "batch `interval`")
-	if spec.Windowed {
-		fs.DurationVar(&cfg.Window, "window", spec.Window, "window `length`, a multiple of --batch")
-		fs.DurationVar(&cfg.Slide, "slide", spec.Slide, "window `slide`: results print every slide; a multiple of --batch")
-	}
-	fs.IntVar(&cfg.Top, "top", DefaultTop, "print the top `N` rows")
-	fs.StringVar(&cfg.Checkpoint, "checkpoint", defaultCkpt, "checkpoint `DIR` for state and offsets, so that a restart resumes; the embedded broker keeps its log in DIR-broker; empty: no checkpoint")
-	fs.Int64Var(&cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
-	fs.BoolVar(&cfg.Backpressure, "backpressure", false, "adapt the read rate to how fast batches complete (PID controller)")
-	rateDefault := "off"
-	if spec.Generator != nil {
-		rateDefault = fmt.Sprintf("%g with the embedded broker, 0 with --brokers", spec.Rate)
-	}
-	fs.StringVar(&generate, "generate", "", "`RATE` in records/s the built-in generator writes to the topic; 0 turns it off (default "+rateDefault+")")
-	fs.StringVar(&cfg.Save, "save", "", "write each batch's results as JSON lines to `PREFIX`-<batch ms>.jsonl")
-	fs.StringVar(&cfg.Sink, "sink", "", "also write each batch's results to `SINK`, exactly once: "+sinkForms())
-	fs.DurationVar(&cfg.Duration, "duration", 0, "stop gracefully after `D`; 0 runs until Ctrl-C")
-	fs.IntVar(&cfg.StopWhenIdle, "stop-when-idle", 0, "stop gracefully after `N` batches in a row that read nothing (no backlog left); 0 never")
+	p := &parser{spec: spec, cfg: &cfg, fs: fs}
+	p.kafkaFlags()
+	p.jobFlags()
+	p.outputFlags()
+	p.logFlags()
 
 	usage := func() {
 		fmt.Fprintf(usageOut, "Usage: %s [flags]\n\n%s\n\n", spec.Name, spec.Summary)
@@ -140,44 +141,50 @@ func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, usagef("unexpected argument %q; every setting is a flag, see %s -h.", fs.Arg(0), spec.Name)
 	}
-	set := make(map[string]bool)
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-
-	if brokers != "" {
-		for b := range strings.SplitSeq(brokers, ",") {
-			b = strings.TrimSpace(b)
-			if _, _, err := net.SplitHostPort(b); err != nil || b == "" {
-				return cfg, usagef("--brokers %q holds %q, which is not host:port; write it as --brokers 127.0.0.1:9092.", brokers, b)
-			}
-			cfg.Brokers = append(cfg.Brokers, b)
+	p.set = make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { p.set[f.Name] = true })
+	for _, check := range []func() error{p.checkKafka, p.checkJob, p.checkOutput, p.checkLog} {
+		if err := check(); err != nil {
+			return cfg, err
 		}
-		if set["listen"] {
-			return cfg, usagef("--listen sets the embedded broker's address, which --brokers turns off; drop one of them.")
-		}
-	} else if err := checkListen(cfg.Listen); err != nil {
-		return cfg, err
-	}
-	if err := checkConfig(spec, &cfg, set); err != nil {
-		return cfg, err
-	}
-
-	switch {
-	case generate != "":
-		r, err := strconv.ParseFloat(generate, 64)
-		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
-			return cfg, usagef("--generate %q is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.", generate)
-		}
-		if r > 0 && spec.Generator == nil {
-			return cfg, usagef("--generate: %s has no generator; drop the flag.", spec.Name)
-		}
-		cfg.Generate = r
-	case cfg.Embedded() && spec.Generator != nil:
-		cfg.Generate = spec.Rate
 	}
 	return cfg, nil
 }
 
-func checkConfig(spec Spec, cfg *Config, set map[string]bool) error {
+// kafkaFlags registers where the records come from.
+func (p *parser) kafkaFlags() {
+	fs, cfg, spec := p.fs, p.cfg, p.spec
+	fs.StringVar(&p.brokers, "brokers", "", "Kafka seed brokers as `host:port[,host:port...]`; empty starts an embedded broker")
+	fs.StringVar(&cfg.Listen, "listen", DefaultListen, "`host:port` the embedded broker listens on, for kcat and other clients; port 0 picks a free port")
+	fs.StringVar(&cfg.Topic, "topic", spec.Topic, "Kafka `topic` to read (and to generate into)")
+	fs.IntVar(&cfg.Partitions, "partitions", DefaultPartitions, "`N` partitions of the topic when the example creates it (embedded broker, or --generate with --brokers)")
+	fs.StringVar(&cfg.Group, "group", "sluice-"+spec.Name, "consumer `group` the job commits its offsets to after every batch, for lag tools")
+	fs.StringVar(&p.startOffsets, "start-offsets", "", "where partitions start when the checkpoint holds no position: `earliest`, latest, or topic:partition:offset[,...]; default: the group's committed offsets, else earliest")
+	fs.Int64Var(&cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
+	fs.BoolVar(&cfg.Backpressure, "backpressure", false, "adapt the read rate to how fast batches complete (PID controller)")
+	rateDefault := "off"
+	if spec.Generator != nil {
+		rateDefault = fmt.Sprintf("%g with the embedded broker, 0 with --brokers", spec.Rate)
+	}
+	fs.StringVar(&p.generate, "generate", "", "`RATE` in records/s the built-in generator writes to the topic; 0 turns it off (default "+rateDefault+")")
+}
+
+func (p *parser) checkKafka() error {
+	cfg, spec := p.cfg, p.spec
+	if p.brokers != "" {
+		for b := range strings.SplitSeq(p.brokers, ",") {
+			b = strings.TrimSpace(b)
+			if _, _, err := net.SplitHostPort(b); err != nil || b == "" {
+				return usagef("--brokers %q holds %q, which is not host:port; write it as --brokers 127.0.0.1:9092.", p.brokers, b)
+			}
+			cfg.Brokers = append(cfg.Brokers, b)
+		}
+		if p.set["listen"] {
+			return usagef("--listen sets the embedded broker's address, which --brokers turns off; drop one of them.")
+		}
+	} else if err := checkListen(cfg.Listen); err != nil {
+		return err
+	}
 	switch {
 	case cfg.Topic == "":
 		return usagef("--topic is empty; name a topic, such as --topic %s.", spec.Topic)
@@ -185,26 +192,72 @@ func checkConfig(spec Spec, cfg *Config, set map[string]bool) error {
 		return usagef("--partitions %d is too few; pass 1 or more.", cfg.Partitions)
 	case cfg.Group == "":
 		return usagef("--group is empty; name a consumer group, such as --group sluice-%s.", spec.Name)
+	case cfg.MaxRatePerPartition < 0:
+		return usagef("--max-rate-per-partition %d is negative; pass 0 (unlimited) or a rate in records/s.", cfg.MaxRatePerPartition)
+	}
+	if p.set["start-offsets"] {
+		so, err := ParseStartOffsets(p.startOffsets, cfg.Topic)
+		if err != nil {
+			return err
+		}
+		cfg.StartOffsets = so
+	}
+	switch {
+	case p.generate != "":
+		r, err := strconv.ParseFloat(p.generate, 64)
+		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+			return usagef("--generate %q is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.", p.generate)
+		}
+		if r > 0 && spec.Generator == nil {
+			return usagef("--generate: %s has no generator; drop the flag.", spec.Name)
+		}
+		cfg.Generate = r
+	case cfg.Embedded() && spec.Generator != nil:
+		cfg.Generate = spec.Rate
+	}
+	return nil
+}
+
+// jobFlags registers the shape of the job: batches, windows, parallelism,
+// checkpoint and when it stops.
+func (p *parser) jobFlags() {
+	fs, cfg, spec := p.fs, p.cfg, p.spec
+	defaultCkpt := filepath.Join(DataRoot, spec.Name, "checkpoint")
+	fs.DurationVar(&cfg.Batch, "batch", DefaultBatch, "batch `interval`")
+	if spec.Windowed {
+		fs.DurationVar(&cfg.Window, "window", spec.Window, "window `length`, a multiple of --batch")
+		fs.DurationVar(&cfg.Slide, "slide", spec.Slide, "window `slide`: results print every slide; a multiple of --batch")
+	}
+	fs.IntVar(&cfg.Parallelism, "parallelism", 0, "most `N` tasks that run at once, and the partitions of keyed results; 0 is the number of CPUs")
+	fs.StringVar(&cfg.Checkpoint, "checkpoint", defaultCkpt, "checkpoint `DIR` for state and offsets, so that a restart resumes; the embedded broker keeps its log in DIR-broker; empty: no checkpoint")
+	fs.BoolVar(&cfg.RollbackOnCorrupt, "rollback-on-corrupt", false, "when the newest checkpoint commit does not verify, restore the newest one that does instead of stopping")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop gracefully after `D`; 0 runs until Ctrl-C")
+	fs.IntVar(&cfg.StopWhenIdle, "stop-when-idle", 0, "stop gracefully after `N` batches in a row that read nothing (no backlog left); 0 never")
+}
+
+func (p *parser) checkJob() error {
+	cfg, spec := p.cfg, p.spec
+	switch {
 	case cfg.Batch <= 0:
 		return usagef("--batch %v is not positive; pass a duration such as --batch 2s.", cfg.Batch)
 	case cfg.Batch%time.Millisecond != 0:
 		return usagef("--batch %v is not a whole number of milliseconds; pass a duration such as --batch 500ms.", cfg.Batch)
-	case cfg.Top < 1:
-		return usagef("--top %d prints nothing; pass 1 or more.", cfg.Top)
-	case cfg.MaxRatePerPartition < 0:
-		return usagef("--max-rate-per-partition %d is negative; pass 0 (unlimited) or a rate in records/s.", cfg.MaxRatePerPartition)
+	case cfg.Parallelism < 0:
+		return usagef("--parallelism %d is negative; pass 0 (the number of CPUs) or a number of tasks such as --parallelism 4.", cfg.Parallelism)
 	case cfg.Duration < 0:
 		return usagef("--duration %v is negative; pass 0 (run until Ctrl-C) or a duration such as --duration 1m.", cfg.Duration)
 	case cfg.StopWhenIdle < 0:
 		return usagef("--stop-when-idle %d is negative; pass 0 (never) or a number of batches such as --stop-when-idle 3.", cfg.StopWhenIdle)
+	case cfg.RollbackOnCorrupt && cfg.Checkpoint == "":
+		return usagef("--rollback-on-corrupt needs a checkpoint, and --checkpoint is empty; drop the flag or name a --checkpoint dir.")
 	}
 	if spec.Windowed {
 		// A window that is left at its default while --batch grows past it
 		// is stretched to one batch rather than refused.
-		if !set["window"] && cfg.Window < cfg.Batch {
+		if !p.set["window"] && cfg.Window < cfg.Batch {
 			cfg.Window = cfg.Batch
 		}
-		if !set["slide"] && cfg.Slide < cfg.Batch {
+		if !p.set["slide"] && cfg.Slide < cfg.Batch {
 			cfg.Slide = cfg.Batch
 		}
 		switch {
@@ -221,13 +274,45 @@ func checkConfig(spec Spec, cfg *Config, set map[string]bool) error {
 			return usagef("--checkpoint %s is a file, not a directory; name a directory, new or used before by %s.", cfg.Checkpoint, spec.Name)
 		}
 	}
+	return nil
+}
+
+// outputFlags registers what the job prints and saves.
+func (p *parser) outputFlags() {
+	fs, cfg := p.fs, p.cfg
+	fs.IntVar(&cfg.Top, "top", DefaultTop, "print the top `N` rows")
+	fs.StringVar(&cfg.Save, "save", "", "write each batch's results as JSON lines to `PREFIX`-<batch ms>.jsonl")
+	fs.StringVar(&cfg.Sink, "sink", "", "also write each batch's results to `SINK`, exactly once: "+sinkForms())
+}
+
+func (p *parser) checkOutput() error {
+	cfg := p.cfg
 	if cfg.Sink != "" {
 		if _, err := sinkScheme(cfg.Sink); err != nil {
 			return err
 		}
 	}
-	if cfg.Save != "" && strings.HasSuffix(cfg.Save, string(filepath.Separator)) {
+	switch {
+	case cfg.Top < 1:
+		return usagef("--top %d prints nothing; pass 1 or more.", cfg.Top)
+	case cfg.Save != "" && strings.HasSuffix(cfg.Save, string(filepath.Separator)):
 		return usagef("--save %s ends in a directory separator; give a file name prefix, such as --save %sresults.", cfg.Save, cfg.Save)
+	}
+	return nil
+}
+
+// logFlags registers how the job logs (warnings, broker retries) on stderr.
+func (p *parser) logFlags() {
+	p.fs.StringVar(&p.logLevel, "log-level", "warn", "least `level` logged on stderr: debug, info, warn or error")
+	p.fs.StringVar(&p.cfg.LogFormat, "log-format", "text", "`format` of the log on stderr: text (key=value) or json (one object a line)")
+}
+
+func (p *parser) checkLog() error {
+	if err := p.cfg.LogLevel.UnmarshalText([]byte(p.logLevel)); err != nil || strings.ContainsAny(p.logLevel, "+-") {
+		return usagef("--log-level %q is not a level; pass debug, info, warn or error.", p.logLevel)
+	}
+	if f := p.cfg.LogFormat; f != "text" && f != "json" {
+		return usagef("--log-format %q is not a format; pass text or json.", f)
 	}
 	return nil
 }
@@ -280,7 +365,7 @@ func valueHint(flagName string) string {
 	switch flagName {
 	case "batch", "window", "slide", "duration":
 		return "pass a duration such as 2s, 500ms or 1m"
-	case "backpressure":
+	case "backpressure", "rollback-on-corrupt":
 		return "pass true or false"
 	default:
 		return "pass a whole number"

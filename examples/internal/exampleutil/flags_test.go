@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/kafkasource"
 )
 
 var testSpec = Spec{
@@ -66,12 +69,23 @@ func TestParseFlagsDefaults(t *testing.T) {
 		}},
 		{"every flag", testSpec, []string{"--topic", "t", "--partitions", "3", "--group", "g", "--batch", "500ms",
 			"--window", "5s", "--slide", "1s", "--top", "3", "--checkpoint", "ck", "--max-rate-per-partition", "100",
-			"--backpressure", "--save", "out/r", "--duration", "1m", "--stop-when-idle", "4", "--listen", "127.0.0.1:19092"},
+			"--backpressure", "--save", "out/r", "--duration", "1m", "--stop-when-idle", "4", "--listen", "127.0.0.1:19092",
+			"--parallelism", "3", "--rollback-on-corrupt", "--start-offsets", "t:1:42,latest", "--log-level", "debug", "--log-format", "json"},
 			func(t *testing.T, c Config) {
 				require.Equal(t, Config{Listen: "127.0.0.1:19092", Topic: "t", Partitions: 3, Group: "g", Batch: 500 * time.Millisecond,
 					Window: 5 * time.Second, Slide: time.Second, Top: 3, Checkpoint: "ck", MaxRatePerPartition: 100,
-					Backpressure: true, Generate: 25, Save: "out/r", Duration: time.Minute, StopWhenIdle: 4}, c)
+					Backpressure: true, Generate: 25, Save: "out/r", Duration: time.Minute, StopWhenIdle: 4,
+					Parallelism: 3, RollbackOnCorrupt: true, LogLevel: slog.LevelDebug, LogFormat: "json",
+					StartOffsets: StartOffsets{Policy: "latest", Offsets: map[kafkasource.TopicPartition]int64{{Topic: "t", Partition: 1}: 42}}}, c)
 			}},
+		{"logs warnings as text by default", testSpec, nil, func(t *testing.T, c Config) {
+			require.Equal(t, slog.LevelWarn, c.LogLevel)
+			require.Equal(t, "text", c.LogFormat)
+			require.Zero(t, c.StartOffsets)
+		}},
+		{"start offsets earliest", testSpec, []string{"--start-offsets", "earliest"}, func(t *testing.T, c Config) {
+			require.Equal(t, StartOffsets{Policy: "earliest"}, c.StartOffsets)
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -123,6 +137,19 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"negative duration", testSpec, []string{"--duration", "-1s"}, "--duration -1s is negative; pass 0 (run until Ctrl-C) or a duration such as --duration 1m."},
 		{"negative idle", testSpec, []string{"--stop-when-idle", "-2"}, "--stop-when-idle -2 is negative; pass 0 (never) or a number of batches such as --stop-when-idle 3."},
 		{"checkpoint is a file", testSpec, []string{"--checkpoint", file}, "--checkpoint " + file + " is a file, not a directory; name a directory, new or used before by demo."},
+		{"negative parallelism", testSpec, []string{"--parallelism", "-1"}, "--parallelism -1 is negative; pass 0 (the number of CPUs) or a number of tasks such as --parallelism 4."},
+		{"rollback without checkpoint", testSpec, []string{"--checkpoint", "", "--rollback-on-corrupt"}, "--rollback-on-corrupt needs a checkpoint, and --checkpoint is empty; drop the flag or name a --checkpoint dir."},
+		{"bad rollback", testSpec, []string{"--rollback-on-corrupt=often"}, `--rollback-on-corrupt "often" is not true or false; write --rollback-on-corrupt or --rollback-on-corrupt=false.`},
+		{"start offsets empty", testSpec, []string{"--start-offsets", ""}, "--start-offsets is empty; pass earliest, latest, or topic:partition:offset such as --start-offsets demo:0:42."},
+		{"start offsets word", testSpec, []string{"--start-offsets", "oldest"}, `--start-offsets "oldest" holds "oldest", which is not earliest, latest or topic:partition:offset; write it as --start-offsets demo:0:42.`},
+		{"start offsets other topic", testSpec, []string{"--start-offsets", "x:0:1"}, `--start-offsets "x:0:1" names topic "x", but the job reads --topic demo; name partitions of demo.`},
+		{"start offsets negative", testSpec, []string{"--start-offsets", "demo:0:-1"}, `--start-offsets "demo:0:-1" holds "demo:0:-1", whose partition and offset are not whole numbers >= 0; write it as --start-offsets demo:0:42.`},
+		{"start offsets underscore", testSpec, []string{"--start-offsets", "demo:0:1_0"}, `--start-offsets "demo:0:1_0" holds "demo:0:1_0", whose partition and offset are not whole numbers >= 0; write it as --start-offsets demo:0:42.`},
+		{"start offsets overflow", testSpec, []string{"--start-offsets", "demo:0:99999999999999999999"}, `--start-offsets "demo:0:99999999999999999999" holds "demo:0:99999999999999999999", whose partition and offset are not whole numbers >= 0; write it as --start-offsets demo:0:42.`},
+		{"start offsets twice", testSpec, []string{"--start-offsets", "demo:0:1,demo:0:2"}, `--start-offsets "demo:0:1,demo:0:2" names demo:0 twice; keep one offset for it.`},
+		{"start offsets two policies", testSpec, []string{"--start-offsets", "earliest,latest"}, `--start-offsets "earliest,latest" names both earliest and latest; keep one of them.`},
+		{"bad log level", testSpec, []string{"--log-level", "loud"}, `--log-level "loud" is not a level; pass debug, info, warn or error.`},
+		{"bad log format", testSpec, []string{"--log-format", "xml"}, `--log-format "xml" is not a format; pass text or json.`},
 		{"save prefix is a directory", testSpec, []string{"--save", "out/"}, "--save out/ ends in a directory separator; give a file name prefix, such as --save out/results."},
 	}
 	for _, c := range cases {
@@ -146,6 +173,7 @@ func TestParseFlagsHelp(t *testing.T) {
 		"-batch", "(default 2s)", "-window", "(default 30s)", "-slide", "(default 10s)", "-top", "(default 10)",
 		"-checkpoint", `(default "sluice-data/demo/checkpoint")`, "-max-rate-per-partition", "-backpressure",
 		"-generate", "(default 25 with the embedded broker, 0 with --brokers)", "-save", "-duration", "-stop-when-idle",
+		"-parallelism", "-rollback-on-corrupt", "-start-offsets", "-log-level", `(default "warn")`, "-log-format", `(default "text")`,
 	} {
 		require.Contains(t, help, want)
 	}

@@ -2,8 +2,19 @@ package exampleutil
 
 import (
 	"context"
+	"io"
 	"log/slog"
 )
+
+// newLogger returns the logger --log-level and --log-format ask for, writing
+// to w (standard error).
+func newLogger(w io.Writer, cfg Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
 
 // quietFailures drops the engine's "batch failed" record: the example tells
 // a failed batch itself, in one line, when Run returns.

@@ -23,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/kafkasource"
+	"github.com/sluicehq/sluice/state"
 )
 
 // Exit statuses of the examples.
@@ -118,7 +119,7 @@ func Run(ctx context.Context, spec Spec, args []string, stdout, stderr io.Writer
 	}
 	r := &runner{
 		spec: spec, cfg: cfg, out: stdout,
-		logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		logger: newLogger(stderr, cfg),
 	}
 	if err := r.run(ctx, build); err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", spec.Name, oneLine(err))
@@ -166,8 +167,14 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	}
 
 	opts := []engine.Option{engine.WithLogger(slog.New(quietFailures{r.logger.Handler()})), engine.WithJobName(r.spec.Name)}
+	if cfg.Parallelism > 0 {
+		opts = append(opts, engine.WithParallelism(cfg.Parallelism))
+	}
 	if cfg.Checkpoint != "" {
 		opts = append(opts, engine.WithCheckpoint(cfg.Checkpoint))
+		if cfg.RollbackOnCorrupt {
+			opts = append(opts, engine.WithCheckpointOptions(engine.RollbackOnCorrupt()))
+		}
 	}
 	c, err := engine.NewContext(cfg.Batch, opts...)
 	if err != nil {
@@ -178,13 +185,13 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 			err = cerr
 		}
 	}()
-	records, err := kafkasource.NewDirectStream(c, []string{cfg.Topic},
+	srcOpts := append([]kafkasource.Option{
 		kafkasource.WithBrokers(addrs...),
 		kafkasource.WithGroup(cfg.Group),
-		kafkasource.WithResetPolicy(kafkasource.Earliest),
 		kafkasource.WithRateLimits(kafkasource.RateLimits{MaxRatePerPartition: cfg.MaxRatePerPartition}),
 		kafkasource.WithBackpressure(cfg.Backpressure),
-		kafkasource.WithLogger(r.logger))
+		kafkasource.WithLogger(r.logger)}, cfg.StartOffsets.sourceOptions()...)
+	records, err := kafkasource.NewDirectStream(c, []string{cfg.Topic}, srcOpts...)
 	if err != nil {
 		return err
 	}
@@ -393,9 +400,24 @@ func roundDuration(d time.Duration) time.Duration {
 	return d.Round(time.Millisecond)
 }
 
-// runError tells a failed run in one sentence.
+// runError tells a failed run in one sentence, with advice that names the
+// flags rather than the library options behind them.
 func runError(err error) error {
 	var be *engine.BatchError
+	var oor *kafkasource.OffsetOutOfRangeError
+	if errors.As(err, &oor) {
+		return fmt.Errorf("offset %d of %s[%d] is above its high watermark %d, so the topic was probably deleted and created again; run with a fresh --checkpoint dir and --start-offsets earliest (or --start-offsets %s:%d:OFFSET)",
+			oor.Offset, oor.Topic, oor.Partition, oor.HighWatermark, oor.Topic, oor.Partition)
+	}
+	if errors.Is(err, state.ErrCorrupt) && strings.Contains(err.Error(), "RollbackOnCorrupt") {
+		msg := strings.TrimPrefix(err.Error(), "engine: ")
+		if i := strings.Index(msg, "RollbackOnCorrupt"); i >= 0 {
+			if j := strings.LastIndex(msg[:i], ";"); j >= 0 {
+				msg = msg[:j]
+			}
+		}
+		return fmt.Errorf("%s; to restore the newest valid commit instead, run again with --rollback-on-corrupt", msg)
+	}
 	if errors.Is(err, engine.ErrCheckpointMismatch) {
 		return fmt.Errorf("%s (for the flags: the same --batch, --window and --slide, or another --checkpoint dir)", strings.TrimPrefix(err.Error(), "engine: "))
 	}

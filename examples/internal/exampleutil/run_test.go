@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -189,4 +190,32 @@ func TestRunHelp(t *testing.T) {
 	require.Equal(t, ExitOK, code)
 	require.Empty(t, errOut)
 	require.Contains(t, out, "Usage: goodbad [flags]")
+}
+
+// TestRunAdviceNamesFlags corrupts the newest checkpoint commit: the error
+// names --rollback-on-corrupt, not the library option, and the flag then
+// restores the newest commit that verifies.
+func TestRunAdviceNamesFlags(t *testing.T) {
+	ckpt := filepath.Join(t.TempDir(), "ck")
+	code, out, errOut := run(t, t.Context(), &counting{}, "--listen", "127.0.0.1:0", "--checkpoint", ckpt,
+		"--batch", "50ms", "--generate", "400", "--duration", "600ms")
+	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
+	commits, err := filepath.Glob(filepath.Join(ckpt, "commits", "*"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(commits), 2, out)
+	newest := commits[len(commits)-1]
+	data, err := os.ReadFile(newest)
+	require.NoError(t, err)
+	data[len(data)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(newest, data, 0o644))
+
+	args := []string{"--listen", "127.0.0.1:0", "--checkpoint", ckpt, "--batch", "50ms", "--generate", "0", "--stop-when-idle", "1"}
+	code, _, errOut = run(t, t.Context(), &counting{}, args...)
+	require.Equal(t, ExitFailure, code)
+	require.Len(t, lines(errOut), 1, errOut)
+	require.Contains(t, errOut, "run again with --rollback-on-corrupt")
+	require.NotContains(t, errOut, "RollbackOnCorrupt")
+
+	code, _, errOut = run(t, t.Context(), &counting{}, append(args, "--rollback-on-corrupt")...)
+	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
 }
