@@ -147,7 +147,8 @@ func TestRunStopsGracefullyAndResumes(t *testing.T) {
 		"--generate", "0", "--stop-when-idle", "1")
 	require.Equal(t, ExitFailure, code)
 	require.Len(t, lines(errOut), 1, errOut)
-	require.Contains(t, errOut, "batch interval 50ms but this job uses 100ms")
+	require.Contains(t, errOut, "batch interval 50ms")
+	require.Contains(t, errOut, "this job uses 100ms")
 	require.Contains(t, errOut, "the same --batch")
 }
 
