@@ -1,0 +1,150 @@
+package kafkasink
+
+import (
+	"bufio"
+	"context"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestCrashExactlyOnce kills a child job that writes with WriteTxn at least
+// 20 times, at random moments (the parent's SIGKILL) and between the
+// sink's commit and the checkpoint's (the child's own), restarting it from
+// its checkpoint each time against a broker that lives in this process.
+// Read read_committed, every input element appears exactly once; read
+// uncommitted, the aborted transactions of the killed children show.
+func TestCrashExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills real processes; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "crashchild")
+	if out, err := exec.Command("go", "build", "-o", bin, "./internal/crashchild").CombinedOutput(); err != nil {
+		t.Fatalf("build the child: %v: %s", err, out)
+	}
+	seeds := cluster(t)
+	const batches = 60
+	// Ground truth, computed here from the input's definition.
+	var want []string
+	for k := range batches {
+		for i := range k*7%5 + 1 {
+			want = append(want, strconv.Itoa(k)+"-"+strconv.Itoa(i))
+		}
+	}
+	slices.Sort(want)
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill schedule seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed>>1|1))
+	ckpt := t.TempDir()
+	child := func(killp float64) *exec.Cmd {
+		return exec.Command(bin, "-brokers", seeds[0], "-checkpoint", ckpt, "-batches", strconv.Itoa(batches),
+			"-killp", strconv.FormatFloat(killp, 'f', -1, 64), "-seed", strconv.FormatUint(rng.Uint64(), 10))
+	}
+	kills, selfKills := 0, 0
+	for kills < 20 {
+		cmd := child(0.1)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		finished, self := false, false
+		target := 1 + rng.IntN(2)
+		for seen := 0; sc.Scan(); {
+			switch l := sc.Text(); {
+			case l == "finished":
+				finished = true
+			case l == "self-kill":
+				self = true
+			case strings.HasPrefix(l, "batch "):
+				if seen++; seen == target {
+					time.AfterFunc(time.Duration(rng.IntN(20000))*time.Microsecond, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+				}
+			}
+		}
+		err = cmd.Wait()
+		if finished {
+			if err != nil {
+				t.Fatalf("child: %v: %s", err, stderr.String())
+			}
+			break
+		}
+		if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("child died on its own: %v: %s", err, stderr.String())
+		}
+		kills++
+		if self {
+			selfKills++
+		}
+	}
+	if out, err := child(0).CombinedOutput(); err != nil {
+		t.Fatalf("final run: %v: %s", err, out)
+	}
+	t.Logf("%d kills, %d of them between the sink's commit and the checkpoint's", kills, selfKills)
+	if kills < 20 {
+		t.Fatalf("the child finished after %d kills; want 20", kills)
+	}
+
+	committed := readN(t, seeds, kgo.ReadCommitted(), len(want))
+	slices.Sort(committed)
+	if !slices.Equal(committed, want) {
+		t.Fatalf("read_committed holds %d records, want %d exactly once; first differences: %v", len(committed), len(want), diff(committed, want))
+	}
+	uncommitted := readN(t, seeds, kgo.ReadUncommitted(), len(want)+1)
+	if len(uncommitted) <= len(want) {
+		t.Fatalf("read_uncommitted holds %d records, no aborted duplicates: the kills never hit a transaction", len(uncommitted))
+	}
+	t.Logf("read_uncommitted holds %d records, %d from aborted transactions", len(uncommitted), len(uncommitted)-len(want))
+}
+
+// readN reads topic out at iso until it has at least n records, then for
+// one more second to catch any extra.
+func readN(t *testing.T, seeds []string, iso kgo.IsolationLevel, n int) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(iso),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for len(got) < n && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	extra, cancel2 := context.WithTimeout(t.Context(), time.Second)
+	defer cancel2()
+	for extra.Err() == nil {
+		cl.PollFetches(extra).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	return got
+}
+
+func diff(got, want []string) []string {
+	var d []string
+	seen := map[string]int{}
+	for _, g := range got {
+		seen[g]++
+	}
+	for _, w := range want {
+		if seen[w] != 1 {
+			d = append(d, w+"×"+strconv.Itoa(seen[w]))
+		}
+	}
+	return d[:min(len(d), 10)]
+}
