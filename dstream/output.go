@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/state"
@@ -55,7 +56,8 @@ func ForEachBatchJob[T any](s *Stream[T], f func(ctx context.Context, j *engine.
 
 // Print registers an output operation that prints the first n elements of
 // every batch of s to standard output, in Spark's format: a "Time: <ms> ms"
-// header between dashed lines, one element a line, "..." when there are
+// header between dashed lines (followed here by the batch time in UTC,
+// RFC 3339), one element a line, "..." when there are
 // more, then an empty line.
 func Print[T any](s *Stream[T], n int) { PrintTo(s, os.Stdout, n) }
 
@@ -64,7 +66,7 @@ func PrintTo[T any](s *Stream[T], w io.Writer, n int) {
 	output(s, "print", func(ctx context.Context, j *engine.Job, b Batch[T]) error {
 		bw := bufio.NewWriter(w)
 		fmt.Fprintln(bw, "-------------------------------------------")
-		fmt.Fprintf(bw, "Time: %d ms\n", b.Time.UnixMilli())
+		fmt.Fprintf(bw, "Time: %d ms (%s)\n", b.Time.UnixMilli(), b.Time.UTC().Format(time.RFC3339Nano))
 		fmt.Fprintln(bw, "-------------------------------------------")
 		i := 0
 		for x := range b.All() {
