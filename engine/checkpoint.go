@@ -438,7 +438,7 @@ func (k *checkpointer) matchOperators(m *Manifest) error {
 	for _, op := range k.ops {
 		name := op.Meta().Name()
 		if kind, ok := have[name]; ok && kind != op.Meta().Kind {
-			return fmt.Errorf("%w: checkpoint dir %s holds operator %q as a %s but this job defines it as a %s; give the job's operator another name, or start with a fresh checkpoint dir",
+			return fmt.Errorf("%w: checkpoint dir %s: operator %q was checkpointed as a %s but this job builds a %s under that name; give the job's operator another name, or start with a fresh checkpoint dir",
 				ErrCheckpointMismatch, k.dir, name, kind, op.Meta().Kind)
 		}
 		if _, ok := have[name]; !ok {

@@ -135,7 +135,7 @@ func TestCheckpointCommitIsCrossCheckedWithTheJob(t *testing.T) {
 		writeCheckpoint(t, dir, 3)
 		_, _, _, err := openCounting(t, dir, time.Second, "gauge")
 		require.ErrorIs(t, err, engine.ErrCheckpointMismatch)
-		require.Contains(t, err.Error(), `holds operator "counts" as a counter but this job defines it as a gauge`)
+		require.Contains(t, err.Error(), `operator "counts" was checkpointed as a counter but this job builds a gauge`)
 	})
 	t.Run("the same job restores", func(t *testing.T) {
 		dir := t.TempDir()
