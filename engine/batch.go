@@ -91,18 +91,33 @@ func (c *Context) skipDowntime() {
 
 func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error {
 	t := j.Time
-	if err := c.planSources(ctx, j, info); err != nil {
+	start := time.Now()
+	err := c.planSources(ctx, j, info)
+	info.PlanningDelay = time.Since(start) - info.CheckpointDelay
+	if err != nil {
 		return err
 	}
 	info.Records = j.Records()
 	c.notify(func(l Listener) { l.BatchStarted(*info) })
+	defer func() {
+		// Computing is the outermost Memo computes plus the tickers; the
+		// part of it that source tasks spent reading is reading instead.
+		info.ReadingDelay = j.readTime
+		info.ComputingDelay = max(info.ComputingDelay+j.computeTime-j.readTime, 0)
+	}()
+	start = time.Now()
 	for _, tk := range c.tickers {
 		if err := recovered(func() error { return tk.Tick(ctx, j) }); err != nil {
 			return batchErr(t, tk, err)
 		}
 	}
+	info.ComputingDelay = time.Since(start) - j.computeTime // Memo computes are added once, below
+	start = time.Now()
+	computed := j.computeTime
 	for _, o := range c.outputs {
-		if err := recovered(func() error { return o.RunOutput(ctx, j) }); err != nil {
+		err := recovered(func() error { return o.RunOutput(ctx, j) })
+		info.OutputDelay = time.Since(start) - (j.computeTime - computed)
+		if err != nil {
 			return batchErr(t, o, err)
 		}
 		info.OutputOpsSucceeded++

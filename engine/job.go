@@ -22,6 +22,13 @@ type Job struct {
 	memo    map[int]any
 	records atomic.Int64
 
+	// memoDepth counts the Memo computes under way, so that only the
+	// outermost one is timed into computeTime; readTime sums each stage's
+	// share of wall time its tasks spent reading input.
+	memoDepth   int
+	computeTime time.Duration
+	readTime    time.Duration
+
 	mu      sync.Mutex
 	sources map[string]any
 }
@@ -86,7 +93,13 @@ func (j *Job) Memo(n Node, compute func() (any, error)) (any, error) {
 	if v, ok := j.memo[id]; ok {
 		return v, nil
 	}
+	if j.memoDepth == 0 {
+		start := time.Now()
+		defer func() { j.computeTime += time.Since(start) }()
+	}
+	j.memoDepth++
 	v, err := compute()
+	j.memoDepth--
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +121,13 @@ type Task struct {
 	ctx     context.Context
 	err     error
 	errNode int
+	read    time.Duration
 }
+
+// AddReadTime adds d to the time the task spent reading its input (a
+// source fetching and decoding its range). [BatchInfo.ReadingDelay] reports
+// the wall time it amounts to.
+func (t *Task) AddReadTime(d time.Duration) { t.read += d }
 
 // Context returns the task's context, cancelled when another task of the
 // stage fails or the context closes.
@@ -132,9 +151,12 @@ func (j *Job) Run(ctx context.Context, op string, n int, task func(ctx context.C
 	if n == 0 {
 		return nil
 	}
+	var st stageTimes
+	start := time.Now()
+	defer func() { j.addReadTime(time.Since(start), &st) }()
 	if n == 1 || j.c.parallelism == 1 {
 		for i := range n {
-			if err := j.runTask(ctx, op, i, task); err != nil {
+			if err := j.runTask(ctx, op, i, task, &st); err != nil {
 				return err
 			}
 		}
@@ -146,7 +168,7 @@ func (j *Job) Run(ctx context.Context, op string, n int, task func(ctx context.C
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error { return j.runTask(gctx, op, i, task) })
+		g.Go(func() error { return j.runTask(gctx, op, i, task, &st) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -154,8 +176,35 @@ func (j *Job) Run(ctx context.Context, op string, n int, task func(ctx context.C
 	return ctx.Err()
 }
 
-func (j *Job) runTask(ctx context.Context, op string, i int, task func(context.Context, *Task) error) (err error) {
+// stageTimes sums, over the tasks of one stage, the time they ran and the
+// part of it they spent reading input.
+type stageTimes struct {
+	mu         sync.Mutex
+	task, read time.Duration
+}
+
+// addReadTime adds the stage's reading share of its wall time: wall scaled
+// by the fraction of task time spent reading, exact when the tasks are
+// alike and never more than the stage's wall time.
+func (j *Job) addReadTime(wall time.Duration, st *stageTimes) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.read <= 0 || st.task <= 0 {
+		return
+	}
+	j.readTime += time.Duration(float64(wall) * min(float64(st.read)/float64(st.task), 1))
+}
+
+func (j *Job) runTask(ctx context.Context, op string, i int, task func(context.Context, *Task) error, st *stageTimes) (err error) {
 	t := &Task{Index: i, ctx: ctx}
+	start := time.Now()
+	defer func() {
+		d := time.Since(start)
+		st.mu.Lock()
+		st.task += d
+		st.read += t.read
+		st.mu.Unlock()
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			err = &TaskError{Op: j.opName(op, t.Node), Task: i, Err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}

@@ -16,6 +16,18 @@ type BatchInfo struct {
 	ProcessingDelay time.Duration
 	// TotalDelay is SchedulingDelay + ProcessingDelay.
 	TotalDelay time.Duration
+	// PlanningDelay, ReadingDelay, ComputingDelay and OutputDelay break
+	// ProcessingDelay down by what the batch was doing; with CheckpointDelay
+	// they add up to it, short of the listener calls and bookkeeping between
+	// them. PlanningDelay is the sources fixing the batch's input (for Kafka,
+	// asking the brokers for the latest offsets). ReadingDelay is the wall
+	// time source tasks spent fetching and decoding their input; a stage that
+	// reads and computes in the same tasks counts the share of its wall time
+	// its tasks spent reading (see [Task.AddReadTime]). ComputingDelay is the
+	// rest of the time spent computing streams and stateful operators.
+	// OutputDelay is the output operations' own work (user functions, sinks
+	// writing and committing), not the computing of the streams they output.
+	PlanningDelay, ReadingDelay, ComputingDelay, OutputDelay time.Duration
 	// CheckpointDelay is the part of ProcessingDelay spent recording the
 	// batch's planned input and committing its checkpoint; zero without
 	// checkpoints.

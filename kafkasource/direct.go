@@ -207,6 +207,8 @@ func (n *directNode) readRange(tk *engine.Task, j *engine.Job, i int) ([]Record,
 	if rg.Count() == 0 {
 		return nil, nil
 	}
+	start := time.Now()
+	defer func() { tk.AddReadTime(time.Since(start)) }()
 	return n.r.read(tk.Context(), rg)
 }
 

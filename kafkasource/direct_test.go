@@ -288,9 +288,14 @@ func TestDirectKafkaStreamSuite(t *testing.T) {
 		b.produce(t, "report-test", 1, 0, 9)
 		var started, completed int64
 		var sources []any
+		var planning, reading []time.Duration
 		c := newEngine(t, engine.WithListener(engine.ListenerFuncs{
-			Started:   func(i engine.BatchInfo) { started += i.Records },
-			Completed: func(i engine.BatchInfo) { completed += i.Records; sources = append(sources, i.Sources[Kind+"-1"]) },
+			Started: func(i engine.BatchInfo) { started += i.Records },
+			Completed: func(i engine.BatchInfo) {
+				completed += i.Records
+				sources = append(sources, i.Sources[Kind+"-1"])
+				planning, reading = append(planning, i.PlanningDelay), append(reading, i.ReadingDelay)
+			},
 		}))
 		w := watch(b.stream(t, c, []string{"report-test"}))
 		require.NoError(t, c.RunBatches(bounded(t), 2))
@@ -298,6 +303,12 @@ func TestDirectKafkaStreamSuite(t *testing.T) {
 		require.Equal(t, int64(16), started)
 		require.Equal(t, int64(16), completed)
 		require.Equal(t, []any{w.ranges[0], w.ranges[1]}, sources)
+		// Both batches asked the broker for offsets; the first read its
+		// ranges from it, the second had none to read.
+		require.Positive(t, planning[0], "planning time of batch 1")
+		require.Positive(t, planning[1], "planning time of batch 2")
+		require.Positive(t, reading[0], "reading time of batch 1")
+		require.Zero(t, reading[1], "reading time of batch 2")
 	})
 	for _, tc := range []struct {
 		name             string
