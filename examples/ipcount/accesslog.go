@@ -4,13 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"unicode/utf8"
 )
 
 // ClientIP returns the client_real_ip of a JSON access-log line. ok is
 // false when the line has no such field, or it is null or empty. err is set
 // when the line is not a JSON object or the field is not an IP address
-// string: the line is malformed.
+// string, or the line is not UTF-8 text: the line is malformed.
 func ClientIP(line []byte) (ip string, ok bool, err error) {
+	if !utf8.Valid(line) {
+		// encoding/json would turn the bytes into U+FFFD silently.
+		return "", false, fmt.Errorf("not UTF-8 text")
+	}
 	var entry *struct {
 		ClientRealIP *string `json:"client_real_ip"`
 	}

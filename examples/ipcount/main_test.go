@@ -31,6 +31,7 @@ func TestClientIP(t *testing.T) {
 		{"empty field", `{"client_real_ip":""}`, "", false, ""},
 		{"field name in another value", `{"note":"client_real_ip"}`, "", false, ""},
 		{"cut short", `{"client_real_ip":"203.0.11`, "", false, "not a JSON object"},
+		{"not UTF-8", "{\"client_real_ip\":\"203.0.113.7\",\"agent\":\"q\xfe\"}", "", false, "not UTF-8 text"},
 		{"not JSON", `203.0.113.7 - - [21/Nov/2026] "GET /"`, "", false, "not a JSON object"},
 		{"JSON but not an object", `["client_real_ip"]`, "", false, "not a JSON object"},
 		{"JSON null", `null`, "", false, "not a JSON object"},

@@ -26,17 +26,40 @@ type pagePopularity struct {
 	Popularity exampleutil.Fixed `json:"popularity"`
 }
 
-// accumulate adds a batch's contributions to a page's popularity.
-func accumulate(contributions []float64, total float64, _ bool) (float64, bool) {
-	for _, c := range contributions {
-		total += c
+// contribution is what one record adds to its page's popularity, and
+// where the record is, to name it when it cannot be added.
+type contribution struct {
+	Value     float64
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// accumulate returns the update function that adds a batch's contributions
+// to a page's popularity. A contribution that would make the total
+// non-finite is malformed: counted in malformed and skipped, so that no
+// input leaves a page's state at ±Inf for ever.
+func accumulate(malformed *exampleutil.Counter) func([]contribution, float64, bool) (float64, bool) {
+	return func(cs []contribution, total float64, _ bool) (float64, bool) {
+		for _, c := range cs {
+			next := total + c.Value
+			if math.IsInf(next, 0) || math.IsNaN(next) {
+				malformed.Add(kafkasource.Record{Topic: c.Topic, Partition: c.Partition, Offset: c.Offset},
+					fmt.Sprintf("adding %g would take its page's popularity %g past the float64 range", c.Value, total))
+				continue
+			}
+			total = next
+		}
+		return total, true
 	}
-	return total, true
 }
 
 // rounded is v at the six decimals the --save files hold, so that pages
 // rank the same whatever order their sums were taken in.
 func rounded(v float64) float64 {
+	if math.Abs(v) >= 1<<52/1e6 {
+		return v // no decimals left to round, and v*1e6 could overflow
+	}
 	r := math.Round(v*1e6) / 1e6
 	if r == 0 {
 		return 0 // not -0, which would save as -0.000000
@@ -46,15 +69,15 @@ func rounded(v float64) float64 {
 
 func build(j *exampleutil.Job) error {
 	cfg := j.Config
-	contributions := dstream.FlatMap(j.Records, func(r kafkasource.Record) []dstream.KV[string, float64] {
+	contributions := dstream.FlatMap(j.Records, func(r kafkasource.Record) []dstream.KV[string, contribution] {
 		b, err := ParseBehavior(string(r.Value))
 		if err != nil {
 			j.Malformed.Add(r, err.Error())
 			return nil
 		}
-		return []dstream.KV[string, float64]{dstream.Pair(b.Page, b.Popularity())}
+		return []dstream.KV[string, contribution]{dstream.Pair(b.Page, contribution{b.Popularity(), r.Topic, r.Partition, r.Offset})}
 	})
-	popularity := dstream.UpdateStateByKey(contributions, accumulate).Name("popularity")
+	popularity := dstream.UpdateStateByKey(contributions, accumulate(j.Malformed)).Name("popularity")
 	dstream.ForEachBatch(popularity, func(ctx context.Context, b dstream.Batch[dstream.KV[string, float64]]) error {
 		rows := exampleutil.Collect(b)
 		for i := range rows {
