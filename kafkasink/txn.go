@@ -96,6 +96,12 @@ func (t *Txn) readMarker(ctx context.Context, seeds []string) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("kafkasink: cannot create the marker topic %s: %w", t.markerTopic, err)
 	}
+	// Loading the producer ID fences an older instance now and makes the
+	// coordinator finish its open transaction, committed or aborted, so the
+	// marker topic's stable end below covers every transaction of the past.
+	if _, _, err := t.cl.ProducerID(ctx); err != nil {
+		return t.fail(err)
+	}
 	ends, err := adm.ListCommittedOffsets(ctx, t.markerTopic)
 	if err != nil {
 		return fmt.Errorf("kafkasink: cannot list the end of the marker topic %s: %w", t.markerTopic, err)
@@ -104,37 +110,48 @@ func (t *Txn) readMarker(ctx context.Context, seeds []string) error {
 	if !ok || end.Err != nil {
 		return fmt.Errorf("kafkasink: cannot list the end of the marker topic %s: %v", t.markerTopic, end.Err)
 	}
-	if end.Offset == 0 {
+	key := t.job + "/" + t.sink
+	return readUntil(ctx, seeds, t.markerTopic, end.Offset, func(r *kgo.Record) {
+		if string(r.Key) == key {
+			if ms, err := strconv.ParseInt(string(r.Value), 10, 64); err == nil && ms > t.last {
+				t.last = ms
+			}
+		}
+	})
+}
+
+// readUntil reads partition 0 of topic read committed from its start up to
+// the stable offset end, calling f with each committed data record. Every
+// transaction in the topic ends with a control record and compaction never
+// removes a partition's last batch, so the record at end-1 is always
+// delivered (control records are kept for that) and the read ends there
+// rather than at a deadline, whether the last transaction committed or
+// aborted.
+func readUntil(ctx context.Context, seeds []string, topic string, end int64, f func(*kgo.Record)) error {
+	if end <= 0 {
 		return nil
 	}
 	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{t.markerTopic: {0: kgo.NewOffset().AtStart()}}))
+		kgo.KeepControlRecords(), kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {
-		return err
+		return fmt.Errorf("kafkasink: cannot read the marker topic %s: %w", topic, err)
 	}
 	defer cons.Close()
-	key := t.job + "/" + t.sink
-	// The last committed transaction ends with its marker at end-2 and its
-	// commit control record at end-1. When the last one aborted, nothing
-	// reaches end-2 and the read stops at its deadline.
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
 	for {
-		fs := cons.PollFetches(rctx)
-		if rctx.Err() != nil {
-			return ctx.Err()
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return fmt.Errorf("kafkasink: reading the marker topic %s up to offset %d: %w", topic, end, ctx.Err())
 		}
 		if err := fs.Err(); err != nil {
-			return fmt.Errorf("kafkasink: cannot read the marker topic %s: %w", t.markerTopic, err)
+			return fmt.Errorf("kafkasink: cannot read the marker topic %s: %w", topic, err)
 		}
 		done := false
 		fs.EachRecord(func(r *kgo.Record) {
-			if string(r.Key) == key {
-				if ms, err := strconv.ParseInt(string(r.Value), 10, 64); err == nil && ms > t.last {
-					t.last = ms
-				}
+			if !r.Attrs.IsControl() && r.Offset < end {
+				f(r)
 			}
-			done = done || r.Offset >= end.Offset-2
+			done = done || r.Offset >= end-1
 		})
 		if done {
 			return nil

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -21,25 +23,59 @@ func cluster(t testing.TB) []string {
 	return c.ListenAddrs()
 }
 
-// readAll returns the values on topic at the given isolation, reading up to
-// the high watermark.
+// readAll returns the values on topic at the given isolation, reading each
+// partition up to its end: the high watermark, or the last stable offset
+// when committed.
 func readAll(t *testing.T, seeds []string, topic string, committed bool) []string {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	iso := kgo.ReadUncommitted()
 	if committed {
 		iso = kgo.ReadCommitted()
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(iso),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
+	adm, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	require.NoError(t, err)
+	defer adm.Close()
+	list := kadm.NewClient(adm).ListEndOffsets
+	if committed {
+		list = kadm.NewClient(adm).ListCommittedOffsets
 	}
+	ends, err := list(ctx, topic)
+	require.NoError(t, err)
+	require.NoError(t, ends.Error())
+	left := map[int32]int64{}
+	parts := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+			parts[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(left) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(100*time.Millisecond), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
+	require.NoError(t, err)
 	defer cl.Close()
 	var got []string
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		require.NoError(t, ctx.Err(), "reading %s: partitions %v not read to their end", topic, left)
+		require.NoError(t, fs.Err())
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := left[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				got = append(got, string(r.Value))
+			}
+			if r.Offset >= end-1 {
+				delete(left, r.Partition)
+			}
+		})
 	}
 	return got
 }
@@ -116,4 +152,48 @@ func TestNewTxnWantsJobName(t *testing.T) {
 	if _, err := NewTxn(context.Background(), []string{"127.0.0.1:1"}, "", "s"); err == nil {
 		t.Fatal("NewTxn accepted an empty job name")
 	}
+}
+
+// TestTxnMarkerAfterAbortedAndOpenTransactions restarts a writer whose last
+// transaction aborted, and then one whose predecessor died with a
+// transaction open: each finds the last committed batch, and the read of the
+// marker topic ends at its stable end rather than at a deadline.
+func TestTxnMarkerAfterAbortedAndOpenTransactions(t *testing.T) {
+	seeds := cluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b1 := time.UnixMilli(1000)
+	w, err := NewTxn(ctx, seeds, "job", "s")
+	require.NoError(t, err)
+	ok, err := w.Write(ctx, b1, recs(2, "a-"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	// A transaction with a marker for batch 2000 that aborts.
+	require.NoError(t, w.cl.BeginTransaction())
+	marker := &kgo.Record{Topic: w.markerTopic, Partition: 0, Key: []byte("job/s"), Value: []byte("2000")}
+	require.NoError(t, w.cl.ProduceSync(ctx, append(recs(2, "aborted-"), marker)...).FirstErr())
+	require.NoError(t, w.cl.EndTransaction(ctx, kgo.TryAbort))
+	w.Close()
+
+	w2, err := NewTxn(ctx, seeds, "job", "s")
+	require.NoError(t, err)
+	last, ok := w2.LastCommitted()
+	require.True(t, ok)
+	require.Equal(t, b1, last, "the aborted marker must not count")
+	// w2 dies with a transaction open that holds a marker for batch 3000.
+	require.NoError(t, w2.cl.BeginTransaction())
+	marker.Value = []byte("3000")
+	require.NoError(t, w2.cl.ProduceSync(ctx, append(recs(2, "open-"), marker)...).FirstErr())
+
+	w3, err := NewTxn(ctx, seeds, "job", "s")
+	require.NoError(t, err)
+	defer w3.Close()
+	last, ok = w3.LastCommitted()
+	require.True(t, ok)
+	require.Equal(t, b1, last, "the fenced instance's open transaction must not count")
+	ok, err = w3.Write(ctx, time.UnixMilli(2000), recs(2, "b-"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	w2.Close()
+	require.ElementsMatch(t, []string{"a-0", "a-1", "b-0", "b-1"}, readAll(t, seeds, "out", true))
 }
