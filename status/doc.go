@@ -1,0 +1,33 @@
+// Package status makes a running job visible: Prometheus metrics, a JSON
+// API of recent batches and Kafka lag, and Go's profiler, served by one
+// [http.Handler] a job mounts in one line:
+//
+//	h, err := status.New(c)
+//	…
+//	go http.ListenAndServe("127.0.0.1:4040", h)
+//
+// The handler listens to the context's batch events ([engine.Listener]). A
+// batch only appends to a bounded history under a short lock and updates
+// counters; requests copy what they need and write it outside that lock, so a
+// slow client, or one that never reads, does not slow a batch.
+//
+// # Paths
+//
+//   - /metrics: the Prometheus text format. Batches by outcome, input
+//     records, histograms of processing time, scheduling delay, total delay
+//     and checkpoint write time, the time of the last completed batch, per
+//     partition committed offset, end offset and lag, and every metric of a
+//     node implementing [engine.MetricsReporter], prefixed "sluice_" and
+//     labelled with the node's name as "operator".
+//   - /api/job: the job's name, batch interval, zero time and operators.
+//   - /api/batches?n=N: the last N batches (default and most: the history
+//     size, 1,000 unless [WithHistory] says otherwise), newest first, with
+//     their delays, outcome and Kafka offset ranges.
+//   - /api/lag: per Kafka partition, the committed offset (end of the last
+//     completed batch's range), the end offset last planned and their
+//     difference.
+//   - /debug/pprof/: Go's profiler (net/http/pprof).
+//
+// Other paths answer 404; bad query parameters 400 with a sentence saying
+// what is wrong. No request changes the job.
+package status

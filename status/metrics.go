@@ -1,0 +1,155 @@
+package status
+
+import (
+	"sort"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// delayBuckets are the histogram buckets of batch delays, in seconds: from
+// 1 ms to about 2 minutes.
+var delayBuckets = prometheus.ExponentialBuckets(0.001, 2, 18)
+
+// metrics is the Prometheus collector of one job: batch counters and
+// histograms updated by the listener, per-partition progress read from the
+// history, and the metrics of every node implementing
+// [engine.MetricsReporter], read at scrape time.
+type metrics struct {
+	ctx  *engine.Context
+	hist *history
+
+	batches    *prometheus.CounterVec
+	records    prometheus.Counter
+	processing prometheus.Histogram
+	scheduling prometheus.Histogram
+	total      prometheus.Histogram
+	checkpoint prometheus.Histogram
+	lastBatch  prometheus.Gauge
+
+	committed, end, lag *prometheus.Desc
+}
+
+func newMetrics(c *engine.Context, h *history) *metrics {
+	labels := prometheus.Labels{}
+	if name := c.JobName(); name != "" {
+		labels["job_name"] = name
+	}
+	hist := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: name, Help: help, Buckets: delayBuckets, ConstLabels: labels,
+		})
+	}
+	parts := []string{"source", "topic", "partition"}
+	return &metrics{
+		ctx:  c,
+		hist: h,
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_batches_total", Help: "Batches run, by outcome (succeeded or failed).", ConstLabels: labels,
+		}, []string{"outcome"}),
+		records: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_input_records_total", Help: "Input records the sources planned for completed batches.", ConstLabels: labels,
+		}),
+		processing: hist("sluice_batch_processing_seconds", "How long batches ran, from planning to commit."),
+		scheduling: hist("sluice_batch_scheduling_delay_seconds", "How long batches waited after their time before they started."),
+		total:      hist("sluice_batch_total_delay_seconds", "Scheduling delay plus processing time of batches."),
+		checkpoint: hist("sluice_checkpoint_write_seconds", "Time batches spent recording their input and committing their checkpoint."),
+		lastBatch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_last_completed_batch_timestamp_seconds", Help: "Batch time of the last batch that completed successfully, in Unix seconds.", ConstLabels: labels,
+		}),
+		committed: prometheus.NewDesc("sluice_kafka_committed_offset", "Offset one past the last record of the partition that a completed batch read.", parts, labels),
+		end:       prometheus.NewDesc("sluice_kafka_end_offset", "End offset of the partition when the last batch was planned.", parts, labels),
+		lag:       prometheus.NewDesc("sluice_kafka_lag_records", "End offset minus committed offset of the partition.", parts, labels),
+	}
+}
+
+func (m *metrics) own() []prometheus.Collector {
+	return []prometheus.Collector{m.batches, m.records, m.processing, m.scheduling, m.total, m.checkpoint, m.lastBatch}
+}
+
+// observe records a completed batch.
+func (m *metrics) observe(info engine.BatchInfo) {
+	if info.Err != nil {
+		m.batches.WithLabelValues("failed").Inc()
+	} else {
+		m.batches.WithLabelValues("succeeded").Inc()
+		m.lastBatch.Set(float64(info.Time.UnixNano()) / 1e9)
+	}
+	m.records.Add(float64(info.Records))
+	m.processing.Observe(info.ProcessingDelay.Seconds())
+	m.scheduling.Observe(info.SchedulingDelay.Seconds())
+	m.total.Observe(info.TotalDelay.Seconds())
+	if m.ctx.Checkpointing() {
+		m.checkpoint.Observe(info.CheckpointDelay.Seconds())
+	}
+}
+
+// Describe sends nothing: node metrics are only known at scrape time, which
+// makes this an unchecked collector.
+func (m *metrics) Describe(chan<- *prometheus.Desc) {}
+
+// Collect sends the job's metrics.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.own() {
+		c.Collect(ch)
+	}
+	keys, parts := m.hist.lag()
+	for i, k := range keys {
+		lv := []string{k.Source, k.Topic, strconv.Itoa(int(k.Partition))}
+		p := parts[i]
+		ch <- prometheus.MustNewConstMetric(m.committed, prometheus.GaugeValue, float64(p.Committed), lv...)
+		ch <- prometheus.MustNewConstMetric(m.end, prometheus.GaugeValue, float64(p.End), lv...)
+		ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, float64(max(p.End-p.Committed, 0)), lv...)
+	}
+	for _, n := range m.ctx.Nodes() {
+		r, ok := n.(engine.MetricsReporter)
+		if !ok {
+			continue
+		}
+		op := n.Meta().Name()
+		for _, x := range r.Metrics() {
+			if metric, ok := nodeMetric(op, x, m.jobLabels()); ok {
+				ch <- metric
+			}
+		}
+	}
+}
+
+func (m *metrics) jobLabels() prometheus.Labels {
+	if name := m.ctx.JobName(); name != "" {
+		return prometheus.Labels{"job_name": name}
+	}
+	return nil
+}
+
+// nodeMetric turns a node's metric into a Prometheus one named
+// "sluice_<name>" with the node's name as the "operator" label. A metric
+// whose name or labels Prometheus rejects is dropped.
+func nodeMetric(op string, x engine.Metric, constLabels prometheus.Labels) (prometheus.Metric, bool) {
+	names := make([]string, 0, len(x.Labels)+1)
+	for k := range x.Labels {
+		if k != "operator" {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	values := make([]string, 0, len(names)+1)
+	for _, k := range names {
+		values = append(values, x.Labels[k])
+	}
+	names = append(names, "operator")
+	values = append(values, op)
+	help := x.Help
+	if help == "" {
+		help = "Reported by the operator."
+	}
+	vt := prometheus.GaugeValue
+	if x.Kind == engine.CounterMetric {
+		vt = prometheus.CounterValue
+	}
+	d := prometheus.NewDesc("sluice_"+x.Name, help, names, constLabels)
+	metric, err := prometheus.NewConstMetric(d, vt, x.Value, values...)
+	return metric, err == nil
+}

@@ -1,0 +1,256 @@
+package status
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/kafkasource"
+)
+
+// ErrOption is wrapped by the errors of bad options given to [New].
+var ErrOption = errors.New("status: bad option")
+
+// DefaultHistory is the number of batches the handler remembers unless
+// [WithHistory] says otherwise.
+const DefaultHistory = 1000
+
+// Option configures [New].
+type Option func(*config) error
+
+type config struct {
+	history int
+}
+
+// WithHistory sets how many of the most recent batches /api/batches and the
+// page can show, overriding the default of [DefaultHistory]. n must be at
+// least 1.
+func WithHistory(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: history of %d batches is not positive; pass at least 1 to WithHistory", ErrOption, n)
+		}
+		c.history = n
+		return nil
+	}
+}
+
+// Handler serves the status of one job; see the package documentation for
+// its paths. It is safe for concurrent use.
+type Handler struct {
+	ctx     *engine.Context
+	mux     *http.ServeMux
+	hist    *history
+	metrics *metrics
+}
+
+var _ http.Handler = (*Handler)(nil)
+var _ engine.Listener = (*listener)(nil)
+
+// New returns a handler serving the status of the job c and adds its
+// listener to c. Call it before c runs to see every batch.
+func New(c *engine.Context, opts ...Option) (*Handler, error) {
+	cfg := config{history: DefaultHistory}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	h := &Handler{ctx: c, hist: newHistory(cfg.history)}
+	reg := prometheus.NewRegistry()
+	h.metrics = newMetrics(c, h.hist)
+	reg.MustRegister(h.metrics,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.HandleFunc("GET /api/job", h.serveJob)
+	mux.HandleFunc("GET /api/batches", h.serveBatches)
+	mux.HandleFunc("GET /api/lag", h.serveLag)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	h.mux = mux
+	c.AddListener(&listener{h: h})
+	return h, nil
+}
+
+// ServeHTTP serves one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// listener records batch events. It runs on the batch goroutine: it only
+// takes the history's lock and updates counters.
+type listener struct{ h *Handler }
+
+func (l *listener) BatchStarted(info engine.BatchInfo) {
+	l.h.hist.started(newBatch(info, true))
+}
+
+func (l *listener) BatchCompleted(info engine.BatchInfo) {
+	b := newBatch(info, false)
+	l.h.hist.completed(b)
+	l.h.metrics.observe(info)
+}
+
+// batch is what the history keeps of one batch.
+type batch struct {
+	Time            time.Time
+	Records         int64
+	SchedulingDelay time.Duration
+	ProcessingDelay time.Duration
+	TotalDelay      time.Duration
+	CheckpointDelay time.Duration
+	OutputOps       int
+	OutputOpsOK     int
+	Running         bool
+	Err             string
+	Ranges          []sourceRange
+}
+
+type sourceRange struct {
+	Source string
+	kafkasource.OffsetRange
+}
+
+func newBatch(info engine.BatchInfo, running bool) batch {
+	b := batch{
+		Time:            info.Time,
+		Records:         info.Records,
+		SchedulingDelay: info.SchedulingDelay,
+		ProcessingDelay: info.ProcessingDelay,
+		TotalDelay:      info.TotalDelay,
+		CheckpointDelay: info.CheckpointDelay,
+		OutputOps:       info.OutputOps,
+		OutputOpsOK:     info.OutputOpsSucceeded,
+		Running:         running,
+	}
+	if info.Err != nil {
+		b.Err = info.Err.Error()
+	}
+	for name, v := range info.Sources {
+		rs, ok := v.([]kafkasource.OffsetRange)
+		if !ok {
+			continue
+		}
+		for _, r := range rs {
+			b.Ranges = append(b.Ranges, sourceRange{Source: name, OffsetRange: r})
+		}
+	}
+	if len(info.Sources) > 1 {
+		sort.Slice(b.Ranges, func(i, j int) bool { return b.Ranges[i].Source < b.Ranges[j].Source })
+	}
+	return b
+}
+
+// partKey names one partition of one source.
+type partKey struct {
+	Source    string
+	Topic     string
+	Partition int32
+}
+
+// partition is what is known of one partition's progress.
+type partition struct {
+	Committed int64 // end of the range of the last completed batch
+	End       int64 // end of the range last planned
+}
+
+// history is a ring of the most recent batches plus per-partition progress.
+type history struct {
+	mu      sync.Mutex
+	ring    []batch
+	next    int // index the next batch goes to
+	n       int // batches held
+	running *batch
+	parts   map[partKey]*partition
+}
+
+func newHistory(size int) *history {
+	return &history{ring: make([]batch, size), parts: map[partKey]*partition{}}
+}
+
+func (h *history) started(b batch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running = &b
+	for _, r := range b.Ranges {
+		p := h.part(r)
+		p.End = max(p.End, r.Until)
+	}
+}
+
+func (h *history) completed(b batch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running = nil
+	h.ring[h.next] = b
+	h.next = (h.next + 1) % len(h.ring)
+	h.n = min(h.n+1, len(h.ring))
+	for _, r := range b.Ranges {
+		p := h.part(r)
+		p.End = max(p.End, r.Until)
+		if b.Err == "" {
+			p.Committed = r.Until
+		}
+	}
+}
+
+func (h *history) part(r sourceRange) *partition {
+	k := partKey{r.Source, r.Topic, r.Partition}
+	p := h.parts[k]
+	if p == nil {
+		p = &partition{Committed: r.From}
+		h.parts[k] = p
+	}
+	return p
+}
+
+// last returns up to n batches, newest first, the running one leading.
+func (h *history) last(n int) []batch {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]batch, 0, min(n, h.n+1))
+	if h.running != nil && n > 0 {
+		out = append(out, *h.running)
+	}
+	for i := 1; i <= h.n && len(out) < n; i++ {
+		out = append(out, h.ring[(h.next-i+len(h.ring))%len(h.ring)])
+	}
+	return out
+}
+
+// lag returns every partition's progress, sorted.
+func (h *history) lag() ([]partKey, []partition) {
+	h.mu.Lock()
+	keys := make([]partKey, 0, len(h.parts))
+	for k := range h.parts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	parts := make([]partition, len(keys))
+	for i, k := range keys {
+		parts[i] = *h.parts[k]
+	}
+	h.mu.Unlock()
+	return keys, parts
+}
