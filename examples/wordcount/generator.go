@@ -2,6 +2,7 @@ package main
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 
 	"github.com/sluicehq/sluice/examples/internal/exampleutil"
@@ -49,7 +50,8 @@ yes distant fill east paint language among`)
 
 // newGenerator returns the generator of English-like lines: one or two
 // sentences of 4 to 14 words drawn with Zipf frequencies, capitalized and
-// punctuated.
+// punctuated. Each line has a random key, so that the producer's key hash
+// spreads lines over every partition (unkeyed records would stick to one).
 func newGenerator() exampleutil.Generator {
 	var zipf *rand.Zipf
 	return exampleutil.Generator{
@@ -64,7 +66,7 @@ func newGenerator() exampleutil.Generator {
 				}
 				sentence(&b, r, zipf)
 			}
-			return nil, []byte(b.String())
+			return strconv.AppendUint(nil, r.Uint64(), 36), []byte(b.String())
 		},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/examples/internal/exampletest"
 )
@@ -55,7 +56,7 @@ func TestGeneratorWritesWords(t *testing.T) {
 	distinct := map[string]bool{}
 	for range 500 {
 		k, v := g.Next(r)
-		require.Nil(t, k)
+		require.NotEmpty(t, k, "keyed, so that lines spread over partitions")
 		words := Words(string(v))
 		require.GreaterOrEqual(t, len(words), 4, "line %q", v)
 		for _, w := range words {
@@ -223,4 +224,21 @@ func TestSignalsStopGracefully(t *testing.T) {
 			require.Contains(t, strings.Join(out, "\n"), "resuming from checkpoint "+ckpt)
 		})
 	}
+}
+
+// TestGeneratorSpreadsPartitions checks that the generator's records, hashed
+// by the producer's default (key) partitioner, land on every partition of
+// the two-partition default topic in about equal shares.
+func TestGeneratorSpreadsPartitions(t *testing.T) {
+	g := newGenerator()
+	r := rand.New(rand.NewPCG(5, 6))
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("words")
+	counts := make([]int, 2)
+	for range 2000 {
+		k, _ := g.Next(r)
+		require.NotEmpty(t, k)
+		counts[part.Partition(&kgo.Record{Key: k}, 2)]++
+	}
+	require.Greater(t, counts[0], 800, "%v", counts)
+	require.Greater(t, counts[1], 800, "%v", counts)
 }
