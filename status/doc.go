@@ -13,6 +13,12 @@
 //
 // # Paths
 //
+//   - /: a live page like Spark's Streaming tab, embedded in the binary (it
+//     loads nothing from the network): charts of input rate, scheduling
+//     delay, processing time and total delay over the last 100 batches with
+//     their averages, the batches newest first (failed ones marked, with
+//     their offset ranges), the lag per partition and the operator graph.
+//     It polls the JSON API below.
 //   - /metrics: the Prometheus text format. Batches by outcome, input
 //     records, histograms of processing time, scheduling delay, total delay
 //     and checkpoint write time, the time of the last completed batch, per

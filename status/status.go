@@ -81,6 +81,7 @@ func New(c *engine.Context, opts ...Option) (*Handler, error) {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	h.routePage(mux)
 	h.mux = mux
 	c.AddListener(&listener{h: h})
 	return h, nil

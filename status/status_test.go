@@ -36,6 +36,10 @@ type kafkaJob struct {
 }
 
 func newKafkaJob(t *testing.T, opts ...status.Option) *kafkaJob {
+	return newKafkaJobEvery(t, time.Second, opts...)
+}
+
+func newKafkaJobEvery(t *testing.T, interval time.Duration, opts ...status.Option) *kafkaJob {
 	t.Helper()
 	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 3))
 	require.NoError(t, err)
@@ -43,7 +47,7 @@ func newKafkaJob(t *testing.T, opts ...status.Option) *kafkaJob {
 	producer, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	require.NoError(t, err)
 	t.Cleanup(producer.Close)
-	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)), engine.WithJobName("clicks-job"))
+	c, err := engine.NewContext(interval, engine.WithManualClock(time.Unix(0, 0)), engine.WithJobName("clicks-job"))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	s, err := kafkasource.NewDirectStream(c, []string{"clicks"},
@@ -253,6 +257,9 @@ func TestBadRequests(t *testing.T) {
 		{"/api/job?x=1", http.StatusBadRequest, "/api/job takes none"},
 		{"/api/batches?n=10", http.StatusOK, "[]"},
 		{"/debug/pprof/", http.StatusOK, "goroutine"},
+		{"/", http.StatusOK, "<svg id=\"graph\""},
+		{"/?refresh=1", http.StatusBadRequest, "takes none"},
+		{"/index.html", http.StatusNotFound, ""},
 	} {
 		code, body := get(t, h, tc.target)
 		require.Equal(t, tc.code, code, tc.target)
