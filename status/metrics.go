@@ -43,7 +43,7 @@ func newMetrics(c *engine.Context, h *history) *metrics {
 		})
 	}
 	parts := []string{"source", "topic", "partition"}
-	return &metrics{
+	m := &metrics{
 		ctx:  c,
 		hist: h,
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,6 +63,11 @@ func newMetrics(c *engine.Context, h *history) *metrics {
 		end:       prometheus.NewDesc("sluice_kafka_end_offset", "End offset of the partition when the last batch was planned.", parts, labels),
 		lag:       prometheus.NewDesc("sluice_kafka_lag_records", "End offset minus committed offset of the partition.", parts, labels),
 	}
+	// Both outcomes are exported from the start, at 0, so that rates and
+	// alerts on failures see a series before the first failure.
+	m.batches.WithLabelValues("succeeded")
+	m.batches.WithLabelValues("failed")
+	return m
 }
 
 func (m *metrics) own() []prometheus.Collector {

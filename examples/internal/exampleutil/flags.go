@@ -70,6 +70,7 @@ type Config struct {
 	StopWhenIdle        int           // --stop-when-idle; 0 = never
 	LogLevel            slog.Level    // --log-level
 	LogFormat           string        // --log-format: "text" or "json"
+	HTTP                string        // --http; empty: no status page
 }
 
 // Embedded reports whether the example starts its own broker.
@@ -283,10 +284,14 @@ func (p *parser) outputFlags() {
 	fs.IntVar(&cfg.Top, "top", DefaultTop, "print the top `N` rows")
 	fs.StringVar(&cfg.Save, "save", "", "write each batch's results as JSON lines to `PREFIX`-<batch ms>.jsonl")
 	fs.StringVar(&cfg.Sink, "sink", "", "also write each batch's results to `SINK`, exactly once: "+sinkForms())
+	fs.StringVar(&cfg.HTTP, "http", DefaultHTTP, "serve the status page, /metrics for Prometheus and /api on `host:port`; when the port is taken, the next free one; empty: none")
 }
 
 func (p *parser) checkOutput() error {
 	cfg := p.cfg
+	if err := checkHTTP(cfg.HTTP); err != nil {
+		return err
+	}
 	if cfg.Sink != "" {
 		if _, err := sinkScheme(cfg.Sink); err != nil {
 			return err

@@ -206,6 +206,14 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	if err := build(job); err != nil {
 		return err
 	}
+	if cfg.HTTP != "" {
+		url, stop, err := serveStatus(c, cfg.HTTP)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		r.notes = append(r.notes, "status page on "+url+" (Prometheus metrics on "+url+"metrics)")
+	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
