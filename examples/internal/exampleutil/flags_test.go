@@ -70,12 +70,12 @@ func TestParseFlagsDefaults(t *testing.T) {
 		{"every flag", testSpec, []string{"--topic", "t", "--partitions", "3", "--group", "g", "--batch", "500ms",
 			"--window", "5s", "--slide", "1s", "--top", "3", "--checkpoint", "ck", "--max-rate-per-partition", "100",
 			"--backpressure", "--save", "out/r", "--duration", "1m", "--stop-when-idle", "4", "--listen", "127.0.0.1:19092",
-			"--parallelism", "3", "--rollback-on-corrupt", "--start-offsets", "t:1:42,latest", "--log-level", "debug", "--log-format", "json"},
+			"--parallelism", "3", "--rollback-on-corrupt", "--start-offsets", "t:1:42,latest", "--log-level", "debug", "--log-format", "json", "--http", "127.0.0.1:8080"},
 			func(t *testing.T, c Config) {
 				require.Equal(t, Config{Listen: "127.0.0.1:19092", Topic: "t", Partitions: 3, Group: "g", Batch: 500 * time.Millisecond,
 					Window: 5 * time.Second, Slide: time.Second, Top: 3, Checkpoint: "ck", MaxRatePerPartition: 100,
 					Backpressure: true, Generate: 25, Save: "out/r", Duration: time.Minute, StopWhenIdle: 4,
-					Parallelism: 3, RollbackOnCorrupt: true, LogLevel: slog.LevelDebug, LogFormat: "json",
+					Parallelism: 3, RollbackOnCorrupt: true, LogLevel: slog.LevelDebug, LogFormat: "json", HTTP: "127.0.0.1:8080",
 					StartOffsets: StartOffsets{Policy: "latest", Offsets: map[kafkasource.TopicPartition]int64{{Topic: "t", Partition: 1}: 42}}}, c)
 			}},
 		{"logs warnings as text by default", testSpec, nil, func(t *testing.T, c Config) {
