@@ -364,3 +364,30 @@ func TestConcurrentScrapes(t *testing.T) {
 	require.Equal(t, 20.0, value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded"}))
 	require.Equal(t, 40.0, value(t, fams, "sluice_input_records_total", nil))
 }
+
+// probe is a node that reports metrics, as sinks do.
+type probe struct{ meta engine.Meta }
+
+func (p *probe) Meta() *engine.Meta { return &p.meta }
+func (p *probe) Metrics() []engine.Metric {
+	return []engine.Metric{
+		{Name: "sink_records_total", Help: "Records written.", Kind: engine.CounterMetric, Labels: map[string]string{"sink": "out"}, Value: 42},
+		{Name: "state_keys", Help: "Keys held.", Kind: engine.GaugeMetric, Value: 7},
+		{Name: "bad name!", Value: 1}, // dropped: not a Prometheus name
+	}
+}
+
+func TestNodeMetrics(t *testing.T) {
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)))
+	require.NoError(t, err)
+	defer c.Close()
+	p := &probe{meta: engine.Meta{Kind: "probe"}}
+	c.Register(p)
+	h, err := status.New(c)
+	require.NoError(t, err)
+	fams := scrape(t, h)
+	require.Equal(t, 42.0, value(t, fams, "sluice_sink_records_total", map[string]string{"operator": "probe-1", "sink": "out"}))
+	require.Equal(t, dto.MetricType_COUNTER, fams["sluice_sink_records_total"].GetType())
+	require.Equal(t, 7.0, value(t, fams, "sluice_state_keys", map[string]string{"operator": "probe-1"}))
+	require.Equal(t, dto.MetricType_GAUGE, fams["sluice_state_keys"].GetType())
+}
