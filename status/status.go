@@ -173,7 +173,7 @@ type history struct {
 	ring    []batch
 	next    int // index the next batch goes to
 	n       int // batches held
-	running *batch
+	running batch // the batch in flight, when running.Running
 	parts   map[partKey]*partition
 }
 
@@ -184,7 +184,7 @@ func newHistory(size int) *history {
 func (h *history) started(b batch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.running = &b
+	h.running = b
 	for _, r := range b.Ranges {
 		p := h.part(r)
 		p.End = max(p.End, r.Until)
@@ -194,7 +194,7 @@ func (h *history) started(b batch) {
 func (h *history) completed(b batch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.running = nil
+	h.running = batch{}
 	h.ring[h.next] = b
 	h.next = (h.next + 1) % len(h.ring)
 	h.n = min(h.n+1, len(h.ring))
@@ -222,8 +222,8 @@ func (h *history) last(n int) []batch {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]batch, 0, min(n, h.n+1))
-	if h.running != nil && n > 0 {
-		out = append(out, *h.running)
+	if h.running.Running && n > 0 {
+		out = append(out, h.running)
 	}
 	for i := 1; i <= h.n && len(out) < n; i++ {
 		out = append(out, h.ring[(h.next-i+len(h.ring))%len(h.ring)])
