@@ -171,8 +171,8 @@ type partition struct {
 type history struct {
 	mu      sync.Mutex
 	ring    []batch
-	next    int // index the next batch goes to
-	n       int // batches held
+	next    int   // index the next batch goes to
+	n       int   // batches held
 	running batch // the batch in flight, when running.Running
 	parts   map[partKey]*partition
 }
