@@ -35,6 +35,10 @@ type batchJSON struct {
 	ProcessingMS      float64     `json:"processing_ms"`
 	TotalDelayMS      float64     `json:"total_delay_ms"`
 	CheckpointMS      float64     `json:"checkpoint_ms"`
+	PlanningMS        float64     `json:"planning_ms"`
+	ReadingMS         float64     `json:"reading_ms"`
+	ComputingMS       float64     `json:"computing_ms"`
+	OutputMS          float64     `json:"output_ms"`
 	OutputOps         int         `json:"output_ops"`
 	OutputOpsOK       int         `json:"output_ops_succeeded"`
 	Error             string      `json:"error,omitempty"`
@@ -127,6 +131,10 @@ func (h *Handler) serveBatches(w http.ResponseWriter, r *http.Request) {
 			ProcessingMS:      ms(b.ProcessingDelay),
 			TotalDelayMS:      ms(b.TotalDelay),
 			CheckpointMS:      ms(b.CheckpointDelay),
+			PlanningMS:        ms(b.Breakdown[0]),
+			ReadingMS:         ms(b.Breakdown[1]),
+			ComputingMS:       ms(b.Breakdown[2]),
+			OutputMS:          ms(b.Breakdown[3]),
 			OutputOps:         b.OutputOps,
 			OutputOpsOK:       b.OutputOpsOK,
 			Error:             b.Err,

@@ -28,7 +28,8 @@
 //   - /api/job: the job's name, batch interval, zero time and operators.
 //   - /api/batches?n=N: the last N batches (default and most: the history
 //     size, 1,000 unless [WithHistory] says otherwise), newest first, with
-//     their delays, outcome and Kafka offset ranges.
+//     their delays (scheduling, processing and its breakdown into
+//     planning, reading, computing, output and checkpoint), outcome and Kafka offset ranges.
 //   - /api/lag: per Kafka partition, the committed offset (end of the last
 //     completed batch's range), the end offset last planned and their
 //     difference.

@@ -112,6 +112,7 @@ type batch struct {
 	ProcessingDelay time.Duration
 	TotalDelay      time.Duration
 	CheckpointDelay time.Duration
+	Breakdown       [4]time.Duration // planning, reading, computing, output
 	OutputOps       int
 	OutputOpsOK     int
 	Running         bool
@@ -132,6 +133,7 @@ func newBatch(info engine.BatchInfo, running bool) batch {
 		ProcessingDelay: info.ProcessingDelay,
 		TotalDelay:      info.TotalDelay,
 		CheckpointDelay: info.CheckpointDelay,
+		Breakdown:       [4]time.Duration{info.PlanningDelay, info.ReadingDelay, info.ComputingDelay, info.OutputDelay},
 		OutputOps:       info.OutputOps,
 		OutputOpsOK:     info.OutputOpsSucceeded,
 		Running:         running,

@@ -232,6 +232,10 @@ func TestQueueCounters(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &batches))
 	require.Len(t, batches, 2, "the history holds 2 batches")
 	require.Equal(t, 4000.0, batches[0]["time_ms"])
+	for _, k := range []string{"planning_ms", "reading_ms", "computing_ms", "output_ms", "checkpoint_ms"} {
+		require.Contains(t, batches[0], k)
+	}
+	require.Positive(t, batches[0]["planning_ms"].(float64)+batches[0]["output_ms"].(float64), "a batch spends time planning and in its output")
 	require.Equal(t, 3000.0, batches[1]["time_ms"])
 }
 
