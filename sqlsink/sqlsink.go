@@ -1,0 +1,301 @@
+// Package sqlsink writes the batches of a stream into a database/sql
+// database exactly once. [Write] registers an output that opens one
+// transaction per batch, calls the user's function to write the batch's
+// rows in it, and records in the same transaction the batch time and the
+// Kafka offsets the batch read in the progress table sluice_progress.
+// The engine commits its checkpoint after the outputs, so a batch re-run
+// after a crash between the database commit and the checkpoint commit finds
+// itself recorded and writes nothing.
+//
+// # Progress table
+//
+// sluice_progress, created when missing, holds one row per job, sink,
+// topic and partition:
+//
+//	job TEXT, sink TEXT, topic TEXT, kafka_partition INTEGER,
+//	until_offset BIGINT, batch_time_ms BIGINT
+//
+// until_offset is one past the last offset the newest recorded batch read
+// of the partition, batch_time_ms that batch's time in Unix milliseconds.
+// One more row per job and sink, with an empty topic and kafka_partition
+// −1, holds the newest recorded batch time even for batches that read no
+// Kafka partition.
+//
+// # Starting from the database
+//
+// [StoredOffsets] reads the until offsets back as the map
+// kafkasource.WithStartOffsets takes, so that a job keeps its results and
+// its offsets in one place and can restart from them without a checkpoint
+// directory.
+//
+// # Drivers
+//
+// Any database/sql driver whose SQL has INSERT … ON CONFLICT works: SQLite
+// (modernc.org/sqlite, opened with [OpenSQLite]: WAL journal, a busy
+// timeout, one writer) and PostgreSQL (github.com/jackc/pgx/v5/stdlib).
+// Placeholders are $1, $2, … for PostgreSQL and ? otherwise, found from the
+// driver's type.
+package sqlsink
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/kafkasource"
+)
+
+// ProgressTable is the name of the table that records the batches a sink
+// committed.
+const ProgressTable = "sluice_progress"
+
+// Config configures [Write].
+type Config struct {
+	// DB is the database; required.
+	DB *sql.DB
+	// Sink names the sink within the job (engine.WithJobName); with the
+	// job's name it keys the sink's rows in sluice_progress. Required.
+	Sink string
+}
+
+// Stats are a sink's counters.
+type Stats struct {
+	Records  int64 // elements of committed batches
+	Batches  int64 // batches committed
+	Failures int64 // batches whose transaction failed
+	Skipped  int64 // re-run batches found already committed
+}
+
+// Sink is the handle of an output registered by [Write].
+type Sink struct {
+	name, job                           string
+	db                                  *sql.DB
+	d                                   dialect
+	records, batches, failures, skipped atomic.Int64
+}
+
+// Stats returns the sink's counters.
+func (s *Sink) Stats() Stats {
+	return Stats{s.records.Load(), s.batches.Load(), s.failures.Load(), s.skipped.Load()}
+}
+
+// Metrics reports the counters as sink_records_total and
+// sink_failures_total, labelled with the sink.
+func (s *Sink) Metrics() []engine.Metric {
+	l := map[string]string{"sink": s.name}
+	return []engine.Metric{
+		{Name: "sink_records_total", Help: "Records the sink committed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.records.Load())},
+		{Name: "sink_failures_total", Help: "Batches whose transaction failed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.failures.Load())},
+	}
+}
+
+type dialect struct{ dollar bool }
+
+func dialectOf(db *sql.DB) dialect {
+	t := reflect.TypeOf(db.Driver()).String()
+	return dialect{dollar: strings.Contains(t, "stdlib") || strings.Contains(t, "pq") || strings.Contains(strings.ToLower(t), "postgres")}
+}
+
+// ph returns the i-th placeholder, from 1.
+func (d dialect) ph(i int) string {
+	if d.dollar {
+		return "$" + strconv.Itoa(i)
+	}
+	return "?"
+}
+
+func (d dialect) rebind(q string) string {
+	if !d.dollar {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+const createProgress = `CREATE TABLE IF NOT EXISTS ` + ProgressTable + ` (
+	job TEXT NOT NULL,
+	sink TEXT NOT NULL,
+	topic TEXT NOT NULL,
+	kafka_partition INTEGER NOT NULL,
+	until_offset BIGINT NOT NULL,
+	batch_time_ms BIGINT NOT NULL,
+	PRIMARY KEY (job, sink, topic, kafka_partition)
+)`
+
+// EnsureProgressTable creates sluice_progress in db when it is missing.
+func EnsureProgressTable(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, createProgress); err != nil {
+		return fmt.Errorf("sqlsink: cannot create the table %s: %w; grant the database user CREATE on its schema or create the table as the package documents", ProgressTable, err)
+	}
+	return nil
+}
+
+// Write registers an output operation that writes every batch of s exactly
+// once: it opens a transaction on cfg.DB, calls write with it and the
+// batch, records the batch time and the offset ranges the batch read (from
+// the Kafka direct stream upstream of s, if any) in sluice_progress, and
+// commits, before the checkpoint commits. A batch no newer than the newest
+// recorded one is skipped without calling write. An error from write, or
+// from the commit, rolls the transaction back and fails the batch. The job
+// must be named with engine.WithJobName.
+func Write[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, write func(ctx context.Context, tx *sql.Tx, b dstream.Batch[T]) error) (*Sink, error) {
+	switch {
+	case write == nil:
+		return nil, errors.New("sqlsink: Write got a nil write function; pass one that writes the batch's rows with the transaction it gets")
+	case cfg.DB == nil:
+		return nil, errors.New("sqlsink: Write got no database; set Config.DB to an opened *sql.DB")
+	case cfg.Sink == "":
+		return nil, errors.New("sqlsink: the sink has no name; set Config.Sink so that its progress rows are found after a restart")
+	}
+	job := s.Context().JobName()
+	if job == "" {
+		return nil, errors.New("sqlsink: the job has no name; name it with engine.WithJobName so that a restart finds the batches it already committed")
+	}
+	if err := EnsureProgressTable(ctx, cfg.DB); err != nil {
+		return nil, err
+	}
+	sink := &Sink{name: cfg.Sink, job: job, db: cfg.DB, d: dialectOf(cfg.DB)}
+	dstream.ForEachBatchJob(s, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
+		wrote, err := sink.commit(ctx, b.Time, kafkasource.OffsetRangesOf(j, s), func(ctx context.Context, tx *sql.Tx) error {
+			return write(ctx, tx, b)
+		})
+		switch {
+		case err != nil:
+			sink.failures.Add(1)
+			return err
+		case !wrote:
+			sink.skipped.Add(1)
+		default:
+			sink.batches.Add(1)
+			sink.records.Add(int64(b.Len()))
+		}
+		return nil
+	})
+	return sink, nil
+}
+
+// commit runs write and records batch in one transaction, unless batch is
+// already recorded; it reports whether it committed.
+func (s *Sink) commit(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) error) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("sqlsink: sink %s cannot begin a transaction: %w; check that the database is reachable", s.name, err)
+	}
+	defer tx.Rollback()
+	ms := batch.UnixMilli()
+	done, err := s.recorded(ctx, tx, ms, ranges)
+	if err != nil {
+		return false, err
+	}
+	if done {
+		return false, nil
+	}
+	if err := write(ctx, tx); err != nil {
+		return false, fmt.Errorf("sqlsink: sink %s failed to write the batch at %d ms: %w", s.name, ms, err)
+	}
+	up := s.d.rebind(`INSERT INTO ` + ProgressTable + ` (job, sink, topic, kafka_partition, until_offset, batch_time_ms) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (job, sink, topic, kafka_partition) DO UPDATE SET until_offset = excluded.until_offset, batch_time_ms = excluded.batch_time_ms`)
+	if _, err := tx.ExecContext(ctx, up, s.job, s.name, "", -1, -1, ms); err != nil {
+		return false, fmt.Errorf("sqlsink: sink %s cannot record its progress in the table %s: %w; check the table has the columns the package documents", s.name, ProgressTable, err)
+	}
+	for _, r := range ranges {
+		if _, err := tx.ExecContext(ctx, up, s.job, s.name, r.Topic, r.Partition, r.Until, ms); err != nil {
+			return false, fmt.Errorf("sqlsink: sink %s cannot record its progress in the table %s: %w; check the table has the columns the package documents", s.name, ProgressTable, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("sqlsink: sink %s cannot commit the batch at %d ms: %w; check that the database is reachable, the job re-runs the batch when it is back", s.name, ms, err)
+	}
+	return true, nil
+}
+
+// recorded reports whether the batch at ms reading ranges is already
+// recorded: its time is no newer than the newest recorded batch and it
+// reads nothing past the recorded until offsets. A job restarted without
+// a checkpoint whose clock starts again below the recorded time still
+// writes the batches that read new records.
+func (s *Sink) recorded(ctx context.Context, tx *sql.Tx, ms int64, ranges []kafkasource.OffsetRange) (bool, error) {
+	lock := ""
+	if s.d.dollar {
+		lock = " FOR UPDATE"
+	}
+	rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT topic, kafka_partition, until_offset, batch_time_ms FROM `+ProgressTable+
+		` WHERE job = ? AND sink = ?`+lock), s.job, s.name)
+	if err != nil {
+		return false, fmt.Errorf("sqlsink: sink %s cannot read the table %s: %w; check that the database is reachable and the table is the one the package creates", s.name, ProgressTable, err)
+	}
+	defer rows.Close()
+	last := int64(-1 << 63)
+	until := make(map[kafkasource.TopicPartition]int64)
+	for rows.Next() {
+		var tp kafkasource.TopicPartition
+		var u, bt int64
+		if err := rows.Scan(&tp.Topic, &tp.Partition, &u, &bt); err != nil {
+			return false, fmt.Errorf("sqlsink: sink %s cannot read the table %s: %w; check the table has the columns the package documents", s.name, ProgressTable, err)
+		}
+		if tp.Partition < 0 {
+			last = bt
+			continue
+		}
+		until[tp] = u
+	}
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("sqlsink: sink %s cannot read the table %s: %w; check that the database is reachable", s.name, ProgressTable, err)
+	}
+	if ms > last {
+		return false, nil
+	}
+	for _, r := range ranges {
+		if u, ok := until[r.TopicPartition()]; r.Count() > 0 && (!ok || r.Until > u) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// StoredOffsets returns the offsets the newest batch committed by job's
+// sink stopped at, one past the last offset read of every partition, as
+// kafkasource.WithStartOffsets takes them. It returns an empty map when the
+// sink committed nothing or the progress table does not exist yet.
+func StoredOffsets(ctx context.Context, db *sql.DB, job, sink string) (map[kafkasource.TopicPartition]int64, error) {
+	if err := EnsureProgressTable(ctx, db); err != nil {
+		return nil, err
+	}
+	d := dialectOf(db)
+	rows, err := db.QueryContext(ctx, d.rebind(`SELECT topic, kafka_partition, until_offset FROM `+ProgressTable+
+		` WHERE job = ? AND sink = ? AND kafka_partition >= 0`), job, sink)
+	if err != nil {
+		return nil, fmt.Errorf("sqlsink: cannot read the table %s: %w; check that the database is reachable", ProgressTable, err)
+	}
+	defer rows.Close()
+	out := make(map[kafkasource.TopicPartition]int64)
+	for rows.Next() {
+		var tp kafkasource.TopicPartition
+		var until int64
+		if err := rows.Scan(&tp.Topic, &tp.Partition, &until); err != nil {
+			return nil, fmt.Errorf("sqlsink: cannot read the table %s: %w; check the table has the columns the package documents", ProgressTable, err)
+		}
+		out[tp] = until
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlsink: cannot read the table %s: %w; check that the database is reachable", ProgressTable, err)
+	}
+	return out, nil
+}
