@@ -1,0 +1,67 @@
+package sqlsink_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/sqlsink"
+)
+
+// Example counts words batch by batch into a SQLite table, adding each
+// batch's counts to the stored ones in the batch's transaction.
+func Example() {
+	dir, _ := os.MkdirTemp("", "sqlsink")
+	defer os.RemoveAll(dir)
+	db, err := sqlsink.OpenSQLite(filepath.Join(dir, "results.db"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer db.Close()
+	ctx := context.Background()
+	db.ExecContext(ctx, `CREATE TABLE counts (word TEXT PRIMARY KEY, n BIGINT NOT NULL)`)
+	up, _ := sqlsink.NewUpsert(db, "counts", []string{"word"}, []string{"n"}, sqlsink.Additive("n"))
+
+	c, _ := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithJobName("words"))
+	defer c.Close()
+	words := dstream.Queue(c, [][]string{{"a", "b", "a"}, {"b", "c"}})
+	_, err = sqlsink.Write(ctx, dstream.CountByValue(words), sqlsink.Config{DB: db, Sink: "counts"},
+		func(ctx context.Context, tx *sql.Tx, b dstream.Batch[dstream.KV[string, int64]]) error {
+			for kv := range b.All() {
+				if err := up.Exec(ctx, tx, kv.Key, kv.Value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := c.RunBatches(ctx, 2); err != nil {
+		fmt.Println(err)
+		return
+	}
+	rows, _ := db.QueryContext(ctx, `SELECT word, n FROM counts ORDER BY word`)
+	defer rows.Close()
+	for rows.Next() {
+		var w string
+		var n int64
+		rows.Scan(&w, &n)
+		fmt.Println(w, n)
+	}
+	var last int64
+	db.QueryRowContext(ctx, `SELECT batch_time_ms FROM sluice_progress WHERE job = 'words' AND sink = 'counts' AND kafka_partition = -1`).Scan(&last)
+	fmt.Println("last batch:", last)
+	// Output:
+	// a 2
+	// b 2
+	// c 1
+	// last batch: 1002000
+}
