@@ -191,8 +191,28 @@ func Write[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, write f
 	return sink, nil
 }
 
-// commit runs write and records batch in one transaction, unless batch is
-// already recorded; it reports whether it committed.
+// Open returns a sink of job on db for writers that run their own output
+// operation: each batch goes through [Sink.Commit].
+func Open(ctx context.Context, db *sql.DB, job, sink string) (*Sink, error) {
+	switch {
+	case db == nil:
+		return nil, errors.New("sqlsink: Open got no database; pass an opened *sql.DB")
+	case job == "" || sink == "":
+		return nil, errors.New("sqlsink: Open got an empty job or sink name; name both so that a restart finds the batches already committed")
+	}
+	if err := EnsureProgressTable(ctx, db); err != nil {
+		return nil, err
+	}
+	return &Sink{name: sink, job: job, db: db, d: dialectOf(db)}, nil
+}
+
+// Commit runs write and records the batch at batch reading ranges in one
+// transaction, unless the batch is already recorded (then write is not
+// called); it reports whether it committed.
+func (s *Sink) Commit(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) error) (bool, error) {
+	return s.commit(ctx, batch, ranges, write)
+}
+
 func (s *Sink) commit(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) error) (bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -1,0 +1,100 @@
+package exampleutil
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+
+	"github.com/sluicehq/sluice/sqlsink"
+)
+
+// The sqlite and postgres schemes write each batch's rows as JSON text to
+// the table sluice_results (job, kind, batch_time_ms, row_index, row) in
+// one transaction per batch with [sqlsink.Sink], which records the batch in
+// sluice_progress in the same transaction: every batch lands exactly once.
+func init() {
+	RegisterSink(SinkScheme{Name: "sqlite", Form: "sqlite:PATH", Check: checkSQLSink, Open: openSQLSink})
+	RegisterSink(SinkScheme{Name: "postgres", Form: "postgres://USER@HOST:PORT/DB", Check: checkSQLSink, Open: openSQLSink})
+}
+
+func checkSQLSink(value string) error {
+	if value == "sqlite:" {
+		return usagef("--sink %q has no database file; write it as --sink sqlite:results.db.", value)
+	}
+	if strings.HasPrefix(value, "postgres:") && !strings.HasPrefix(value, "postgres://") {
+		return usagef("--sink %q is not a PostgreSQL URL; write it as --sink postgres://user@localhost:5432/db.", value)
+	}
+	return nil
+}
+
+const createResults = `CREATE TABLE IF NOT EXISTS sluice_results (
+	job TEXT NOT NULL, kind TEXT NOT NULL, batch_time_ms BIGINT NOT NULL, row_index INTEGER NOT NULL, row TEXT NOT NULL,
+	PRIMARY KEY (job, kind, batch_time_ms, row_index))`
+
+type sqlSink struct {
+	db    *sql.DB
+	job   string
+	pg    bool
+	sinks map[string]*sqlsink.Sink // by kind
+}
+
+func openSQLSink(ctx context.Context, value string, j *Job, _ []string) (Sink, error) {
+	var db *sql.DB
+	var err error
+	pg := strings.HasPrefix(value, "postgres://")
+	if pg {
+		db, err = sql.Open("pgx", value)
+		if err == nil {
+			err = db.PingContext(ctx)
+		}
+	} else {
+		db, err = sqlsink.OpenSQLite(strings.TrimPrefix(value, "sqlite:"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, createResults); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot create the table sluice_results: %w", err)
+	}
+	return &sqlSink{db: db, job: j.Context.JobName(), pg: pg, sinks: map[string]*sqlsink.Sink{}}, nil
+}
+
+func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, rows []any) error {
+	sk, ok := s.sinks[kind]
+	if !ok {
+		name := "results"
+		if kind != "" {
+			name += "-" + kind
+		}
+		var err error
+		if sk, err = sqlsink.Open(ctx, s.db, s.job, name); err != nil {
+			return err
+		}
+		s.sinks[kind] = sk
+	}
+	ins := `INSERT INTO sluice_results (job, kind, batch_time_ms, row_index, row) VALUES (?, ?, ?, ?, ?)`
+	if s.pg {
+		ins = `INSERT INTO sluice_results (job, kind, batch_time_ms, row_index, row) VALUES ($1, $2, $3, $4, $5)`
+	}
+	_, err := sk.Commit(ctx, t, nil, func(ctx context.Context, tx *sql.Tx) error {
+		for i, r := range rows {
+			v, err := json.Marshal(r)
+			if err != nil {
+				return fmt.Errorf("cannot encode a row for sluice_results: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, ins, s.job, kind, t.UnixMilli(), i, string(v)); err != nil {
+				return fmt.Errorf("cannot insert into sluice_results: %w", err)
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+func (s *sqlSink) Close() error { return s.db.Close() }

@@ -1,0 +1,81 @@
+package exampleutil
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/sqlsink"
+)
+
+// TestSQLiteSinkWritesBatchOnce writes two batches to a sqlite: sink, then
+// re-writes the second as a restarted job would: its rows land once.
+func TestSQLiteSinkWritesBatchOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithJobName("ex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	path := filepath.Join(t.TempDir(), "out.db")
+	value := "sqlite:" + path
+	if _, err := sinkScheme(value); err != nil {
+		t.Fatal(err)
+	}
+	j := &Job{Context: c}
+	type row struct{ K string }
+	t1, t2 := time.UnixMilli(2000), time.UnixMilli(3000)
+	for i, w := range []struct {
+		t    time.Time
+		rows []any
+	}{{t1, []any{row{"a"}, row{"b"}}}, {t2, []any{row{"c"}}}, {t2, []any{row{"dup"}}}} {
+		s, err := openSink(ctx, value, j, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(ctx, "", w.t, w.rows); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sqlsink.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT row FROM sluice_results WHERE job = 'ex' ORDER BY batch_time_ms, row_index`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if want := `[{"K":"a"} {"K":"b"} {"K":"c"}]`; fmtRows(got) != want {
+		t.Fatalf("rows = %v; want %s", got, want)
+	}
+	if _, err := sinkScheme("sqlite:"); err == nil {
+		t.Fatal("--sink sqlite: without a path was accepted")
+	}
+}
+
+func fmtRows(rs []string) string {
+	out := "["
+	for i, r := range rs {
+		if i > 0 {
+			out += " "
+		}
+		out += r
+	}
+	return out + "]"
+}
