@@ -353,3 +353,29 @@ func TestUpsert(t *testing.T) {
 		t.Fatalf("NewUpsert with an additive column that is not a value = %v", err)
 	}
 }
+
+// TestUpsertNamesTableAndRowOnViolation upserts a row that breaks a unique
+// constraint other than the key: the error names the table and the row.
+func TestUpsertNamesTableAndRowOnViolation(t *testing.T) {
+	db := openSQLite(t)
+	ctx := bounded(t)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT UNIQUE)`); err != nil {
+		t.Fatal(err)
+	}
+	up, err := NewUpsert(db, "users", []string{"id"}, []string{"email"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := up.Exec(ctx, tx, 1, "a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	err = up.Exec(ctx, tx, 2, "a@example.com")
+	if err == nil || !strings.Contains(err.Error(), "users") || !strings.Contains(err.Error(), "[2 a@example.com]") {
+		t.Fatalf("a unique violation = %v; want a sentence naming the table users and the row", err)
+	}
+}
