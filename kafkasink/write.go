@@ -11,15 +11,17 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/kafkasource"
 )
 
-// Headers of the records the sink writes.
+// Headers of the records the sink writes: the same as the at-least-once
+// writer's, so readers handle both alike.
 const (
 	// BatchTimeHeader holds the batch time in Unix milliseconds, as text.
-	BatchTimeHeader = "sluice-batch-time"
+	BatchTimeHeader = kafkasource.BatchTimeHeader
 	// ErrorHeader holds, on dead-letter records, why encode rejected the
 	// element.
-	ErrorHeader = "sluice-error"
+	ErrorHeader = kafkasource.ErrorHeader
 )
 
 // Config configures [WriteTxn].
