@@ -99,6 +99,7 @@ type directNode struct {
 	// positions against StatsOf.
 	mu             sync.Mutex
 	positions      map[TopicPartition]int64 // next offset to read, as of the last committed batch
+	ends           map[TopicPartition]int64 // end (last stable offset) of each partition when the last batch was planned
 	started        bool                     // positions of the first batch are fixed
 	restoredTopics map[string]bool          // topics the checkpoint or a re-run plan knew
 	restoredSub    []string                 // the checkpoint's subscription (see subscribedNames)
@@ -153,6 +154,7 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 	n.started = true
 	n.mu.Lock()
 	n.positions = pos
+	n.ends = ps.end
 	n.mu.Unlock()
 
 	current := make(map[TopicPartition]int64, len(ps.leaders))
@@ -177,9 +179,17 @@ func (n *directNode) Replan(ctx context.Context, j *engine.Job, plan []byte) err
 	if n.restoredTopics == nil {
 		n.restoredTopics = make(map[string]bool)
 	}
+	ends := maps.Clone(n.ends)
+	if ends == nil {
+		ends = make(map[TopicPartition]int64, len(ranges))
+	}
 	for _, r := range ranges {
 		n.restoredTopics[r.Topic] = true
+		ends[r.TopicPartition()] = max(ends[r.TopicPartition()], r.Until)
 	}
+	n.mu.Lock()
+	n.ends = ends
+	n.mu.Unlock()
 	n.adopt(j, ranges)
 	return nil
 }
@@ -442,6 +452,10 @@ type Stats struct {
 	// Positions holds the next offset to read of every partition, as of
 	// the last committed batch.
 	Positions map[TopicPartition]int64
+	// EndOffsets holds the end of every partition (its last stable offset,
+	// as records are read committed) that the brokers gave when the last
+	// batch was planned.
+	EndOffsets map[TopicPartition]int64
 }
 
 // StatsOf returns the counters of the direct stream s reads from: s itself
@@ -454,6 +468,7 @@ func StatsOf[T any](s *dstream.Stream[T]) (st Stats, ok bool) {
 	}
 	n.mu.Lock()
 	pos := maps.Clone(n.positions)
+	ends := maps.Clone(n.ends)
 	n.mu.Unlock()
 	var rate float64
 	if n.rc != nil {
@@ -467,6 +482,7 @@ func StatsOf[T any](s *dstream.Stream[T]) (st Stats, ok bool) {
 		Retries:             n.k.retries.Load(),
 		GroupCommitFailures: n.commitFailures.Load(),
 		Positions:           pos,
+		EndOffsets:          ends,
 	}, true
 }
 

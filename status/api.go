@@ -151,11 +151,10 @@ func (h *Handler) serveLag(w http.ResponseWriter, r *http.Request) {
 	if !noParams(w, r) {
 		return
 	}
-	keys, parts := h.hist.lag()
-	out := make([]lagJSON, len(keys))
-	for i, k := range keys {
-		p := parts[i]
-		out[i] = lagJSON{k.Source, k.Topic, k.Partition, p.Committed, p.End, max(p.End-p.Committed, 0)}
+	ps := lag(h.ctx)
+	out := make([]lagJSON, len(ps))
+	for i, p := range ps {
+		out[i] = lagJSON{p.Source, p.Topic, p.Partition, p.Committed, p.End, p.Lag()}
 	}
 	writeJSON(w, out)
 }

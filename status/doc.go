@@ -30,9 +30,10 @@
 //     size, 1,000 unless [WithHistory] says otherwise), newest first, with
 //     their delays (scheduling, processing and its breakdown into
 //     planning, reading, computing, output and checkpoint), outcome and Kafka offset ranges.
-//   - /api/lag: per Kafka partition, the committed offset (end of the last
-//     completed batch's range), the end offset last planned and their
-//     difference.
+//   - /api/lag: per Kafka partition, the committed offset (the next to read
+//     as of the last committed batch), the end offset (last stable offset)
+//     the brokers gave when the last batch was planned, and their
+//     difference, as the source knows them ([kafkasource.ProgressOf]).
 //   - /debug/pprof/: Go's profiler (net/http/pprof).
 //
 // Other paths answer 404; bad query parameters 400 with a sentence saying

@@ -59,9 +59,9 @@ func newMetrics(c *engine.Context, h *history) *metrics {
 		lastBatch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_last_completed_batch_timestamp_seconds", Help: "Batch time of the last batch that completed successfully, in Unix seconds.", ConstLabels: labels,
 		}),
-		committed: prometheus.NewDesc("sluice_kafka_committed_offset", "Offset one past the last record of the partition that a completed batch read.", parts, labels),
-		end:       prometheus.NewDesc("sluice_kafka_end_offset", "End offset of the partition when the last batch was planned.", parts, labels),
-		lag:       prometheus.NewDesc("sluice_kafka_lag_records", "End offset minus committed offset of the partition.", parts, labels),
+		committed: prometheus.NewDesc("sluice_kafka_committed_offset", "Next offset of the partition to read, as of the last committed batch.", parts, labels),
+		end:       prometheus.NewDesc("sluice_kafka_end_offset", "End (last stable offset) of the partition that the brokers gave when the last batch was planned.", parts, labels),
+		lag:       prometheus.NewDesc("sluice_kafka_lag_records", "Records of the partition not yet read: end offset minus committed offset.", parts, labels),
 	}
 	// Both outcomes are exported from the start, at 0, so that rates and
 	// alerts on failures see a series before the first failure.
@@ -100,13 +100,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.own() {
 		c.Collect(ch)
 	}
-	keys, parts := m.hist.lag()
-	for i, k := range keys {
-		lv := []string{k.Source, k.Topic, strconv.Itoa(int(k.Partition))}
-		p := parts[i]
+	for _, p := range lag(m.ctx) {
+		lv := []string{p.Source, p.Topic, strconv.Itoa(int(p.Partition))}
 		ch <- prometheus.MustNewConstMetric(m.committed, prometheus.GaugeValue, float64(p.Committed), lv...)
 		ch <- prometheus.MustNewConstMetric(m.end, prometheus.GaugeValue, float64(p.End), lv...)
-		ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, float64(max(p.End-p.Committed, 0)), lv...)
+		ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, float64(p.Lag()), lv...)
 	}
 	for _, n := range m.ctx.Nodes() {
 		r, ok := n.(engine.MetricsReporter)

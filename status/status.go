@@ -156,41 +156,23 @@ func newBatch(info engine.BatchInfo, running bool) batch {
 	return b
 }
 
-// partKey names one partition of one source.
-type partKey struct {
-	Source    string
-	Topic     string
-	Partition int32
-}
-
-// partition is what is known of one partition's progress.
-type partition struct {
-	Committed int64 // end of the range of the last completed batch
-	End       int64 // end of the range last planned
-}
-
-// history is a ring of the most recent batches plus per-partition progress.
+// history is a ring of the most recent batches.
 type history struct {
 	mu      sync.Mutex
 	ring    []batch
 	next    int   // index the next batch goes to
 	n       int   // batches held
 	running batch // the batch in flight, when running.Running
-	parts   map[partKey]*partition
 }
 
 func newHistory(size int) *history {
-	return &history{ring: make([]batch, size), parts: map[partKey]*partition{}}
+	return &history{ring: make([]batch, size)}
 }
 
 func (h *history) started(b batch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.running = b
-	for _, r := range b.Ranges {
-		p := h.part(r)
-		p.End = max(p.End, r.Until)
-	}
 }
 
 func (h *history) completed(b batch) {
@@ -200,23 +182,6 @@ func (h *history) completed(b batch) {
 	h.ring[h.next] = b
 	h.next = (h.next + 1) % len(h.ring)
 	h.n = min(h.n+1, len(h.ring))
-	for _, r := range b.Ranges {
-		p := h.part(r)
-		p.End = max(p.End, r.Until)
-		if b.Err == "" {
-			p.Committed = r.Until
-		}
-	}
-}
-
-func (h *history) part(r sourceRange) *partition {
-	k := partKey{r.Source, r.Topic, r.Partition}
-	p := h.parts[k]
-	if p == nil {
-		p = &partition{Committed: r.From}
-		h.parts[k] = p
-	}
-	return p
 }
 
 // last returns up to n batches, newest first, the running one leading.
@@ -233,27 +198,27 @@ func (h *history) last(n int) []batch {
 	return out
 }
 
-// lag returns every partition's progress, sorted.
-func (h *history) lag() ([]partKey, []partition) {
-	h.mu.Lock()
-	keys := make([]partKey, 0, len(h.parts))
-	for k := range h.parts {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.Source != b.Source {
-			return a.Source < b.Source
+// partitionLag is one partition of one Kafka source.
+type partitionLag struct {
+	Source string
+	kafkasource.PartitionProgress
+}
+
+// lag returns the progress of every partition of every Kafka source of c,
+// sources in graph order, as the sources know it: the end offsets the
+// brokers gave when the last batch was planned and the offsets of the last
+// committed batch.
+func lag(c *engine.Context) []partitionLag {
+	var out []partitionLag
+	for _, n := range c.Nodes() {
+		ps, ok := kafkasource.ProgressOf(n)
+		if !ok {
+			continue
 		}
-		if a.Topic != b.Topic {
-			return a.Topic < b.Topic
+		name := n.Meta().Name()
+		for _, p := range ps {
+			out = append(out, partitionLag{Source: name, PartitionProgress: p})
 		}
-		return a.Partition < b.Partition
-	})
-	parts := make([]partition, len(keys))
-	for i, k := range keys {
-		parts[i] = *h.parts[k]
 	}
-	h.mu.Unlock()
-	return keys, parts
+	return out
 }

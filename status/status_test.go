@@ -30,6 +30,7 @@ import (
 type kafkaJob struct {
 	c        *engine.Context
 	h        *status.Handler
+	broker   *kafkasource.Embedded
 	producer *kgo.Client
 	failAt   int // batch number whose output fails, 0 for none
 	batches  int
@@ -41,6 +42,11 @@ func newKafkaJob(t *testing.T, opts ...status.Option) *kafkaJob {
 
 func newKafkaJobEvery(t *testing.T, interval time.Duration, opts ...status.Option) *kafkaJob {
 	t.Helper()
+	return newKafkaJobWith(t, interval, nil, opts...)
+}
+
+func newKafkaJobWith(t *testing.T, interval time.Duration, srcOpts []kafkasource.Option, opts ...status.Option) *kafkaJob {
+	t.Helper()
 	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 3))
 	require.NoError(t, err)
 	t.Cleanup(func() { broker.Close() })
@@ -50,12 +56,12 @@ func newKafkaJobEvery(t *testing.T, interval time.Duration, opts ...status.Optio
 	c, err := engine.NewContext(interval, engine.WithManualClock(time.Unix(0, 0)), engine.WithJobName("clicks-job"))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	s, err := kafkasource.NewDirectStream(c, []string{"clicks"},
-		kafkasource.WithBrokers(broker.Addrs()...), kafkasource.WithResetPolicy(kafkasource.Earliest))
+	s, err := kafkasource.NewDirectStream(c, []string{"clicks"}, append([]kafkasource.Option{
+		kafkasource.WithBrokers(broker.Addrs()...), kafkasource.WithResetPolicy(kafkasource.Earliest)}, srcOpts...)...)
 	require.NoError(t, err)
 	h, err := status.New(c, opts...)
 	require.NoError(t, err)
-	k := &kafkaJob{c: c, h: h, producer: producer}
+	k := &kafkaJob{c: c, h: h, broker: broker, producer: producer}
 	counts := dstream.Map(s, func(r kafkasource.Record) int { return len(r.Value) })
 	dstream.ForEachBatch(counts, func(_ context.Context, b dstream.Batch[int]) error {
 		k.batches++

@@ -1,0 +1,55 @@
+package kafkasource
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// PartitionProgress is how far a direct stream has read one partition.
+type PartitionProgress struct {
+	TopicPartition
+	// Committed is the next offset to read, as of the last committed batch
+	// (the offset committed to the group, with [WithGroup]).
+	Committed int64
+	// End is the partition's end that the brokers gave when the last batch
+	// was planned: its last stable offset, since records are read committed.
+	// After a restart that re-runs a recorded batch, and before the next
+	// plan asks the brokers, it is the end of that batch's range.
+	End int64
+}
+
+// Lag returns End − Committed, the records the stream has yet to read of
+// what the partition held at the last plan; never negative.
+func (p PartitionProgress) Lag() int64 { return max(p.End-p.Committed, 0) }
+
+// ProgressOf returns the progress of every partition the direct stream node
+// n reads, sorted by topic and partition, and true; or nil and false when n
+// is not a direct stream's node. It never waits for the brokers or for the
+// batch in flight, and is safe to call while batches run.
+func ProgressOf(n engine.Node) ([]PartitionProgress, bool) {
+	d, ok := n.(*directNode)
+	if !ok {
+		return nil, false
+	}
+	return d.progress(), true
+}
+
+func (n *directNode) progress() []PartitionProgress {
+	n.mu.Lock()
+	out := make([]PartitionProgress, 0, len(n.positions))
+	for tp, off := range n.positions {
+		out = append(out, PartitionProgress{TopicPartition: tp, Committed: off, End: max(n.ends[tp], off)})
+	}
+	n.mu.Unlock()
+	slices.SortFunc(out, func(a, b PartitionProgress) int { return compareTP(a.TopicPartition, b.TopicPartition) })
+	return out
+}
+
+func compareTP(a, b TopicPartition) int {
+	if c := cmp.Compare(a.Topic, b.Topic); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Partition, b.Partition)
+}
