@@ -65,3 +65,55 @@ func Example() {
 	// c 1
 	// last batch: 1002000
 }
+
+// ExampleBulk upserts each batch's counts into PostgreSQL or SQLite in one
+// go; on PostgreSQL through COPY and one merge, in the batch's transaction.
+func ExampleBulk() {
+	dir, _ := os.MkdirTemp("", "sqlsink")
+	defer os.RemoveAll(dir)
+	db, err := sqlsink.OpenSQLite(filepath.Join(dir, "results.db"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer db.Close()
+	ctx := context.Background()
+	db.ExecContext(ctx, `CREATE TABLE counts (word TEXT PRIMARY KEY, n BIGINT NOT NULL)`)
+	bulk, err := sqlsink.NewBulk(db, "counts", []string{"word"}, []string{"n"}, sqlsink.Additive("n"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	c, _ := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithJobName("words"))
+	defer c.Close()
+	words := dstream.Queue(c, [][]string{{"a", "b", "a"}, {"b", "c"}})
+	_, err = sqlsink.Write(ctx, dstream.CountByValue(words), sqlsink.Config{DB: db, Sink: "counts"},
+		func(ctx context.Context, tx *sql.Tx, b dstream.Batch[dstream.KV[string, int64]]) error {
+			rows := make([][]any, 0, b.Len())
+			for kv := range b.All() {
+				rows = append(rows, []any{kv.Key, kv.Value})
+			}
+			return bulk.Exec(ctx, tx, rows)
+		})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := c.RunBatches(ctx, 2); err != nil {
+		fmt.Println(err)
+		return
+	}
+	rows, _ := db.QueryContext(ctx, `SELECT word, n FROM counts ORDER BY word`)
+	defer rows.Close()
+	for rows.Next() {
+		var w string
+		var n int64
+		rows.Scan(&w, &n)
+		fmt.Println(w, n)
+	}
+	// Output:
+	// a 2
+	// b 2
+	// c 1
+}

@@ -28,6 +28,13 @@
 // its offsets in one place and can restart from them without a checkpoint
 // directory.
 //
+// # Upserts
+//
+// [NewUpsert] builds the INSERT … ON CONFLICT DO UPDATE of one row, with
+// [Additive] columns for counts added batch by batch; [NewBulk] does the
+// same for many rows at once, through COPY and one merge on PostgreSQL and
+// prepared multi-row statements on SQLite, for large batches.
+//
 // # Drivers
 //
 // Any database/sql driver whose SQL has INSERT … ON CONFLICT works: SQLite
@@ -214,9 +221,14 @@ func (s *Sink) Commit(ctx context.Context, batch time.Time, ranges []kafkasource
 }
 
 func (s *Sink) commit(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) error) (bool, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return false, fmt.Errorf("sqlsink: sink %s cannot begin a transaction: %w; check that the database is reachable", s.name, err)
+		return false, fmt.Errorf("sqlsink: sink %s cannot connect to the database: %w; check that the database is reachable, the job re-runs the batch when it is back", s.name, err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("sqlsink: sink %s cannot begin a transaction: %w; check that the database is reachable, the job re-runs the batch when it is back", s.name, err)
 	}
 	defer tx.Rollback()
 	ms := batch.UnixMilli()
@@ -227,7 +239,7 @@ func (s *Sink) commit(ctx context.Context, batch time.Time, ranges []kafkasource
 	if done {
 		return false, nil
 	}
-	if err := write(ctx, tx); err != nil {
+	if err := write(context.WithValue(ctx, txConnKey{}, txConn{tx, conn}), tx); err != nil {
 		return false, fmt.Errorf("sqlsink: sink %s failed to write the batch at %d ms: %w", s.name, ms, err)
 	}
 	up := s.d.rebind(`INSERT INTO ` + ProgressTable + ` (job, sink, topic, kafka_partition, until_offset, batch_time_ms) VALUES (?, ?, ?, ?, ?, ?)

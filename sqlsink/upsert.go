@@ -37,29 +37,9 @@ func Additive(cols ...string) UpsertOption {
 // columns of the table's primary key or of a unique index, values the
 // columns it sets. [Upsert.Exec] takes the keys' values then the values'.
 func NewUpsert(db *sql.DB, table string, keys, values []string, opts ...UpsertOption) (*Upsert, error) {
-	c := upsertConfig{add: make(map[string]bool)}
-	for _, o := range opts {
-		o(&c)
-	}
-	switch {
-	case !ident(table):
-		return nil, fmt.Errorf("sqlsink: the upsert table name %q is not a plain SQL identifier; use letters, digits, _ and . only", table)
-	case len(keys) == 0:
-		return nil, fmt.Errorf("sqlsink: the upsert into %s has no key columns; name the columns of its primary key or a unique index", table)
-	}
-	valueSet := make(map[string]bool, len(values))
-	for _, col := range append(append([]string(nil), keys...), values...) {
-		if !ident(col) {
-			return nil, fmt.Errorf("sqlsink: the upsert into %s names the column %q, which is not a plain SQL identifier; use letters, digits and _ only", table, col)
-		}
-	}
-	for _, v := range values {
-		valueSet[v] = true
-	}
-	for col := range c.add {
-		if !valueSet[col] {
-			return nil, fmt.Errorf("sqlsink: the upsert into %s makes %q additive but it is not one of its value columns; add it to the values", table, col)
-		}
+	c, err := upsertSpec(table, keys, values, opts)
+	if err != nil {
+		return nil, err
 	}
 	d := dialectOf(db)
 	all := append(append([]string(nil), keys...), values...)
@@ -67,22 +47,55 @@ func NewUpsert(db *sql.DB, table string, keys, values []string, opts ...UpsertOp
 	for i := range all {
 		phs[i] = d.ph(i + 1)
 	}
-	q := "INSERT INTO " + table + " (" + strings.Join(all, ", ") + ") VALUES (" + strings.Join(phs, ", ") +
-		") ON CONFLICT (" + strings.Join(keys, ", ") + ") DO "
-	if len(values) == 0 {
-		q += "NOTHING"
-	} else {
-		sets := make([]string, len(values))
-		for i, v := range values {
-			if c.add[v] {
-				sets[i] = v + " = " + table + "." + v + " + excluded." + v
-			} else {
-				sets[i] = v + " = excluded." + v
-			}
-		}
-		q += "UPDATE SET " + strings.Join(sets, ", ")
-	}
+	q := "INSERT INTO " + table + " (" + strings.Join(all, ", ") + ") VALUES (" + strings.Join(phs, ", ") + ")" +
+		onConflict(table, keys, values, c.add)
 	return &Upsert{table: table, n: len(all), query: q}, nil
+}
+
+// upsertSpec validates an upsert's table and columns and applies opts.
+func upsertSpec(table string, keys, values []string, opts []UpsertOption) (upsertConfig, error) {
+	c := upsertConfig{add: make(map[string]bool)}
+	for _, o := range opts {
+		o(&c)
+	}
+	switch {
+	case !ident(table):
+		return c, fmt.Errorf("sqlsink: the upsert table name %q is not a plain SQL identifier; use letters, digits, _ and . only", table)
+	case len(keys) == 0:
+		return c, fmt.Errorf("sqlsink: the upsert into %s has no key columns; name the columns of its primary key or a unique index", table)
+	}
+	valueSet := make(map[string]bool, len(values))
+	for _, col := range append(append([]string(nil), keys...), values...) {
+		if !ident(col) || strings.Contains(col, ".") {
+			return c, fmt.Errorf("sqlsink: the upsert into %s names the column %q, which is not a plain SQL identifier; use letters, digits and _ only", table, col)
+		}
+	}
+	for _, v := range values {
+		valueSet[v] = true
+	}
+	for col := range c.add {
+		if !valueSet[col] {
+			return c, fmt.Errorf("sqlsink: the upsert into %s makes %q additive but it is not one of its value columns; add it to the values", table, col)
+		}
+	}
+	return c, nil
+}
+
+// onConflict is the ON CONFLICT clause of an upsert into table.
+func onConflict(table string, keys, values []string, add map[string]bool) string {
+	q := " ON CONFLICT (" + strings.Join(keys, ", ") + ") DO "
+	if len(values) == 0 {
+		return q + "NOTHING"
+	}
+	sets := make([]string, len(values))
+	for i, v := range values {
+		if add[v] {
+			sets[i] = v + " = " + table + "." + v + " + excluded." + v
+		} else {
+			sets[i] = v + " = excluded." + v
+		}
+	}
+	return q + "UPDATE SET " + strings.Join(sets, ", ")
 }
 
 // SQL returns the statement the upsert runs.
