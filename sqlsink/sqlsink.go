@@ -221,6 +221,36 @@ func (s *Sink) Commit(ctx context.Context, batch time.Time, ranges []kafkasource
 }
 
 func (s *Sink) commit(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) error) (bool, error) {
+	wrote, err := s.commitTx(ctx, batch, ranges, write)
+	if err != nil && ctx.Err() == nil {
+		if lost := s.lost(ctx, batch, err); lost != nil {
+			return false, lost
+		}
+	}
+	return wrote, err
+}
+
+// lost returns the sentence for a batch that failed with err because the
+// database went away, or nil when the database answers a ping.
+func (s *Sink) lost(ctx context.Context, batch time.Time, err error) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if s.db.PingContext(pctx) == nil {
+		return nil
+	}
+	// The driver's own error, below the sentences of this package.
+	cause := err
+	for strings.HasPrefix(cause.Error(), "sqlsink:") {
+		u := errors.Unwrap(cause)
+		if u == nil {
+			break
+		}
+		cause = u
+	}
+	return fmt.Errorf("sqlsink: sink %s lost its database during the batch at %d ms, whose transaction is rolled back (%w); bring the database back and restart the job, which re-runs the batch once", s.name, batch.UnixMilli(), cause)
+}
+
+func (s *Sink) commitTx(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) error) (bool, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return false, fmt.Errorf("sqlsink: sink %s cannot connect to the database: %w; check that the database is reachable, the job re-runs the batch when it is back", s.name, err)

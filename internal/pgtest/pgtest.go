@@ -21,6 +21,8 @@ var (
 	dsn    string
 	errMsg string
 	stop   func()
+	// ctl runs pg_ctl on the server's data directory with its options.
+	ctl func(args ...string) ([]byte, error)
 )
 
 func findBin(name string) string {
@@ -54,6 +56,27 @@ func DSN(t testing.TB) string {
 func Stop() {
 	if stop != nil {
 		stop()
+	}
+}
+
+// Crash stops the test binary's server at once (pg_ctl stop -m
+// immediate), as a crash of the database would, keeping its data for
+// [Restart]. Connections to it break; new ones are refused.
+func Crash(t testing.TB) {
+	t.Helper()
+	DSN(t)
+	if out, err := ctl("-m", "immediate", "stop"); err != nil {
+		t.Fatalf("pg_ctl stop failed: %v: %s", err, out)
+	}
+}
+
+// Restart starts the server [Crash] stopped again, on the same port and
+// data, and waits until it accepts connections.
+func Restart(t testing.TB) {
+	t.Helper()
+	DSN(t)
+	if out, err := ctl("start"); err != nil {
+		t.Fatalf("pg_ctl start failed: %v: %s", err, out)
 	}
 }
 
@@ -102,6 +125,9 @@ func start() {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		errMsg = fmt.Sprintf("pg_ctl start failed: %v: %s %s", err, out, log)
 		return
+	}
+	ctl = func(args ...string) ([]byte, error) {
+		return run(append([]string{pgctl, "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w"}, args...)...).CombinedOutput()
 	}
 	dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	stop = func() {
