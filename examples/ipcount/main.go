@@ -6,19 +6,21 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/examples/internal/exampleutil"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
 var spec = exampleutil.Spec{
-	Name:      "ipcount",
-	Summary:   "Counts requests per client_real_ip in JSON access-log lines over a sliding window and prints the busiest addresses every slide.",
-	Topic:     "access-log",
-	Windowed:  true,
-	Window:    30 * time.Second,
-	Slide:     10 * time.Second,
-	Rate:      50,
-	Generator: newGenerator,
+	Name:          "ipcount",
+	Summary:       "Counts requests per client_real_ip in JSON access-log lines over a sliding window and prints the busiest addresses every slide.",
+	Topic:         "access-log",
+	Windowed:      true,
+	Window:        30 * time.Second,
+	Slide:         10 * time.Second,
+	Rate:          50,
+	Generator:     newGenerator,
+	SinkByDefault: true,
 }
 
 func main() { exampleutil.Main(spec, build) }
@@ -49,7 +51,7 @@ func build(j *exampleutil.Job) error {
 	})
 	counts := dstream.ReduceByKeyAndWindowInv(requests, add, sub, cfg.Window, cfg.Slide,
 		func(kv dstream.KV[string, int64]) bool { return kv.Value > 0 }).Name("ip-counts")
-	dstream.ForEachBatch(counts, func(ctx context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
+	dstream.ForEachBatchJob(counts, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
 		rows := exampleutil.Collect(b)
 		exampleutil.SortByValue(rows)
 		var total int64
@@ -66,7 +68,7 @@ func build(j *exampleutil.Job) error {
 		for i, kv := range rows {
 			saved[i] = ipCount{kv.Key, kv.Value}
 		}
-		return exampleutil.Save(ctx, j, "", b.Time, saved)
+		return exampleutil.SaveBatch(ctx, j, jb, "", saved)
 	})
 	return nil
 }

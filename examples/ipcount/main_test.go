@@ -191,3 +191,44 @@ func TestRecoveryAfterKills(t *testing.T) {
 	}
 	require.Equal(t, truth, got, "request counts of the last window after the kills")
 }
+
+// TestSinkByDefault runs ipcount with its default checkpoint and sink: the
+// results land in sluice-data/ipcount/results.db beside the checkpoint,
+// batch by batch the rows of the --save files, with the offsets the job
+// read; --sink "" writes no database.
+func TestSinkByDefault(t *testing.T) {
+	bin := exampletest.Build(t, "./examples/ipcount")
+	args := []string{"--listen", "127.0.0.1:0", "--batch", "200ms", "--window", "1s", "--slide", "400ms",
+		"--generate", "300", "--duration", "2s", "--http", ""}
+	prefix := filepath.Join(t.TempDir(), "out", "ip")
+	p := exampletest.Start(t, bin, append(args, "--save", prefix)...)
+	out := p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	var records int64
+	for _, l := range out {
+		if m := batchRecords.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			records += n
+		}
+	}
+	db := filepath.Join(p.Dir, "sluice-data", "ipcount", "results.db")
+	require.DirExists(t, filepath.Join(p.Dir, "sluice-data", "ipcount", "checkpoint"))
+	saved := exampletest.SavedRows(t, prefix, "")
+	require.NotEmpty(t, saved)
+	require.Equal(t, saved, exampletest.SinkRows(t, db, ""), "the default sink's rows, batch by batch")
+	var stored int64
+	for tp, o := range exampletest.SinkOffsets(t, db, "ipcount") {
+		require.True(t, strings.HasPrefix(tp, "access-log/"), tp)
+		stored += o
+	}
+	require.Positive(t, stored, "the progress rows hold the offsets read")
+	require.LessOrEqual(t, stored, records, "the progress rows hold no more offsets than the job read")
+
+	p = exampletest.Start(t, bin, append(args, "--sink", "")...)
+	out = p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.NoFileExists(t, filepath.Join(p.Dir, "sluice-data", "ipcount", "results.db"), "--sink \"\" writes no database")
+	require.DirExists(t, filepath.Join(p.Dir, "sluice-data", "ipcount", "checkpoint"))
+}
+
+var batchRecords = regexp.MustCompile(`^batch \S+: (\d+) records`)

@@ -6,16 +6,18 @@ import (
 	"math"
 
 	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/examples/internal/exampleutil"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
 var spec = exampleutil.Spec{
-	Name:      "pagepopularity",
-	Summary:   "Ranks pages by popularity (0.8·clicks + 0.8·stay + like, summed for ever) from pageID|clicks|stayMinutes|like records and prints the top pages every batch.",
-	Topic:     "user-behavior",
-	Rate:      20,
-	Generator: newGenerator,
+	Name:          "pagepopularity",
+	Summary:       "Ranks pages by popularity (0.8·clicks + 0.8·stay + like, summed for ever) from pageID|clicks|stayMinutes|like records and prints the top pages every batch.",
+	Topic:         "user-behavior",
+	Rate:          20,
+	Generator:     newGenerator,
+	SinkByDefault: true,
 }
 
 func main() { exampleutil.Main(spec, build) }
@@ -78,7 +80,7 @@ func build(j *exampleutil.Job) error {
 		return []dstream.KV[string, contribution]{dstream.Pair(b.Page, contribution{b.Popularity(), r.Topic, r.Partition, r.Offset})}
 	})
 	popularity := dstream.UpdateStateByKey(contributions, accumulate(j.Malformed)).Name("popularity")
-	dstream.ForEachBatch(popularity, func(ctx context.Context, b dstream.Batch[dstream.KV[string, float64]]) error {
+	dstream.ForEachBatchJob(popularity, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, float64]]) error {
 		rows := exampleutil.Collect(b)
 		for i := range rows {
 			rows[i].Value = rounded(rows[i].Value)
@@ -93,7 +95,7 @@ func build(j *exampleutil.Job) error {
 		for i, kv := range rows {
 			saved[i] = pagePopularity{kv.Key, exampleutil.Fixed(kv.Value)}
 		}
-		return exampleutil.Save(ctx, j, "", b.Time, saved)
+		return exampleutil.SaveBatch(ctx, j, jb, "", saved)
 	})
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/examples/internal/exampleutil"
 	"github.com/sluicehq/sluice/kafkasource"
 )
@@ -68,16 +69,16 @@ func build(j *exampleutil.Job) error {
 	// Outputs run in registration order: the totals of a batch are known
 	// when its window prints.
 	latest := map[string]int64{}
-	dstream.ForEachBatch(totals, func(ctx context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
+	dstream.ForEachBatchJob(totals, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
 		rows := exampleutil.Collect(b)
 		clear(latest)
 		for _, kv := range rows {
 			latest[kv.Key] = kv.Value
 		}
 		exampleutil.SortByKey(rows)
-		return exampleutil.Save(ctx, j, "totals", b.Time, asWordCounts(rows))
+		return exampleutil.SaveBatch(ctx, j, jb, "totals", asWordCounts(rows))
 	})
-	dstream.ForEachBatch(window, func(ctx context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
+	dstream.ForEachBatchJob(window, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
 		rows := exampleutil.Collect(b)
 		exampleutil.SortByValue(rows)
 		var inWindow int64
@@ -89,7 +90,7 @@ func build(j *exampleutil.Job) error {
 		for i, kv := range rows[:min(cfg.Top, len(rows))] {
 			fmt.Fprintf(j.Out, "%4d. %-16s %8d   all-time %d\n", i+1, kv.Key, kv.Value, latest[kv.Key])
 		}
-		return exampleutil.Save(ctx, j, "", b.Time, asWordCounts(rows))
+		return exampleutil.SaveBatch(ctx, j, jb, "", asWordCounts(rows))
 	})
 	return nil
 }

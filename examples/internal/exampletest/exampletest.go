@@ -27,6 +27,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/sqlsink"
 )
 
 // ModuleRoot returns the directory holding go.mod, searched upwards from
@@ -62,19 +64,23 @@ func Build(t testing.TB, pkg string) string {
 // read line by line.
 type Proc struct {
 	Cmd    *exec.Cmd
+	Dir    string        // the working directory, fresh for the process
 	Lines  chan string   // standard output, closed when it ends
 	Done   chan struct{} // closed when the process has exited and its output is read
 	Stderr *bytes.Buffer // valid after Done
 	Err    error         // the exit error, valid after Done
 }
 
-// Start runs bin with args. The process is killed when the test ends.
+// Start runs bin with args in a fresh working directory, so that the
+// default paths under sluice-data/ land there. The process is killed when
+// the test ends.
 func Start(t testing.TB, bin string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = t.TempDir()
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	p := &Proc{Cmd: cmd, Lines: make(chan string, 1024), Done: make(chan struct{}), Stderr: new(bytes.Buffer)}
+	p := &Proc{Cmd: cmd, Dir: cmd.Dir, Lines: make(chan string, 1024), Done: make(chan struct{}), Stderr: new(bytes.Buffer)}
 	cmd.Stderr = p.Stderr
 	require.NoError(t, cmd.Start())
 	go func() {
@@ -293,14 +299,94 @@ func RunWithKills(t testing.TB, rnd *rand.Rand, k Kills, bin string, args ...str
 	}
 }
 
+// SinkRows returns the rows of kind ("" for the main results) an example's
+// SQL sink wrote to the table sluice_results of the SQLite file path, as
+// JSON text by batch time in milliseconds.
+func SinkRows(t testing.TB, path, kind string) map[int64][]string {
+	t.Helper()
+	db, err := sqlsink.OpenSQLite(path)
+	require.NoError(t, err)
+	defer db.Close()
+	rows, err := db.Query(`SELECT batch_time_ms, row FROM sluice_results WHERE kind = ? ORDER BY batch_time_ms, row_index`, kind)
+	require.NoError(t, err)
+	defer rows.Close()
+	out := map[int64][]string{}
+	for rows.Next() {
+		var ms int64
+		var row string
+		require.NoError(t, rows.Scan(&ms, &row))
+		out[ms] = append(out[ms], row)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// SavedRows returns the lines of every file --save PREFIX wrote for kind,
+// by batch time in milliseconds, as SinkRows gives a sink's.
+func SavedRows(t testing.TB, prefix, kind string) map[int64][]string {
+	t.Helper()
+	out := map[int64][]string{}
+	for _, f := range Saved(t, prefix, kind) {
+		name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
+		ms, err := strconv.ParseInt(name[strings.LastIndexByte(name, '-')+1:], 10, 64)
+		require.NoError(t, err, f)
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		out[ms] = nil
+		if s := strings.TrimSuffix(string(data), "\n"); s != "" {
+			out[ms] = strings.Split(s, "\n")
+		}
+	}
+	return out
+}
+
+// SinkOffsets returns the offsets the SQL sink of an example's results
+// (kind "") stored in the SQLite file path for job: one past the last
+// offset its newest batch read of every partition.
+func SinkOffsets(t testing.TB, path, job string) map[string]int64 {
+	t.Helper()
+	db, err := sqlsink.OpenSQLite(path)
+	require.NoError(t, err)
+	defer db.Close()
+	off, err := sqlsink.StoredOffsets(context.Background(), db, job, "results")
+	require.NoError(t, err)
+	out := map[string]int64{}
+	for tp, o := range off {
+		out[tp.Topic+"/"+strconv.Itoa(int(tp.Partition))] = o
+	}
+	return out
+}
+
+// EndOffsets returns the end offset of every partition of topic, keyed as
+// SinkOffsets keys them.
+func EndOffsets(t testing.TB, addr, topic string) map[string]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	require.NoError(t, err)
+	out := map[string]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		require.NoError(t, o.Err)
+		out[o.Topic+"/"+strconv.Itoa(int(o.Partition))] = o.Offset
+	})
+	return out
+}
+
 // Recover is the kill-and-restart run every example's recovery test makes:
 // it produces values (keys too when not nil) to topic on a stand-alone
 // broker with 2 partitions, builds the example pkg and runs it with
 // RunWithKills, killing it 6 times, each a few milliseconds after a
 // "batch " or "top " line, on that input with --generate 0, --batch 50ms,
 // --max-rate-per-partition 400, --stop-when-idle 3, a fresh --checkpoint
-// and the extra args. It checks that the last run stopped because the
-// topic stayed drained and returns the --save prefix it wrote to.
+// --sink sqlite:DIR/results.db and the extra args. It checks that the last
+// run stopped because the topic stayed drained, that the sink holds
+// exactly the rows of the --save files, batch by batch, and that its
+// progress rows stop at the topic's end offsets; it returns the --save
+// prefix it wrote to.
 func Recover(t testing.TB, rnd *rand.Rand, pkg, topic string, keys, values [][]byte, extra ...string) (prefix string) {
 	t.Helper()
 	addr := StartBroker(t, topic, 2)
@@ -309,7 +395,9 @@ func Recover(t testing.TB, rnd *rand.Rand, pkg, topic string, keys, values [][]b
 
 	dir := t.TempDir()
 	prefix = filepath.Join(dir, "out", filepath.Base(pkg))
+	results := filepath.Join(dir, "results.db")
 	args := append([]string{"--brokers", addr, "--topic", topic, "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix,
+		"--sink", "sqlite:" + results,
 		"--generate", "0", "--batch", "50ms", "--max-rate-per-partition", "400", "--stop-when-idle", "3"}, extra...)
 	out := RunWithKills(t, rnd, Kills{
 		N:        6,
@@ -318,6 +406,8 @@ func Recover(t testing.TB, rnd *rand.Rand, pkg, topic string, keys, values [][]b
 		Timeout:  45 * time.Second,
 	}, bin, args...)
 	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\)`, out[len(out)-1])
+	require.Equal(t, SavedRows(t, prefix, ""), SinkRows(t, results, ""), "the --sink rows, batch by batch, after the kills")
+	require.Equal(t, EndOffsets(t, addr, topic), SinkOffsets(t, results, filepath.Base(pkg)), "the --sink's stored offsets after the kills")
 	return prefix
 }
 

@@ -33,7 +33,15 @@ type Spec struct {
 	// Generator builds the example's record generator; nil means the
 	// example has none and --generate is refused.
 	Generator func() Generator
+	// SinkByDefault makes --sink default to [DefaultSink] of the example
+	// instead of none.
+	SinkByDefault bool
 }
+
+// DefaultSink is the --sink of an example with Spec.SinkByDefault: a
+// SQLite database beside its default checkpoint,
+// sqlite:DataRoot/<name>/results.db.
+func DefaultSink(name string) string { return "sqlite:" + filepath.Join(DataRoot, name, "results.db") }
 
 // Defaults shared by every example.
 const (
@@ -283,7 +291,11 @@ func (p *parser) outputFlags() {
 	fs, cfg := p.fs, p.cfg
 	fs.IntVar(&cfg.Top, "top", DefaultTop, "print the top `N` rows")
 	fs.StringVar(&cfg.Save, "save", "", "write each batch's results as JSON lines to `PREFIX`-<batch ms>.jsonl")
-	fs.StringVar(&cfg.Sink, "sink", "", "also write each batch's results to `SINK`, exactly once: "+sinkForms())
+	defaultSink, none := "", ""
+	if p.spec.SinkByDefault {
+		defaultSink, none = DefaultSink(p.spec.Name), `; "": none`
+	}
+	fs.StringVar(&cfg.Sink, "sink", defaultSink, "also write each batch's results to `SINK`, exactly once: "+sinkForms()+none)
 	fs.StringVar(&cfg.HTTP, "http", DefaultHTTP, "serve the status page, /metrics for Prometheus and /api on `host:port`; when the port is taken, the next free one; empty: none")
 }
 

@@ -61,14 +61,26 @@ func (j *Job) Counter(label string) *Counter {
 }
 
 // Save writes rows to the --save file of kind ("" for the main results) for
-// the batch at t, and to the --sink. It does nothing without either.
+// the batch at t, and to the --sink, which learns no offset ranges: prefer
+// [SaveBatch]. It does nothing without either.
 func Save[T any](ctx context.Context, j *Job, kind string, t time.Time, rows []T) error {
+	return save(ctx, j, kind, t, nil, rows)
+}
+
+// SaveBatch is [Save] from an output operation (dstream.ForEachBatchJob)
+// of batch b: the --sink records the offset ranges of j.Records that b
+// read beside its rows.
+func SaveBatch[T any](ctx context.Context, j *Job, b *engine.Job, kind string, rows []T) error {
+	return save(ctx, j, kind, b.Time, kafkasource.OffsetRangesOf(b, j.Records), rows)
+}
+
+func save[T any](ctx context.Context, j *Job, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []T) error {
 	if j.sink != nil {
 		anys := make([]any, len(rows))
 		for i, r := range rows {
 			anys[i] = r
 		}
-		if err := j.sink.Write(ctx, kind, t, anys); err != nil {
+		if err := j.sink.Write(ctx, kind, t, ranges, anys); err != nil {
 			return err
 		}
 	}

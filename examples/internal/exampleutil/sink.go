@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/kafkasource"
 )
 
 // A Sink receives the result rows of every batch of an example, as the
@@ -15,8 +17,9 @@ import (
 // re-run batch writes every batch exactly once.
 type Sink interface {
 	// Write writes rows, the results of kind ("" for the main results) of
-	// the batch at t. Every row marshals to a JSON object.
-	Write(ctx context.Context, kind string, t time.Time, rows []any) error
+	// the batch at t, which read the offset ranges (nil when unknown).
+	// Every row marshals to a JSON object.
+	Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []any) error
 	// Close releases the sink when the job stops.
 	Close() error
 }

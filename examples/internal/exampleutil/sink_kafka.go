@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/kafkasink"
+	"github.com/sluicehq/sluice/kafkasource"
 )
 
 // The kafka scheme writes each batch's rows as JSON records to TOPIC (the
@@ -48,7 +49,7 @@ func openKafkaSink(ctx context.Context, value string, j *Job, addrs []string) (S
 		txns: map[string]*kafkasink.Txn{}}, nil
 }
 
-func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, rows []any) error {
+func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kafkasource.OffsetRange, rows []any) error {
 	topic := s.topic
 	if kind != "" {
 		topic += "-" + kind

@@ -5,18 +5,22 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
+	"github.com/sluicehq/sluice/kafkasource"
 	"github.com/sluicehq/sluice/sqlsink"
 )
 
 // The sqlite and postgres schemes write each batch's rows as JSON text to
 // the table sluice_results (job, kind, batch_time_ms, row_index, row) in
-// one transaction per batch with [sqlsink.Sink], which records the batch in
-// sluice_progress in the same transaction: every batch lands exactly once.
+// one transaction per batch with [sqlsink.Sink], which records the batch
+// and the offset ranges it read in sluice_progress in the same
+// transaction: every batch lands exactly once.
 func init() {
 	RegisterSink(SinkScheme{Name: "sqlite", Form: "sqlite:PATH", Check: checkSQLSink, Open: openSQLSink})
 	RegisterSink(SinkScheme{Name: "postgres", Form: "postgres://USER@HOST:PORT/DB", Check: checkSQLSink, Open: openSQLSink})
@@ -53,7 +57,11 @@ func openSQLSink(ctx context.Context, value string, j *Job, _ []string) (Sink, e
 			err = db.PingContext(ctx)
 		}
 	} else {
-		db, err = sqlsink.OpenSQLite(strings.TrimPrefix(value, "sqlite:"))
+		path := strings.TrimPrefix(value, "sqlite:")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create the directory of %s: %w", path, err)
+		}
+		db, err = sqlsink.OpenSQLite(path)
 	}
 	if err != nil {
 		return nil, err
@@ -65,7 +73,7 @@ func openSQLSink(ctx context.Context, value string, j *Job, _ []string) (Sink, e
 	return &sqlSink{db: db, job: j.Context.JobName(), pg: pg, sinks: map[string]*sqlsink.Sink{}}, nil
 }
 
-func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, rows []any) error {
+func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []any) error {
 	sk, ok := s.sinks[kind]
 	if !ok {
 		name := "results"
@@ -82,7 +90,7 @@ func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, rows []an
 	if s.pg {
 		ins = `INSERT INTO sluice_results (job, kind, batch_time_ms, row_index, row) VALUES ($1, $2, $3, $4, $5)`
 	}
-	_, err := sk.Commit(ctx, t, nil, func(ctx context.Context, tx *sql.Tx) error {
+	_, err := sk.Commit(ctx, t, ranges, func(ctx context.Context, tx *sql.Tx) error {
 		for i, r := range rows {
 			v, err := json.Marshal(r)
 			if err != nil {

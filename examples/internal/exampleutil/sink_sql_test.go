@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/kafkasource"
 	"github.com/sluicehq/sluice/sqlsink"
 )
 
@@ -28,15 +29,18 @@ func TestSQLiteSinkWritesBatchOnce(t *testing.T) {
 	j := &Job{Context: c}
 	type row struct{ K string }
 	t1, t2 := time.UnixMilli(2000), time.UnixMilli(3000)
+	r1 := []kafkasource.OffsetRange{{Topic: "in", Partition: 0, From: 0, Until: 5}}
+	r2 := []kafkasource.OffsetRange{{Topic: "in", Partition: 0, From: 5, Until: 8}}
 	for i, w := range []struct {
-		t    time.Time
-		rows []any
-	}{{t1, []any{row{"a"}, row{"b"}}}, {t2, []any{row{"c"}}}, {t2, []any{row{"dup"}}}} {
+		t      time.Time
+		ranges []kafkasource.OffsetRange
+		rows   []any
+	}{{t1, r1, []any{row{"a"}, row{"b"}}}, {t2, r2, []any{row{"c"}}}, {t2, r2, []any{row{"dup"}}}} {
 		s, err := openSink(ctx, value, j, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Write(ctx, "", w.t, w.rows); err != nil {
+		if err := s.Write(ctx, "", w.t, w.ranges, w.rows); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
 		if err := s.Close(); err != nil {
@@ -63,6 +67,10 @@ func TestSQLiteSinkWritesBatchOnce(t *testing.T) {
 	}
 	if want := `[{"K":"a"} {"K":"b"} {"K":"c"}]`; fmtRows(got) != want {
 		t.Fatalf("rows = %v; want %s", got, want)
+	}
+	off, err := sqlsink.StoredOffsets(ctx, db, "ex", "results")
+	if err != nil || off[kafkasource.TopicPartition{Topic: "in", Partition: 0}] != 8 || len(off) != 1 {
+		t.Fatalf("stored offsets = %v, %v; want in[0] at 8, the end of the second batch's range", off, err)
 	}
 	if _, err := sinkScheme("sqlite:"); err == nil {
 		t.Fatal("--sink sqlite: without a path was accepted")

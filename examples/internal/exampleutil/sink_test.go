@@ -25,6 +25,18 @@ func TestParseFlagsSink(t *testing.T) {
 		_, err := ParseFlags(goodBad, []string{"--sink", arg}, nil)
 		require.ErrorContains(t, err, want, arg)
 	}
+
+	cfg, err = ParseFlags(goodBad, nil, nil)
+	require.NoError(t, err)
+	require.Empty(t, cfg.Sink, "no sink by default")
+	withSink := goodBad
+	withSink.SinkByDefault = true
+	cfg, err = ParseFlags(withSink, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, "sqlite:"+filepath.Join("sluice-data", "goodbad", "results.db"), cfg.Sink)
+	cfg, err = ParseFlags(withSink, []string{"--sink", ""}, nil)
+	require.NoError(t, err)
+	require.Empty(t, cfg.Sink, `--sink "" turns the default sink off`)
 }
 
 // TestRunKafkaSinkMatchesSave runs a job against a broker that outlives it
