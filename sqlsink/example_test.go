@@ -3,6 +3,7 @@ package sqlsink_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -116,4 +117,54 @@ func ExampleBulk() {
 	// a 2
 	// b 2
 	// c 1
+}
+
+// ExampleWriteRows turns each element into a row; the one the encode
+// function rejects goes to a dead-letter table and the job goes on.
+func ExampleWriteRows() {
+	dir, _ := os.MkdirTemp("", "sqlsink")
+	defer os.RemoveAll(dir)
+	db, err := sqlsink.OpenSQLite(filepath.Join(dir, "results.db"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer db.Close()
+	ctx := context.Background()
+	db.ExecContext(ctx, `CREATE TABLE lengths (word TEXT PRIMARY KEY, len INTEGER NOT NULL)`)
+	bulk, _ := sqlsink.NewBulk(db, "lengths", []string{"word"}, []string{"len"})
+
+	c, _ := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithJobName("words"))
+	defer c.Close()
+	words := dstream.Queue(c, [][]string{{"go", ""}, {"sql"}})
+	sink, err := sqlsink.WriteRows(ctx, words, sqlsink.Config{DB: db, Sink: "lengths", DeadLetterTable: "lengths_dead"}, bulk,
+		func(w string) ([]any, error) {
+			if w == "" {
+				return nil, errors.New("empty word")
+			}
+			return []any{w, len(w)}, nil
+		})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := c.RunBatches(ctx, 2); err != nil {
+		fmt.Println(err)
+		return
+	}
+	rows, _ := db.QueryContext(ctx, `SELECT word, len FROM lengths ORDER BY word`)
+	defer rows.Close()
+	for rows.Next() {
+		var w string
+		var n int
+		rows.Scan(&w, &n)
+		fmt.Println(w, n)
+	}
+	var why string
+	db.QueryRowContext(ctx, `SELECT error FROM lengths_dead`).Scan(&why)
+	fmt.Printf("dead letters: %d (%s)\n", sink.Stats().DeadLetters, why)
+	// Output:
+	// go 2
+	// sql 3
+	// dead letters: 1 (empty word)
 }

@@ -34,6 +34,10 @@
 // [Additive] columns for counts added batch by batch; [NewBulk] does the
 // same for many rows at once, through COPY and one merge on PostgreSQL and
 // prepared multi-row statements on SQLite, for large batches.
+// [WriteRows] takes an encode function from element to row instead of a
+// write function and upserts each batch's rows with a [Bulk]; an element
+// it rejects goes to a dead-letter table (Config.DeadLetterTable) in the
+// batch's transaction and never fails the batch.
 //
 // # Drivers
 //
@@ -71,6 +75,12 @@ type Config struct {
 	// Sink names the sink within the job (engine.WithJobName); with the
 	// job's name it keys the sink's rows in sluice_progress. Required.
 	Sink string
+	// DeadLetterTable, for [WriteRows], receives in the batch's
+	// transaction the elements the encode function rejected, one row
+	// each (job, sink, batch_time_ms, element as text, error); created
+	// when missing. Empty (the default): rejected elements are only
+	// counted.
+	DeadLetterTable string
 }
 
 // Stats are a sink's counters.
@@ -79,6 +89,9 @@ type Stats struct {
 	Batches  int64 // batches committed
 	Failures int64 // batches whose transaction failed
 	Skipped  int64 // re-run batches found already committed
+	// DeadLetters counts the elements of committed batches the encode
+	// function of [WriteRows] rejected.
+	DeadLetters int64
 }
 
 // Sink is the handle of an output registered by [Write].
@@ -87,20 +100,23 @@ type Sink struct {
 	db                                  *sql.DB
 	d                                   dialect
 	records, batches, failures, skipped atomic.Int64
+	deadLetters                         atomic.Int64
 }
 
 // Stats returns the sink's counters.
 func (s *Sink) Stats() Stats {
-	return Stats{s.records.Load(), s.batches.Load(), s.failures.Load(), s.skipped.Load()}
+	return Stats{Records: s.records.Load(), Batches: s.batches.Load(), Failures: s.failures.Load(), Skipped: s.skipped.Load(),
+		DeadLetters: s.deadLetters.Load()}
 }
 
-// Metrics reports the counters as sink_records_total and
-// sink_failures_total, labelled with the sink.
+// Metrics reports the counters as sink_records_total,
+// sink_failures_total and sink_dead_letters_total, labelled with the sink.
 func (s *Sink) Metrics() []engine.Metric {
 	l := map[string]string{"sink": s.name}
 	return []engine.Metric{
 		{Name: "sink_records_total", Help: "Records the sink committed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.records.Load())},
 		{Name: "sink_failures_total", Help: "Batches whose transaction failed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.failures.Load())},
+		{Name: "sink_dead_letters_total", Help: "Elements the encode function rejected.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.deadLetters.Load())},
 	}
 }
 
@@ -163,39 +179,12 @@ func EnsureProgressTable(ctx context.Context, db *sql.DB) error {
 // from the commit, rolls the transaction back and fails the batch. The job
 // must be named with engine.WithJobName.
 func Write[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, write func(ctx context.Context, tx *sql.Tx, b dstream.Batch[T]) error) (*Sink, error) {
-	switch {
-	case write == nil:
+	if write == nil {
 		return nil, errors.New("sqlsink: Write got a nil write function; pass one that writes the batch's rows with the transaction it gets")
-	case cfg.DB == nil:
-		return nil, errors.New("sqlsink: Write got no database; set Config.DB to an opened *sql.DB")
-	case cfg.Sink == "":
-		return nil, errors.New("sqlsink: the sink has no name; set Config.Sink so that its progress rows are found after a restart")
 	}
-	job := s.Context().JobName()
-	if job == "" {
-		return nil, errors.New("sqlsink: the job has no name; name it with engine.WithJobName so that a restart finds the batches it already committed")
-	}
-	if err := EnsureProgressTable(ctx, cfg.DB); err != nil {
-		return nil, err
-	}
-	sink := &Sink{name: cfg.Sink, job: job, db: cfg.DB, d: dialectOf(cfg.DB)}
-	dstream.ForEachBatchJob(s, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
-		wrote, err := sink.commit(ctx, b.Time, kafkasource.OffsetRangesOf(j, s), func(ctx context.Context, tx *sql.Tx) error {
-			return write(ctx, tx, b)
-		})
-		switch {
-		case err != nil:
-			sink.failures.Add(1)
-			return err
-		case !wrote:
-			sink.skipped.Add(1)
-		default:
-			sink.batches.Add(1)
-			sink.records.Add(int64(b.Len()))
-		}
-		return nil
+	return sqlWrite(ctx, s, cfg, func(ctx context.Context, tx *sql.Tx, b dstream.Batch[T]) (int64, int64, error) {
+		return int64(b.Len()), 0, write(ctx, tx, b)
 	})
-	return sink, nil
 }
 
 // Open returns a sink of job on db for writers that run their own output
