@@ -24,7 +24,8 @@ func TestMain(m *testing.M) {
 }
 
 // openPostgres opens the test server's database with a fresh schema of the
-// test's own, so that tests do not see each other's tables.
+// test's own, so that tests do not see each other's tables (nor an earlier
+// run's under -count).
 func openPostgres(t *testing.T) *sql.DB {
 	t.Helper()
 	dsn := pgtest.DSN(t)
@@ -34,7 +35,7 @@ func openPostgres(t *testing.T) *sql.DB {
 	}
 	defer admin.Close()
 	schema := strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+	if _, err := admin.Exec(`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE; CREATE SCHEMA ` + schema); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sql.Open("pgx", dsn+"&search_path="+schema)

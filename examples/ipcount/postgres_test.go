@@ -28,7 +28,7 @@ func TestPostgresSink(t *testing.T) {
 	admin, err := sql.Open("pgx", dsn)
 	require.NoError(t, err)
 	defer admin.Close()
-	_, err = admin.Exec(`CREATE SCHEMA ipcount_sink`)
+	_, err = admin.Exec(`DROP SCHEMA IF EXISTS ipcount_sink CASCADE; CREATE SCHEMA ipcount_sink`)
 	require.NoError(t, err)
 	dsn += "&search_path=ipcount_sink"
 
