@@ -161,6 +161,7 @@ type checkpointer struct {
 	replayed bool // the last recovered plan was just taken
 	unsaved  bool // a batch's input was recorded or replayed since the last manifest
 	empty    []emptyPlan
+	former   map[string]string // former operator name → current name (see Meta.Former)
 
 	mu        sync.Mutex
 	wg        sync.WaitGroup
@@ -209,10 +210,86 @@ func openCheckpointer(c *Context, dir string, opts ...CheckpointOption) (k *chec
 			return nil, fmt.Errorf("engine: create checkpoint dir %s: %w", filepath.Join(dir, d), err)
 		}
 	}
+	k.former = formerNames(c)
 	if err := k.recover(); err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// formerNames maps the former names of the job's nodes (see [Meta.Former])
+// to their current names. A former name that a node of the job goes by, or
+// that two nodes claim, maps to nothing.
+func formerNames(c *Context) map[string]string {
+	current := make(map[string]bool)
+	for _, n := range c.nodes {
+		current[n.Meta().Name()] = true
+	}
+	former := make(map[string]string)
+	claimed := make(map[string]int)
+	for _, n := range c.nodes {
+		for _, f := range n.Meta().Former() {
+			if !current[f] {
+				former[f] = n.Meta().Name()
+				claimed[f]++
+			}
+		}
+	}
+	for f, n := range claimed {
+		if n > 1 {
+			delete(former, f)
+		}
+	}
+	return former
+}
+
+// adoptFormerNames renames, in commit m and the bodies loaded with it, the
+// operators and sources m holds under a former name to their current names,
+// when m holds nothing under the current name. Their files stay where they
+// are: the manifest references them by path.
+func (k *checkpointer) adoptFormerNames(m *Manifest, bodies map[string][]byte) {
+	if len(k.former) == 0 {
+		return
+	}
+	has := make(map[string]bool)
+	for _, of := range m.Operators {
+		has[of.Name] = true
+	}
+	for i, of := range m.Operators {
+		to, ok := k.former[of.Name]
+		if !ok || has[to] {
+			continue
+		}
+		for _, f := range of.Files {
+			if f.Path == "" {
+				if b, ok := bodies[f.key(of.Name)]; ok {
+					delete(bodies, f.key(of.Name))
+					bodies[f.key(to)] = b
+				}
+			}
+		}
+		m.Operators[i].Name = to
+		has[to] = true
+		k.c.logger.Info("checkpoint: restoring an operator checkpointed under its former name",
+			slog.String("former", of.Name), slog.String("name", to), slog.Int64("batch_ms", m.BatchMS))
+	}
+	renameKeys(m.Sources, k.former)
+}
+
+// renameKeys moves the entries of m under a former name to the current name
+// former maps it to, unless m already has an entry under that name.
+func renameKeys[V any](m map[string]V, former map[string]string) {
+	for from, to := range former {
+		v, ok := m[from]
+		if !ok {
+			continue
+		}
+		if _, taken := m[to]; taken {
+			continue
+		}
+		delete(m, from)
+		m[to] = v
+	}
 }
 
 func (k *checkpointer) names() []string {
@@ -241,6 +318,9 @@ func (k *checkpointer) recover() error {
 	m, bodies, setAside, err := k.newestValidCommit()
 	if err != nil {
 		return err
+	}
+	if m != nil {
+		k.adoptFormerNames(m, bodies)
 	}
 	if fm == nil {
 		if fm, err = k.rebuildFormat(m); err != nil {
@@ -593,6 +673,7 @@ func (k *checkpointer) loadPlans(afterMS int64) error {
 		if err := json.Unmarshal(body, &pf); err != nil {
 			return fmt.Errorf("engine: checkpoint file %s does not parse: %v; restore it or start with a fresh checkpoint dir", p, err)
 		}
+		renameKeys(pf.Plans, k.former)
 		k.plans[t] = pf.Plans
 	}
 	return nil
@@ -767,8 +848,15 @@ func (k *checkpointer) collect(nowMS int64) {
 		busy[path.Join(stateDir, op, strconv.FormatInt(ms, 10)+".snapshot")] = true
 	}
 	k.mu.Unlock()
-	for _, op := range k.ops {
-		name := op.Meta().Name()
+	dirs := k.names()
+	for from, to := range k.former {
+		if slices.Contains(dirs, to) {
+			// The folder of state written under the former name, until
+			// no kept commit references its files.
+			dirs = append(dirs, from)
+		}
+	}
+	for _, name := range dirs {
 		dir := filepath.Join(k.dir, stateDir, name)
 		entries, err := k.fs.ReadDir(dir)
 		if err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -23,6 +24,17 @@ type Meta struct {
 	// Slide is the interval at which the node produces data. Zero means the
 	// slide of its first parent, or the batch interval for a source.
 	Slide time.Duration
+	// DefaultName, when set, replaces "<kind>-<n>" as the default name:
+	// the first node of its kind is named DefaultName, the n-th
+	// "DefaultName-<n>". The kind-based name the node had before is then one
+	// of its former names (see FormerNames).
+	DefaultName string
+	// FormerNames are names the node may have been checkpointed under. When a
+	// checkpoint holds none of the node's state under its name but holds it
+	// under a former name, the node restores that state (and replays the
+	// input recorded under it) as if it had been checkpointed under its
+	// current name.
+	FormerNames []string
 
 	id      int
 	ordinal int // position among the registered nodes of the same kind
@@ -36,14 +48,33 @@ func (m *Meta) ID() int { return m.id }
 
 // Name returns the node's stable name: the one set with [Meta.SetName], or
 // "<kind>-<n>" by default, for the n-th node of that kind in registration
-// order (so "updateStateByKey-1" is the job's first UpdateStateByKey).
-// Checkpoints refer to stateful nodes by this name; adding or removing
-// operators of other kinds does not change it.
+// order (so "updateStateByKey-1" is the job's first UpdateStateByKey), or
+// the name [Meta.DefaultName] gives. Checkpoints refer to stateful nodes by
+// this name; adding or removing operators of other kinds does not change it.
 func (m *Meta) Name() string {
 	if m.name != "" {
 		return m.name
 	}
-	return m.Kind + "-" + strconv.Itoa(m.ordinal)
+	if m.DefaultName != "" {
+		if m.ordinal <= 1 {
+			return m.DefaultName
+		}
+		return m.DefaultName + "-" + strconv.Itoa(m.ordinal)
+	}
+	return m.kindName()
+}
+
+func (m *Meta) kindName() string { return m.Kind + "-" + strconv.Itoa(m.ordinal) }
+
+// Former returns the names a checkpoint may hold the node under instead of
+// its name: [Meta.FormerNames] and, for a node named by its DefaultName,
+// the kind-based default name "<kind>-<n>" it had before.
+func (m *Meta) Former() []string {
+	names := slices.Clone(m.FormerNames)
+	if m.name == "" && m.DefaultName != "" {
+		names = append(names, m.kindName())
+	}
+	return slices.DeleteFunc(names, func(n string) bool { return n == "" || n == m.Name() })
 }
 
 // SetName overrides the node's default name. It must be called before the
