@@ -136,7 +136,10 @@ func (sp StateSpec[K, V, S, U]) WithPartitions(n int) StateSpec[K, V, S, U] {
 
 // WithCodecs sets the codecs of keys and states in the store and in
 // checkpoints, overriding the default of state.CodecFor. A nil codec keeps
-// the default.
+// the default. A key or state type the default codec cannot carry whole (a
+// struct with an unexported field, which gob drops; an interface; a func)
+// is refused when the context starts, naming the field: export it, or pass
+// a codec here.
 func (sp StateSpec[K, V, S, U]) WithCodecs(keys state.Codec[K], states state.Codec[S]) StateSpec[K, V, S, U] {
 	sp.keyCodec, sp.stateCodec = keys, states
 	return sp
@@ -246,6 +249,12 @@ func (n *mapWithStateNode[K, V, S, U]) setPartitions(p int) { n.parts = p }
 func (n *mapWithStateNode[K, V, S, U]) Validate() error {
 	if n.spec.timeout < 0 {
 		return fmt.Errorf("dstream: operator %q has timeout %v; pass a positive duration to WithTimeout, or 0 for none", n.meta.Name(), n.spec.timeout)
+	}
+	err := checkCodecs(n.meta.Name(),
+		defaultCodec(n.spec.keyCodec, "key", "StateSpec.WithCodecs"),
+		defaultCodec(n.spec.stateCodec, "state", "StateSpec.WithCodecs"))
+	if err != nil {
+		return err
 	}
 	p, err := statePartitions(n.meta.Name(), "partitions", n.parts, n.meta.Context())
 	if err != nil {

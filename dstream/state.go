@@ -33,7 +33,10 @@ type StateOptions[K comparable, S any] struct {
 	// checkpoints, overriding the default of state.CodecFor, which is fast
 	// for strings, numbers and bools and uses gob for anything else. States
 	// are decoded and encoded every batch, so a struct state deserves a fast
-	// codec of its own.
+	// codec of its own. A key or state type the default codec cannot carry
+	// whole (a struct with an unexported field, which gob drops; an
+	// interface; a func) is refused when the context starts, naming the
+	// field: export it, or pass a codec here.
 	KeyCodec   state.Codec[K]
 	StateCodec state.Codec[S]
 }
@@ -88,6 +91,10 @@ func updateStateByKey[K comparable, V, S any](s *Stream[KV[K, V]], update func(t
 		initial: opts.Initial,
 		parts:   opts.Partitions,
 		ks:      newKeyedState(opts.KeyCodec, opts.StateCodec),
+		codecs: []codecCheck{
+			defaultCodec(opts.KeyCodec, "key", "StateOptions.KeyCodec (UpdateStateByKeyWith)"),
+			defaultCodec(opts.StateCodec, "state", "StateOptions.StateCodec (UpdateStateByKeyWith)"),
+		},
 	}
 	out := derive[KV[K, S]]("updateStateByKey", n, s)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, S]], error) {
@@ -108,7 +115,8 @@ type updateStateNode[K comparable, V, S any] struct {
 	initial map[K]S
 	parts   int
 	ks      *keyedState[K, S]
-	last    time.Time // the batch the state was last advanced to
+	codecs  []codecCheck // the types encoded with the default codec
+	last    time.Time    // the batch the state was last advanced to
 }
 
 var (
@@ -119,8 +127,12 @@ var (
 
 func (n *updateStateNode[K, V, S]) setPartitions(p int) { n.parts = p }
 
-// Validate fixes the partition count and creates the empty state.
+// Validate refuses key and state types the default codec cannot carry,
+// fixes the partition count and creates the empty state.
 func (n *updateStateNode[K, V, S]) Validate() error {
+	if err := checkCodecs(n.meta.Name(), n.codecs...); err != nil {
+		return err
+	}
 	p, err := statePartitions(n.meta.Name(), "StateOptions.Partitions", n.parts, n.meta.Context())
 	if err != nil {
 		return err

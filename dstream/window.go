@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
@@ -103,6 +104,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[KV[K, V]], reduce, i
 func GroupByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], window, slide time.Duration) *Stream[KV[K, []V]] {
 	w := newKeyedWindow("groupByKeyAndWindow", s, window, slide, groupCombiner[V]())
 	w.vc = windowGroupsCodec(state.CodecFor[V]())
+	w.codecs[1] = codecCheck{"value", reflect.TypeFor[V](), "WindowCodecs (a codec of []V)"}
 	w.plain = concatWindow[K, V]
 	return keyedWindowStream(w)
 }
@@ -160,6 +162,13 @@ func ReduceByWindowInv[T any](s *Stream[T], reduce, inverse func(T, T) T, window
 // [CountByValueAndWindow] and [GroupByKeyAndWindow] (whose values are the
 // groups, []V; the default encodes each element with state.CodecFor[V]) and
 // panics on others. Call it before the context starts. It returns s.
+//
+// With a checkpoint, a key or value type the default codec cannot carry
+// whole (a struct with an unexported field, which gob drops; an interface;
+// a func) is refused when the context starts, naming the field: export it,
+// or pass a codec here (or with [WindowRecordCodec] for the operators it
+// applies to). Without a checkpoint windows encode nothing, and any type
+// is accepted.
 //
 // Keys of types other than string, bool, float64 and the integer types are
 // also hash-partitioned by their encoding, so that a restarted job routes a
@@ -264,6 +273,7 @@ type windowNode[T any] struct {
 	length, slide time.Duration
 	spec          window.Spec
 	codec         state.Codec[T]
+	codecSet      bool // set with WindowRecordCodec
 
 	buf    window.Buffer[T]
 	clock  windowClock
@@ -289,10 +299,17 @@ func newWindow[T any](s *Stream[T], length, slide time.Duration) *Stream[T] {
 	return out
 }
 
-func (n *windowNode[T]) setRecordCodec(c state.Codec[T]) { n.codec = c }
+func (n *windowNode[T]) setRecordCodec(c state.Codec[T]) { n.codec, n.codecSet = c, true }
 
-// Validate checks the window's durations against its parent's slide.
+// Validate checks the window's durations against its parent's slide and,
+// with a checkpoint, refuses an element type the default codec cannot
+// carry.
 func (n *windowNode[T]) Validate() (err error) {
+	if n.Meta().Context().Checkpointing() && !n.codecSet {
+		if err := checkCodecs(n.Meta().Name(), codecCheck{"element", reflect.TypeFor[T](), "WindowRecordCodec"}); err != nil {
+			return err
+		}
+	}
 	n.spec, err = windowSpec(n.Meta(), n.parent.Slide(), n.length, n.slide)
 	return err
 }
@@ -395,6 +412,7 @@ type keyedWindow[K comparable, V, C any] struct {
 	plain           func(p *window.Panes[K, C], spec window.Spec, zero, t time.Time) map[K]C
 	kc              state.Codec[K]
 	vc              state.Codec[C]
+	codecs          [2]codecCheck // key and value types encoded with the default codec
 	hash            func(K) uint64
 
 	n     int // partitions of the state: fixed at the first batch or by the checkpoint
@@ -431,6 +449,10 @@ func newKeyedWindow[K comparable, V, C any](kind string, s *Stream[KV[K, V]], le
 	w := &keyedWindow[K, V, C]{
 		parent: s, length: length, slide: slide, cb: cb,
 		kc: state.CodecFor[K](), vc: state.CodecFor[C](),
+		codecs: [2]codecCheck{
+			{"key", reflect.TypeFor[K](), "WindowCodecs"},
+			{"value", reflect.TypeFor[C](), "WindowCodecs"},
+		},
 	}
 	w.meta.Kind = kind
 	windowMeta(w.Meta(), slide)
@@ -479,9 +501,11 @@ func globalWindowStream[T any](w *keyedWindow[int8, T, T]) *Stream[T] {
 func (w *keyedWindow[K, V, C]) setCodecs(key state.Codec[K], value state.Codec[C]) {
 	if key != nil {
 		w.kc = key
+		w.codecs[0] = codecCheck{}
 	}
 	if value != nil {
 		w.vc = value
+		w.codecs[1] = codecCheck{}
 	}
 }
 
@@ -490,6 +514,7 @@ func (w *keyedWindow[K, V, C]) setRecordCodec(c state.Codec[C]) {
 		panic("dstream: WindowRecordCodec does not apply to " + w.meta.Kind + "; use WindowCodecs")
 	}
 	w.vc = c
+	w.codecs[1] = codecCheck{}
 }
 
 // setPartitions is what [Stream.Partitions] calls, with n ≥ 1.
@@ -500,8 +525,15 @@ func (w *keyedWindow[K, V, C]) setPartitions(n int) {
 	w.parts = n
 }
 
-// Validate checks the window's durations and fixes the key routing.
+// Validate checks the window's durations, fixes the key routing and, with
+// a checkpoint, refuses key and value types the default codec cannot
+// carry.
 func (w *keyedWindow[K, V, C]) Validate() (err error) {
+	if w.meta.Context().Checkpointing() {
+		if err := checkCodecs(w.meta.Name(), w.codecs[:]...); err != nil {
+			return err
+		}
+	}
 	w.hash = windowKeyHash(w.kc)
 	w.spec, err = windowSpec(w.Meta(), w.parent.Slide(), w.length, w.slide)
 	return err
