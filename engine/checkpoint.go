@@ -182,9 +182,11 @@ func openCheckpointer(c *Context, dir string, opts ...CheckpointOption) (k *chec
 	case cfg.every < 1:
 		return nil, fmt.Errorf("engine: CheckpointEvery(%d) must be 1 or more", cfg.every)
 	}
-	release, err := state.LockDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("engine: checkpoint dir: %w", err)
+	release := func() error { return nil } // the lock taken by Context.LockCheckpoint, released by Close
+	if !c.ckptLocked {
+		if release, err = state.LockDir(dir); err != nil {
+			return nil, fmt.Errorf("engine: checkpoint dir: %w", err)
+		}
 	}
 	k = &checkpointer{
 		c: c, dir: dir, fs: cfg.fs, cfg: cfg, release: release,

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/state"
 )
 
 // Errors returned by [Context] methods.
@@ -159,20 +161,21 @@ type Context struct {
 	running   bool
 	closed    bool
 
-	nodes     []Node
-	outputs   []Output
-	sources   []Source
-	tickers   []Ticker
-	closers   []func() error
-	started   bool
-	zero      time.Time
-	next      time.Time // time of the next batch to run
-	startErr  error
-	hard      context.Context
-	hardStop  context.CancelFunc
-	ckpt      *checkpointer
-	lastBatch time.Time // time of the last completed batch
-	failed    error     // the error of a failed batch; the context runs no more
+	nodes      []Node
+	outputs    []Output
+	sources    []Source
+	tickers    []Ticker
+	closers    []func() error
+	started    bool
+	zero       time.Time
+	next       time.Time // time of the next batch to run
+	startErr   error
+	hard       context.Context
+	hardStop   context.CancelFunc
+	ckpt       *checkpointer
+	ckptLocked bool      // LockCheckpoint took the checkpoint's lock
+	lastBatch  time.Time // time of the last completed batch
+	failed     error     // the error of a failed batch; the context runs no more
 }
 
 // NewContext returns a context whose batches are batch apart.
@@ -220,6 +223,48 @@ func alignDown(t time.Time, d time.Duration) time.Time {
 		r += d
 	}
 	return t.Add(-r).Round(0)
+}
+
+// LockCheckpoint takes the lock of the checkpoint directory now, instead of
+// when the context starts, so that a program can make sure no other job
+// uses the directory before it starts anything else, such as a broker
+// whose files live beside the checkpoint. The lock is held until
+// [Context.Close]. An error matches [state.ErrLocked] when another job
+// holds the lock, and names its pid. LockCheckpoint does nothing without a
+// checkpoint, or when called again.
+func (c *Context) LockCheckpoint() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if c.ckptDir == "" || c.ckptLocked {
+		return nil
+	}
+	if c.started {
+		return errors.New("engine: LockCheckpoint after the context started; call it before Run or RunBatches")
+	}
+	release, err := state.LockDir(c.ckptDir)
+	if err != nil {
+		return fmt.Errorf("engine: checkpoint dir: %w", err)
+	}
+	c.ckptLocked = true
+	c.closers = append(c.closers, release)
+	return nil
+}
+
+// Start validates the job's graph and, with a checkpoint, takes the
+// checkpoint's lock and restores the job from it, without running a
+// batch; Run and RunBatches then go on from there. A program calls it to
+// report a refused checkpoint (another job holds it, or it does not match
+// the job) before it announces that it runs. Later calls return the first
+// call's result.
+func (c *Context) Start() error {
+	if err := c.acquire(); err != nil {
+		return err
+	}
+	defer c.release()
+	return c.start()
 }
 
 // Checkpointing reports whether the context was given a checkpoint

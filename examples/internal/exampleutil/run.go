@@ -162,22 +162,6 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 			return fmt.Errorf("cannot create checkpoint dir %s: %v; pass another --checkpoint", cfg.Checkpoint, err)
 		}
 	}
-	addrs := cfg.Brokers
-	if cfg.Embedded() {
-		broker, err := r.startBroker()
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if cerr := broker.Close(); cerr != nil && err == nil {
-				err = cerr
-			}
-		}()
-		addrs = broker.Addrs()
-	} else if err := r.checkCluster(ctx); err != nil {
-		return err
-	}
-
 	opts := []engine.Option{engine.WithLogger(slog.New(quietFailures{r.logger.Handler()})), engine.WithJobName(r.spec.Name)}
 	if cfg.Parallelism > 0 {
 		opts = append(opts, engine.WithParallelism(cfg.Parallelism))
@@ -197,6 +181,27 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 			err = cerr
 		}
 	}()
+	// The checkpoint's lock comes first: a second instance on the same
+	// --checkpoint must not open the embedded broker's files beside it.
+	if err := c.LockCheckpoint(); err != nil {
+		return err
+	}
+	addrs := cfg.Brokers
+	if cfg.Embedded() {
+		broker, err := r.startBroker()
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := broker.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		addrs = broker.Addrs()
+	} else if err := r.checkCluster(ctx); err != nil {
+		return err
+	}
+
 	srcOpts := append([]kafkasource.Option{
 		kafkasource.WithBrokers(addrs...),
 		kafkasource.WithGroup(cfg.Group),
@@ -251,6 +256,10 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 			defer cl.Close()
 			runGenerator(genCtx, cl, cfg.Generate, g, rand.New(rand.NewPCG(seed, seed>>1|1)), r.logger)
 		})
+	}
+	// Restore the checkpoint before announcing that the job resumes it.
+	if err := c.Start(); err != nil {
+		return runError(err)
 	}
 	r.banner(addrs)
 
