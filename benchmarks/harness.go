@@ -35,6 +35,7 @@ type harness struct {
 	results     []result
 	latencies   []latencyResult
 	checkpoints []checkpointResult
+	batchCosts  []batchCostResult
 }
 
 func newHarness(cfg config, progress io.Writer) (*harness, error) {
@@ -74,12 +75,16 @@ func (h *harness) logf(format string, args ...any) {
 
 // limits caps each partition's share of a batch so that an input of n
 // records is read in cfg.batches batches; 0 batches is no cap.
-func (h *harness) limits(n int) kafkasource.RateLimits {
-	if h.cfg.batches == 0 {
+func (h *harness) limits(n int) kafkasource.RateLimits { return h.limitsIn(n, h.cfg.batches) }
+
+// limitsIn caps each partition's share of a batch so that an input of n
+// records is read in batches batches; 0 batches is no cap.
+func (h *harness) limitsIn(n, batches int) kafkasource.RateLimits {
+	if batches == 0 {
 		return kafkasource.RateLimits{}
 	}
 	perPart := (n + h.cfg.partitions - 1) / h.cfg.partitions
-	perBatch := (perPart + h.cfg.batches - 1) / h.cfg.batches
+	perBatch := (perPart + batches - 1) / batches
 	rate := math.Ceil(float64(perBatch) / h.cfg.batch.Seconds())
 	return kafkasource.RateLimits{MaxRatePerPartition: max(int64(rate), 1)}
 }
@@ -90,6 +95,11 @@ type sluiceJob struct {
 	records     int // records in the topic: the job runs until it has read them all
 	parallelism int
 	checkpoint  bool
+	// batches is how many batches the records are cut into; 0 is
+	// cfg.batches.
+	batches int
+	// listen, when set, receives every completed batch's BatchInfo.
+	listen func(engine.BatchInfo)
 	// build adds the job's graph over the records and an output.
 	build func(recs *dstream.Stream[kafkasource.Record])
 }
@@ -103,7 +113,16 @@ func (h *harness) runSluice(ctx context.Context, job sluiceJob) (time.Duration, 
 	opts := []engine.Option{
 		engine.WithManualClock(time.Unix(0, 0)),
 		engine.WithParallelism(job.parallelism),
-		engine.WithListener(engine.ListenerFuncs{Completed: func(info engine.BatchInfo) { consumed += info.Records }}),
+		engine.WithListener(engine.ListenerFuncs{Completed: func(info engine.BatchInfo) {
+			consumed += info.Records
+			if job.listen != nil {
+				job.listen(info)
+			}
+		}}),
+	}
+	batches := job.batches
+	if batches == 0 {
+		batches = h.cfg.batches
 	}
 	if job.checkpoint {
 		dir, err := os.MkdirTemp(h.dir, "ckpt-")
@@ -121,7 +140,7 @@ func (h *harness) runSluice(ctx context.Context, job sluiceJob) (time.Duration, 
 	recs, err := kafkasource.NewDirectStream(c, []string{job.topic},
 		kafkasource.WithBrokers(h.broker.Addrs()...),
 		kafkasource.WithResetPolicy(kafkasource.Earliest),
-		kafkasource.WithRateLimits(h.limits(job.records)))
+		kafkasource.WithRateLimits(h.limitsIn(job.records, batches)))
 	if err != nil {
 		return 0, err
 	}

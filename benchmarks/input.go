@@ -86,7 +86,7 @@ func (h *harness) produce(ctx context.Context, topic string, n int, gen func(i i
 func (h *harness) load(ctx context.Context) error {
 	cfg := &h.cfg
 	needPass := cfg.has("pass") || cfg.has("scaling") || (cfg.has("latency") && cfg.latencyRate == 0)
-	needLines := cfg.has("wordcount") || cfg.has("window") || cfg.has("scaling")
+	needLines := cfg.has("wordcount") || cfg.has("batchcost") || cfg.has("window") || cfg.has("scaling")
 	if needPass {
 		start := time.Now()
 		if err := h.loadTopic(ctx, topicPass, cfg.records, passRecord); err != nil {

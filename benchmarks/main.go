@@ -18,7 +18,7 @@ import (
 )
 
 // workloads lists every workload in the order the harness runs them.
-var workloads = []string{"pass", "wordcount", "window", "pagepop", "overhead", "latency", "checkpoint", "scaling"}
+var workloads = []string{"pass", "wordcount", "batchcost", "window", "pagepop", "overhead", "latency", "checkpoint", "scaling"}
 
 // config is what one run measures and where it writes.
 type config struct {
@@ -39,6 +39,7 @@ type config struct {
 	latencyDuration  time.Duration
 	stateSizes       []int
 	checkpointRounds int
+	costBatches      []int // batch counts of the batchcost sweep
 
 	dir        string // scratch dir for checkpoints; "" means a temp dir
 	out        string // JSON file
@@ -61,6 +62,17 @@ func (c *config) checkpointModes() []bool {
 	return []bool{false, true}
 }
 
+// sweep returns the batch counts of the batchcost workload: -cost-batches
+// and -batches, in increasing order, each once.
+func (c *config) sweep() []int {
+	counts := slices.Clone(c.costBatches)
+	if c.batches > 0 {
+		counts = append(counts, c.batches)
+	}
+	slices.Sort(counts)
+	return slices.Compact(counts)
+}
+
 // errUsage marks a bad flag value.
 var errUsage = errors.New("benchmarks: bad flag")
 
@@ -74,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		wl        string
 		latencies string
 		sizes     string
+		costs     string
 	)
 	fs.StringVar(&wl, "workloads", "all", "comma-separated workloads to run: all or "+strings.Join(workloads, ","))
 	fs.IntVar(&cfg.records, "records", 5_000_000, "records of the pass-through input (-quick: 1,000,000)")
@@ -91,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.latencyDuration, "latency-duration", 0, "how long each latency run produces; 0 = 50 batches within 10–30 s (-quick: 20 batches within 3–6 s)")
 	fs.StringVar(&sizes, "state-sizes", "1000,10000,100000,1000000", "keys in state of the checkpoint workload (-quick: up to 100,000)")
 	fs.IntVar(&cfg.checkpointRounds, "checkpoint-batches", 30, "batches timed per state size (-quick: 10)")
+	fs.StringVar(&costs, "cost-batches", "10,30,100,300,1000", "batch counts the batchcost workload cuts the word count lines into (-quick: 10,30,100,300); -batches is added")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch dir for checkpoints (default: a new temp dir, removed afterwards)")
 	fs.StringVar(&cfg.out, "out", "", "JSON results file (default results/latest.json, -quick: results/quick.json, beside this command)")
 	fs.StringVar(&cfg.chart, "chart", "", "SVG chart file (default: the JSON file's name with .svg)")
@@ -110,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"empty-batches":      func() { cfg.emptyBatches = 50 },
 			"state-sizes":        func() { sizes = "1000,10000,100000" },
 			"checkpoint-batches": func() { cfg.checkpointRounds = 10 },
+			"cost-batches":       func() { costs = "10,30,100,300" },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -138,6 +153,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.stateSizes, err = parseList(sizes, strconv.Atoi); err != nil {
 		return config{}, fmt.Errorf("%w: -state-sizes: %v; pass key counts such as 1000,1000000", errUsage, err)
+	}
+	if cfg.costBatches, err = parseList(costs, strconv.Atoi); err != nil {
+		return config{}, fmt.Errorf("%w: -cost-batches: %v; pass batch counts such as 10,100,1000", errUsage, err)
 	}
 	if cfg.out == "" {
 		name := "latest.json"
@@ -176,6 +194,14 @@ func (c *config) validate() error {
 	for _, d := range c.latencyBatches {
 		if d <= 0 {
 			return fmt.Errorf("%w: -latency-batches has %v; pass positive durations", errUsage, d)
+		}
+	}
+	if len(c.sweep()) < 2 {
+		return fmt.Errorf("%w: -cost-batches needs two batch counts or more to fit a line; pass e.g. 10,100,1000", errUsage)
+	}
+	for _, n := range c.costBatches {
+		if n < 1 {
+			return fmt.Errorf("%w: -cost-batches has %d; pass batch counts of 1 or more", errUsage, n)
 		}
 	}
 	for _, n := range c.stateSizes {
@@ -252,6 +278,7 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) (err error
 	steps := map[string]func(context.Context) error{
 		"pass":       h.pass,
 		"wordcount":  h.wordCount,
+		"batchcost":  h.batchCost,
 		"window":     h.window,
 		"pagepop":    h.pagePopularity,
 		"overhead":   h.overhead,

@@ -21,7 +21,7 @@ func tinyConfig(t *testing.T) config {
 	cfg, err := parseFlags([]string{
 		"-records", "20000", "-lines", "4000", "-behaviors", "4000", "-batches", "4", "-repeat", "1",
 		"-empty-batches", "10", "-latency-batches", "1s", "-latency-duration", "2500ms", "-latency-rate", "2000",
-		"-state-sizes", "100,1000", "-checkpoint-batches", "3",
+		"-state-sizes", "100,1000", "-checkpoint-batches", "3", "-cost-batches", "2,50",
 		"-dir", filepath.Join(dir, "scratch"), "-out", filepath.Join(dir, "out.json"),
 	}, io.Discard)
 	require.NoError(t, err)
@@ -66,8 +66,16 @@ func TestHarnessTinyRun(t *testing.T) {
 	for _, w := range workloads {
 		require.True(t, seen[w], "no result of workload %s", w)
 	}
-	// pass-through, word count twice, empty batches, latency p99, checkpoint cost.
-	require.Equal(t, 6, targets)
+	// pass-through, word count twice, fixed cost off and on, durable word
+	// count, empty batches, latency p99, checkpoint cost.
+	require.Equal(t, 9, targets)
+
+	require.Len(t, rep.BatchCost, 2)
+	for _, bc := range rep.BatchCost {
+		require.Len(t, bc.Points, 3, "2, 4 and 50 batches")
+		require.Positive(t, bc.FixedMS)
+		require.Positive(t, bc.Breakdown.Batches)
+	}
 
 	require.Len(t, rep.Latency, 1)
 	lat := rep.Latency[0]
@@ -123,6 +131,7 @@ func TestParseFlags(t *testing.T) {
 		{"unknown workload", []string{"-workloads", "pass,nope"}, nil, `names "nope"`},
 		{"bad checkpoint mode", []string{"-checkpoint", "sometimes"}, nil, "pass off, on or both"},
 		{"bad latency batch", []string{"-latency-batches", "1s,0s"}, nil, "positive durations"},
+		{"sweep of one batch count", []string{"-cost-batches", "20", "-batches", "20"}, nil, "two batch counts"},
 		{"bad state size", []string{"-state-sizes", "10,x"}, nil, "-state-sizes"},
 		{"no partitions", []string{"-partitions", "0"}, nil, "-partitions 0"},
 	}

@@ -101,6 +101,7 @@ type report struct {
 	Results         []result           `json:"results"`
 	Latency         []latencyResult    `json:"latency,omitempty"`
 	Checkpoint      []checkpointResult `json:"checkpoint,omitempty"`
+	BatchCost       []batchCostResult  `json:"batch_cost,omitempty"`
 }
 
 type machine struct {
@@ -136,6 +137,7 @@ type settings struct {
 	LatencyBatchesMS []int64  `json:"latency_batches_ms"`
 	StateSizes       []int    `json:"state_sizes"`
 	CheckpointRounds int      `json:"checkpoint_batches"`
+	CostBatches      []int    `json:"cost_batches"`
 	Quick            bool     `json:"quick"`
 }
 
@@ -159,13 +161,14 @@ func (h *harness) report() *report {
 			Vocabulary: vocabularySize, Behaviors: cfg.behaviors, Pages: pageCount, Partitions: cfg.partitions,
 			Parallelism: cfg.parallelism, BatchMS: cfg.batch.Milliseconds(), Batches: cfg.batches,
 			Checkpoint: cfg.checkpoint, Repeat: cfg.repeat, EmptyBatches: cfg.emptyBatches,
-			LatencyBatchesMS: lat, StateSizes: cfg.stateSizes, CheckpointRounds: cfg.checkpointRounds, Quick: cfg.quick,
+			LatencyBatchesMS: lat, StateSizes: cfg.stateSizes, CheckpointRounds: cfg.checkpointRounds, CostBatches: cfg.costBatches, Quick: cfg.quick,
 		},
 		ProduceRate:    h.produceRate,
 		SluicePassRate: h.passRate,
 		Results:        h.results,
 		Latency:        h.latencies,
 		Checkpoint:     h.checkpoints,
+		BatchCost:      h.batchCosts,
 	}
 	if h.produceRate > 0 && h.passRate > 0 {
 		rep.SustainableRate = sustainable(h.produceRate, h.passRate)
