@@ -11,6 +11,10 @@
 //   - wordcount: words of Zipf-distributed lines counted with FlatMap and
 //     ReduceByKey versus a plain loop over the raw consumer (strings.Fields,
 //     m[word]++) and a loop that does not allocate per word.
+//   - batchcost: the word count with its lines cut into 10 to 1000 batches,
+//     checkpoints off and on, beside the plain loop; a least-squares fit of
+//     run time over batch count gives the fixed cost of a batch and the
+//     per-record rate.
 //   - window: a windowed word count (ReduceByKeyAndWindowInv), checkpoints
 //     off and on.
 //   - pagepop: page popularity (UpdateStateByKey over pageID|clicks|stay|like
