@@ -126,9 +126,9 @@ var readmeSteps = []readmeStep{
 	{text: "go run ./examples/pagepopularity --listen 127.0.0.1:19092 --sink kafka:popularity", ready: `^batch \S+: [1-9]\d* records`},
 	{text: "kcat -b 127.0.0.1:19092 -X isolation.level=read_committed -C -t popularity -f '%h %s\\n'", until: `^sluice-batch-time=\d+ \{"page":"page\d+","popularity":-?\d+\.\d{6}\}$`},
 	// The SQL sinks
-	{text: "go run ./examples/pagepopularity --sink sqlite:popularity.db", until: `^batch \S+: [1-9]\d* records`},
-	{text: "sqlite3 popularity.db \"SELECT row FROM sluice_results WHERE job = 'pagepopularity' AND kind = ''\n    AND batch_time_ms = (SELECT MAX(batch_time_ms) FROM sluice_results WHERE job = 'pagepopularity') ORDER BY row_index\""},
-	{text: `sqlite3 popularity.db "SELECT * FROM sluice_progress"`},
+	{text: "go run ./examples/pagepopularity", until: `^batch \S+: [1-9]\d* records`},
+	{text: "sqlite3 sluice-data/pagepopularity/results.db \"SELECT row FROM sluice_results WHERE job = 'pagepopularity' AND kind = ''\n    AND batch_time_ms = (SELECT MAX(batch_time_ms) FROM sluice_results WHERE job = 'pagepopularity') ORDER BY row_index\""},
+	{text: "sqlite3 sluice-data/pagepopularity/results.db \"SELECT topic, kafka_partition, until_offset, batch_time_ms FROM sluice_progress\n    WHERE job = 'pagepopularity' AND sink = 'results'\""},
 	// Producing with kcat to the embedded broker
 	{text: "go run ./examples/wordcount --listen 127.0.0.1:19092 --generate 0 --batch 1s --window 10s --slide 2s --checkpoint sluice-data/wordcount/kcat",
 		ready: `^wordcount: batch 1s, window 10s sliding every 2s, checkpoint .*; Ctrl-C stops$`, until: `^batch \S+: \d+ records, 1 malformed \(first words\[\d\]@\d+: not UTF-8 text\)`},
