@@ -27,6 +27,14 @@
 //     number of keys in state.
 //   - scaling: pass-through and word count at parallelism and GOMAXPROCS 1
 //     and 2.
+//   - sinks: the outputs, each against a baseline writing the same records
+//     in the same run: the transactional Kafka sink against the
+//     at-least-once one and a plain kgo producer, the SQL sink's upserts
+//     into SQLite against a plain database/sql loop and into PostgreSQL
+//     against a plain pgx loop (one transaction a batch), and the time each
+//     sink adds to a batch. PostgreSQL runs on a server the workload starts
+//     as internal/pgtest does; without PostgreSQL's binaries it is skipped,
+//     saying how to install them.
 //
 // Throughput workloads run on the manual clock as fast as they can: each
 // batch reads at most its share of the input (the Kafka source's

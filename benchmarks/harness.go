@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/pgtest"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
@@ -36,6 +37,7 @@ type harness struct {
 	latencies   []latencyResult
 	checkpoints []checkpointResult
 	batchCosts  []batchCostResult
+	skipped     []string // what could not be measured, and how to make it measurable
 }
 
 func newHarness(cfg config, progress io.Writer) (*harness, error) {
@@ -59,7 +61,14 @@ func newHarness(cfg config, progress io.Writer) (*harness, error) {
 }
 
 func (h *harness) close() error {
+	pgtest.Stop()
 	return errors.Join(h.broker.Close(), h.removeDir())
+}
+
+// skip records and logs a figure that could not be measured, with why.
+func (h *harness) skip(why string) {
+	h.skipped = append(h.skipped, why)
+	h.logf("skipped %s", why)
 }
 
 func (h *harness) removeDir() error {

@@ -18,7 +18,7 @@ import (
 )
 
 // workloads lists every workload in the order the harness runs them.
-var workloads = []string{"pass", "wordcount", "batchcost", "window", "pagepop", "overhead", "latency", "checkpoint", "scaling"}
+var workloads = []string{"pass", "wordcount", "batchcost", "window", "pagepop", "overhead", "latency", "checkpoint", "scaling", "sinks"}
 
 // config is what one run measures and where it writes.
 type config struct {
@@ -40,6 +40,9 @@ type config struct {
 	stateSizes       []int
 	checkpointRounds int
 	costBatches      []int // batch counts of the batchcost sweep
+	sinkBatches      int   // batches of the sinks workload
+	sinkRecords      int   // records per batch of the Kafka sinks
+	sqlRows          int   // rows per batch of the SQL sinks
 
 	dir        string // scratch dir for checkpoints; "" means a temp dir
 	out        string // JSON file
@@ -105,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&sizes, "state-sizes", "1000,10000,100000,1000000", "keys in state of the checkpoint workload (-quick: up to 100,000)")
 	fs.IntVar(&cfg.checkpointRounds, "checkpoint-batches", 30, "batches timed per state size (-quick: 10)")
 	fs.StringVar(&costs, "cost-batches", "10,30,100,300,1000", "batch counts the batchcost workload cuts the word count lines into (-quick: 10,30,100,300); -batches is added")
+	fs.IntVar(&cfg.sinkBatches, "sink-batches", 10, "batches each sink writes (-quick: 5)")
+	fs.IntVar(&cfg.sinkRecords, "sink-records", 5000, "records per batch of the Kafka sinks (-quick: 2,000)")
+	fs.IntVar(&cfg.sqlRows, "sql-rows", 2000, "upserts per batch of the SQL sinks (-quick: 1,000)")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch dir for checkpoints (default: a new temp dir, removed afterwards)")
 	fs.StringVar(&cfg.out, "out", "", "JSON results file (default results/latest.json, -quick: results/quick.json, beside this command)")
 	fs.StringVar(&cfg.chart, "chart", "", "SVG chart file (default: the JSON file's name with .svg)")
@@ -125,6 +131,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"state-sizes":        func() { sizes = "1000,10000,100000" },
 			"checkpoint-batches": func() { cfg.checkpointRounds = 10 },
 			"cost-batches":       func() { costs = "10,30,100,300" },
+			"sink-batches":       func() { cfg.sinkBatches = 5 },
+			"sink-records":       func() { cfg.sinkRecords = 2000 },
+			"sql-rows":           func() { cfg.sqlRows = 1000 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -188,6 +197,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: -repeat %d; pass 1 or more", errUsage, c.repeat)
 	case c.emptyBatches < 1 || c.checkpointRounds < 1:
 		return fmt.Errorf("%w: -empty-batches and -checkpoint-batches must be at least 1", errUsage)
+	case c.sinkBatches < 1 || c.sinkRecords < 1 || c.sqlRows < 1:
+		return fmt.Errorf("%w: -sink-batches, -sink-records and -sql-rows must be at least 1", errUsage)
 	case c.latencyRate < 0 || c.latencyDuration < 0:
 		return fmt.Errorf("%w: -latency-rate and -latency-duration must not be negative", errUsage)
 	}
@@ -285,6 +296,7 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) (err error
 		"latency":    h.latency,
 		"checkpoint": h.checkpointCost,
 		"scaling":    h.scaling,
+		"sinks":      h.sinks,
 	}
 	for _, w := range cfg.workloads {
 		start := time.Now()

@@ -22,6 +22,8 @@ func tinyConfig(t *testing.T) config {
 		"-records", "20000", "-lines", "4000", "-behaviors", "4000", "-batches", "4", "-repeat", "1",
 		"-empty-batches", "10", "-latency-batches", "1s", "-latency-duration", "2500ms", "-latency-rate", "2000",
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3", "-cost-batches", "2,50",
+		"-state-sizes", "100,1000", "-checkpoint-batches", "3",
+		"-sink-batches", "2", "-sink-records", "200", "-sql-rows", "100",
 		"-dir", filepath.Join(dir, "scratch"), "-out", filepath.Join(dir, "out.json"),
 	}, io.Discard)
 	require.NoError(t, err)
@@ -66,9 +68,6 @@ func TestHarnessTinyRun(t *testing.T) {
 	for _, w := range workloads {
 		require.True(t, seen[w], "no result of workload %s", w)
 	}
-	// pass-through, word count twice, fixed cost off and on, durable word
-	// count, empty batches, latency p99, checkpoint cost.
-	require.Equal(t, 9, targets)
 
 	require.Len(t, rep.BatchCost, 2)
 	for _, bc := range rep.BatchCost {
@@ -76,6 +75,16 @@ func TestHarnessTinyRun(t *testing.T) {
 		require.Positive(t, bc.FixedMS)
 		require.Positive(t, bc.Breakdown.Batches)
 	}
+	// pass-through, word count twice, fixed cost off and on, durable word
+	// count, empty batches, latency p99, checkpoint cost, the transactional
+	// Kafka sink, the SQL sink into SQLite and, with a PostgreSQL server,
+	// into PostgreSQL.
+	want := 12
+	for _, s := range rep.Skipped {
+		require.Contains(t, s, "install", "a skip says how to install what is missing")
+		want--
+	}
+	require.Equal(t, want, targets)
 
 	require.Len(t, rep.Latency, 1)
 	lat := rep.Latency[0]

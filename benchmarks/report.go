@@ -102,6 +102,9 @@ type report struct {
 	Latency         []latencyResult    `json:"latency,omitempty"`
 	Checkpoint      []checkpointResult `json:"checkpoint,omitempty"`
 	BatchCost       []batchCostResult  `json:"batch_cost,omitempty"`
+	// Skipped names what could not be measured on this machine and how to
+	// make it measurable.
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 type machine struct {
@@ -138,6 +141,9 @@ type settings struct {
 	StateSizes       []int    `json:"state_sizes"`
 	CheckpointRounds int      `json:"checkpoint_batches"`
 	CostBatches      []int    `json:"cost_batches"`
+	SinkBatches      int      `json:"sink_batches"`
+	SinkRecords      int      `json:"sink_records"`
+	SQLRows          int      `json:"sql_rows"`
 	Quick            bool     `json:"quick"`
 }
 
@@ -161,7 +167,8 @@ func (h *harness) report() *report {
 			Vocabulary: vocabularySize, Behaviors: cfg.behaviors, Pages: pageCount, Partitions: cfg.partitions,
 			Parallelism: cfg.parallelism, BatchMS: cfg.batch.Milliseconds(), Batches: cfg.batches,
 			Checkpoint: cfg.checkpoint, Repeat: cfg.repeat, EmptyBatches: cfg.emptyBatches,
-			LatencyBatchesMS: lat, StateSizes: cfg.stateSizes, CheckpointRounds: cfg.checkpointRounds, CostBatches: cfg.costBatches, Quick: cfg.quick,
+			LatencyBatchesMS: lat, StateSizes: cfg.stateSizes, CheckpointRounds: cfg.checkpointRounds, CostBatches: cfg.costBatches,
+			SinkBatches: cfg.sinkBatches, SinkRecords: cfg.sinkRecords, SQLRows: cfg.sqlRows, Quick: cfg.quick,
 		},
 		ProduceRate:    h.produceRate,
 		SluicePassRate: h.passRate,
@@ -169,6 +176,7 @@ func (h *harness) report() *report {
 		Latency:        h.latencies,
 		Checkpoint:     h.checkpoints,
 		BatchCost:      h.batchCosts,
+		Skipped:        h.skipped,
 	}
 	if h.produceRate > 0 && h.passRate > 0 {
 		rep.SustainableRate = sustainable(h.produceRate, h.passRate)
@@ -221,6 +229,9 @@ func (r *report) markdown() string {
 			target = res.Target + ": " + metText(*res.Met)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", res.Figure, fmtValue(res.Sluice, res.Unit), base, ratio, target)
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(&b, "\nSkipped: %s\n", s)
 	}
 	return b.String()
 }

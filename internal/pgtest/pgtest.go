@@ -5,6 +5,7 @@
 package pgtest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -41,14 +42,25 @@ func findBin(name string) string {
 // fails it when the environment variable CI is "true".
 func DSN(t testing.TB) string {
 	t.Helper()
+	d, err := Start()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err.Error())
+		}
+		t.Skip(err.Error())
+	}
+	return d
+}
+
+// Start returns the connection string of the process's server, starting
+// it on first use, for programs that are not tests (benchmarks). Its error
+// says why no server runs and how to install PostgreSQL.
+func Start() (string, error) {
 	once.Do(start)
 	if errMsg != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(errMsg)
-		}
-		t.Skip(errMsg)
+		return "", errors.New(errMsg)
 	}
-	return dsn
+	return dsn, nil
 }
 
 // Stop stops the server if it was started; call it from TestMain after
