@@ -237,10 +237,14 @@ type mapWithStateNode[K comparable, V, S, U any] struct {
 }
 
 var (
-	_ engine.Ticker    = (*mapWithStateNode[int, int, int, int])(nil)
-	_ engine.Stateful  = (*mapWithStateNode[int, int, int, int])(nil)
-	_ engine.Validator = (*mapWithStateNode[int, int, int, int])(nil)
+	_ engine.Ticker          = (*mapWithStateNode[int, int, int, int])(nil)
+	_ engine.Stateful        = (*mapWithStateNode[int, int, int, int])(nil)
+	_ engine.Validator       = (*mapWithStateNode[int, int, int, int])(nil)
+	_ engine.MetricsReporter = (*mapWithStateNode[int, int, int, int])(nil)
 )
+
+// Metrics reports the keys in state ("state_keys").
+func (n *mapWithStateNode[K, V, S, U]) Metrics() []engine.Metric { return n.ks.metrics() }
 
 func (n *mapWithStateNode[K, V, S, U]) setPartitions(p int) { n.parts = p }
 
@@ -304,6 +308,7 @@ func (n *mapWithStateNode[K, V, S, U]) advance(ctx context.Context, j *engine.Jo
 	n.mapped = nil
 	op, id := n.meta.Name(), n.meta.ID()
 	ks := n.ks
+	defer ks.countKeys()
 	defer ks.forgetChanges(j.Context())
 	ms := j.Time.UnixMilli()
 	err = applyInitial(ctx, j, op, ks, n.spec.initial, func(s S) stamped[S] { return stamped[S]{ms: ms, state: s} })

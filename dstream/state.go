@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
@@ -120,10 +121,14 @@ type updateStateNode[K comparable, V, S any] struct {
 }
 
 var (
-	_ engine.Ticker    = (*updateStateNode[int, int, int])(nil)
-	_ engine.Stateful  = (*updateStateNode[int, int, int])(nil)
-	_ engine.Validator = (*updateStateNode[int, int, int])(nil)
+	_ engine.Ticker          = (*updateStateNode[int, int, int])(nil)
+	_ engine.Stateful        = (*updateStateNode[int, int, int])(nil)
+	_ engine.Validator       = (*updateStateNode[int, int, int])(nil)
+	_ engine.MetricsReporter = (*updateStateNode[int, int, int])(nil)
 )
+
+// Metrics reports the keys in state ("state_keys").
+func (n *updateStateNode[K, V, S]) Metrics() []engine.Metric { return n.ks.metrics() }
 
 func (n *updateStateNode[K, V, S]) setPartitions(p int) { n.parts = p }
 
@@ -159,6 +164,7 @@ func (n *updateStateNode[K, V, S]) advance(ctx context.Context, j *engine.Job) e
 	n.last = j.Time
 	op, id := n.meta.Name(), n.meta.ID()
 	ks := n.ks
+	defer ks.countKeys()
 	defer ks.forgetChanges(j.Context())
 	if err := applyInitial(ctx, j, op, ks, n.initial, identity[S]); err != nil {
 		return err
@@ -232,6 +238,9 @@ type keyedState[K comparable, V any] struct {
 	// full says the next save must write every key: the stores were
 	// loaded in bulk, which leaves no pending changes behind.
 	full bool
+	// held is the number of keys in the stores after the last batch or
+	// restore, for metrics read while batches run.
+	held atomic.Int64
 }
 
 func newKeyedState[K comparable, V any](keys state.Codec[K], values state.Codec[V]) *keyedState[K, V] {
@@ -429,7 +438,22 @@ func (ks *keyedState[K, V]) write(out io.Writer, kind byte, stores []*state.Stor
 // sections. Otherwise the sections are merged into one store (deltas apply
 // to it whatever partition wrote them) and its keys are spread over this
 // job's partitions.
+// countKeys records the number of keys the stores hold, for [keyedState.metrics].
+func (ks *keyedState[K, V]) countKeys() {
+	var n int
+	for _, st := range ks.stores {
+		n += st.Len()
+	}
+	ks.held.Store(int64(n))
+}
+
+// metrics reports the keys held as of the last batch.
+func (ks *keyedState[K, V]) metrics() []engine.Metric {
+	return []engine.Metric{{Name: "state_keys", Help: "Keys the operator holds in its state, as of the last batch.", Kind: engine.GaugeMetric, Value: float64(ks.held.Load())}}
+}
+
 func (ks *keyedState[K, V]) restore(r engine.StateReader) error {
+	defer ks.countKeys()
 	rs := &restoring[K, V]{ks: ks, stores: ks.newStores(ks.n)}
 	snap, err := r.Snapshot()
 	if err != nil {

@@ -356,6 +356,7 @@ func (k *checkpointer) recover() error {
 			}
 		}
 		restoredMS = m.BatchMS
+		c.ckptStats.committed(m, false)
 		c.next = time.UnixMilli(m.BatchMS).Add(c.batch)
 		c.mu.Lock()
 		c.lastBatch = time.UnixMilli(m.BatchMS)
@@ -497,6 +498,7 @@ func (k *checkpointer) writeFormat(fm *format) error {
 	if err := state.WriteFile(k.fs, filepath.Join(k.dir, formatFile), state.KindFormat, body); err != nil {
 		return fmt.Errorf("engine: write checkpoint %s: %w", formatFile, err)
 	}
+	k.c.ckptStats.bytes.Add(int64(len(body)))
 	return nil
 }
 
@@ -747,7 +749,11 @@ func (k *checkpointer) writePlansFile(t time.Time, plans map[string][]byte, info
 		return err
 	}
 	p := filepath.Join(k.dir, offsetsDir, strconv.FormatInt(t.UnixMilli(), 10))
-	return state.WriteFile(k.fs, p, state.KindOffsets, body)
+	if err := state.WriteFile(k.fs, p, state.KindOffsets, body); err != nil {
+		return err
+	}
+	k.c.ckptStats.bytes.Add(int64(len(body)))
+	return nil
 }
 
 // marshalInfos encodes what sources reported about a batch, for a plans file
@@ -795,6 +801,7 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 		// No operator's state changed and no input was recorded: the newest
 		// commit already describes this batch's state, and a restart
 		// resumes from it.
+		k.c.ckptStats.lastCommitMS.Store(ms)
 		k.sinceCk = 0
 		k.empty = k.empty[:0]
 		return nil
@@ -806,6 +813,8 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 	if err := state.WriteFile(k.fs, filepath.Join(k.dir, commitsDir, strconv.FormatInt(ms, 10)), state.KindCommit, body); err != nil {
 		return err
 	}
+	k.c.ckptStats.bytes.Add(int64(len(body)))
+	k.c.ckptStats.committed(m, true)
 	k.sinceCk = 0
 	k.empty = k.empty[:0]
 	k.unsaved = false
@@ -950,6 +959,7 @@ func (w *stateWriter) write(kind state.Kind, suffix string, body func(io.Writer)
 	if err != nil {
 		return FileRef{}, err
 	}
+	w.k.c.ckptStats.bytes.Add(n)
 	return FileRef{Path: path.Join(stateDir, w.op, name), Kind: kind.String(), BatchMS: w.ms, Len: n, CRC: crc}, nil
 }
 

@@ -53,3 +53,21 @@ func compareTP(a, b TopicPartition) int {
 	}
 	return cmp.Compare(a.Partition, b.Partition)
 }
+
+var _ engine.MetricsReporter = (*directNode)(nil)
+
+// Metrics reports the stream's counters: records lost to retention
+// ("kafka_records_lost_total"), fetch requests sent, broker requests
+// retried and failed group commits. The per-partition offsets and lag are
+// given by [ProgressOf].
+func (n *directNode) Metrics() []engine.Metric {
+	c := func(name, help string, v int64) engine.Metric {
+		return engine.Metric{Name: name, Help: help, Kind: engine.CounterMetric, Value: float64(v)}
+	}
+	return []engine.Metric{
+		c("kafka_records_lost_total", "Records deleted (by retention or DeleteRecords) before the stream read them, and skipped.", n.lost.Load()),
+		c("kafka_fetches_total", "Fetch requests sent.", n.r.fetches.Load()),
+		c("kafka_request_retries_total", "Broker requests retried after an error.", n.k.retries.Load()),
+		c("kafka_group_commit_failures_total", "Batches whose offsets could not be committed to the group.", n.commitFailures.Load()),
+	}
+}

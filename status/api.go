@@ -14,6 +14,7 @@ type jobJSON struct {
 	BatchIntervalMS int64          `json:"batch_interval_ms"`
 	ZeroTime        *time.Time     `json:"zero_time,omitempty"`
 	Checkpointing   bool           `json:"checkpointing"`
+	CheckpointDir   string         `json:"checkpoint_dir,omitempty"`
 	Parallelism     int            `json:"parallelism"`
 	History         int            `json:"history"`
 	Operators       []operatorJSON `json:"operators"`
@@ -74,6 +75,7 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request) {
 		Name:            c.JobName(),
 		BatchIntervalMS: c.BatchInterval().Milliseconds(),
 		Checkpointing:   c.Checkpointing(),
+		CheckpointDir:   c.CheckpointDir(),
 		Parallelism:     c.Parallelism(),
 		History:         len(h.hist.ring),
 		Operators:       []operatorJSON{},

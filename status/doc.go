@@ -21,11 +21,15 @@
 //     It polls the JSON API below.
 //   - /metrics: the Prometheus text format. Batches by outcome, input
 //     records, histograms of processing time, scheduling delay, total delay
-//     and checkpoint write time, the time of the last completed batch, per
-//     partition committed offset, end offset and lag, and every metric of a
+//     and checkpoint write time, the time of the last completed batch and,
+//     with a checkpoint, of the last committed one, the checkpoint's commits,
+//     bytes written and state bytes per operator, per partition committed
+//     offset, end offset and lag, the counters given with [WithCounter], and
+//     every metric of a
 //     node implementing [engine.MetricsReporter], prefixed "sluice_" and
 //     labelled with the node's name as "operator".
-//   - /api/job: the job's name, batch interval, zero time and operators.
+//   - /api/job: the job's name, batch interval, zero time, checkpoint dir
+//     and operators.
 //   - /api/batches?n=N: the last N batches (default and most: the history
 //     size, 1,000 unless [WithHistory] says otherwise), newest first, with
 //     their delays (scheduling, processing and its breakdown into

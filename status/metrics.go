@@ -30,6 +30,8 @@ type metrics struct {
 	lastBatch  prometheus.Gauge
 
 	committed, end, lag *prometheus.Desc
+
+	lastCommit, ckptBytes, ckptCommits, stateBytes *prometheus.Desc
 }
 
 func newMetrics(c *engine.Context, h *history) *metrics {
@@ -59,9 +61,13 @@ func newMetrics(c *engine.Context, h *history) *metrics {
 		lastBatch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_last_completed_batch_timestamp_seconds", Help: "Batch time of the last batch that completed successfully, in Unix seconds.", ConstLabels: labels,
 		}),
-		committed: prometheus.NewDesc("sluice_kafka_committed_offset", "Next offset of the partition to read, as of the last committed batch.", parts, labels),
-		end:       prometheus.NewDesc("sluice_kafka_end_offset", "End (last stable offset) of the partition that the brokers gave when the last batch was planned.", parts, labels),
-		lag:       prometheus.NewDesc("sluice_kafka_lag_records", "Records of the partition not yet read: end offset minus committed offset.", parts, labels),
+		committed:   prometheus.NewDesc("sluice_kafka_committed_offset", "Next offset of the partition to read, as of the last committed batch.", parts, labels),
+		end:         prometheus.NewDesc("sluice_kafka_end_offset", "End (last stable offset) of the partition that the brokers gave when the last batch was planned.", parts, labels),
+		lastCommit:  prometheus.NewDesc("sluice_last_committed_batch_timestamp_seconds", "Batch time of the newest batch the checkpoint holds, in Unix seconds: a restart resumes after it.", nil, labels),
+		ckptBytes:   prometheus.NewDesc("sluice_checkpoint_written_bytes_total", "Bytes of checkpoint file bodies written: the format file, recorded input, state deltas and snapshots, and manifests.", nil, labels),
+		ckptCommits: prometheus.NewDesc("sluice_checkpoint_commits_total", "Checkpoint commits written.", nil, labels),
+		stateBytes:  prometheus.NewDesc("sluice_checkpoint_state_bytes", "Bytes of the state of the operator that the newest checkpoint commit refers to.", []string{"operator"}, labels),
+		lag:         prometheus.NewDesc("sluice_kafka_lag_records", "Records of the partition not yet read: end offset minus committed offset.", parts, labels),
 	}
 	// Both outcomes are exported from the start, at 0, so that rates and
 	// alerts on failures see a series before the first failure.
@@ -105,6 +111,17 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.committed, prometheus.GaugeValue, float64(p.Committed), lv...)
 		ch <- prometheus.MustNewConstMetric(m.end, prometheus.GaugeValue, float64(p.End), lv...)
 		ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, float64(p.Lag()), lv...)
+	}
+	if m.ctx.Checkpointing() {
+		st := m.ctx.CheckpointStats()
+		if !st.LastCommit.IsZero() {
+			ch <- prometheus.MustNewConstMetric(m.lastCommit, prometheus.GaugeValue, float64(st.LastCommit.UnixNano())/1e9)
+		}
+		ch <- prometheus.MustNewConstMetric(m.ckptBytes, prometheus.CounterValue, float64(st.BytesWritten))
+		ch <- prometheus.MustNewConstMetric(m.ckptCommits, prometheus.CounterValue, float64(st.Commits))
+		for op, n := range st.StateBytes {
+			ch <- prometheus.MustNewConstMetric(m.stateBytes, prometheus.GaugeValue, float64(n), op)
+		}
 	}
 	for _, n := range m.ctx.Nodes() {
 		r, ok := n.(engine.MetricsReporter)

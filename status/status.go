@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +30,38 @@ const DefaultHistory = 1000
 type Option func(*config) error
 
 type config struct {
-	history int
+	history  int
+	counters []counterFunc
+}
+
+// WithCounter exports a counter the job keeps itself, such as the records
+// it found malformed and skipped, as "sluice_" + name (with the job_name
+// label); value is called at every scrape, from the scraping goroutine, so
+// it must be safe for concurrent use (an atomic counter's Load). name is
+// snake case and ends in "_total", such as "malformed_records_total".
+func WithCounter(name, help string, value func() float64) Option {
+	return func(c *config) error {
+		if !metricName.MatchString(name) || !strings.HasSuffix(name, "_total") {
+			return fmt.Errorf("%w: counter name %q is not snake case ending in _total; name it such as malformed_records_total", ErrOption, name)
+		}
+		if value == nil {
+			return fmt.Errorf("%w: counter %q has a nil value function; pass one that returns the count", ErrOption, name)
+		}
+		if help == "" {
+			help = "Counted by the job."
+		}
+		c.counters = append(c.counters, counterFunc{name: "sluice_" + name, help: help, value: value})
+		return nil
+	}
+}
+
+var metricName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// counterFunc is a [WithCounter] counter; the job_name label is added by
+// the registry's wrapping.
+type counterFunc struct {
+	name, help string
+	value      func() float64
 }
 
 // WithHistory sets how many of the most recent batches /api/batches and the
@@ -68,6 +101,14 @@ func New(c *engine.Context, opts ...Option) (*Handler, error) {
 	h := &Handler{ctx: c, hist: newHistory(cfg.history)}
 	reg := prometheus.NewRegistry()
 	h.metrics = newMetrics(c, h.hist)
+	for _, cf := range cfg.counters {
+		f := cf
+		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: f.name, Help: f.help, ConstLabels: h.metrics.jobLabels(),
+		}, f.value)); err != nil {
+			return nil, fmt.Errorf("%w: counter %s: %v; give each WithCounter another name", ErrOption, f.name, err)
+		}
+	}
 	reg.MustRegister(h.metrics,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -282,6 +282,14 @@ func TestBadRequests(t *testing.T) {
 	_, err = status.New(c, status.WithHistory(0))
 	require.ErrorIs(t, err, status.ErrOption)
 	require.ErrorContains(t, err, "pass at least 1 to WithHistory")
+	_, err = status.New(c, status.WithCounter("Malformed", "", func() float64 { return 0 }))
+	require.ErrorIs(t, err, status.ErrOption)
+	require.ErrorContains(t, err, `counter name "Malformed" is not snake case ending in _total`)
+	_, err = status.New(c, status.WithCounter("a_total", "", nil))
+	require.ErrorContains(t, err, "nil value function")
+	one := func() float64 { return 1 }
+	_, err = status.New(c, status.WithCounter("a_total", "", one), status.WithCounter("a_total", "", one))
+	require.ErrorContains(t, err, "give each WithCounter another name")
 }
 
 // stuckWriter is a response writer whose client never reads: Write blocks
@@ -400,4 +408,9 @@ func TestNodeMetrics(t *testing.T) {
 	require.Equal(t, dto.MetricType_COUNTER, fams["sluice_sink_records_total"].GetType())
 	require.Equal(t, 7.0, value(t, fams, "sluice_state_keys", map[string]string{"operator": "probe-1"}))
 	require.Equal(t, dto.MetricType_GAUGE, fams["sluice_state_keys"].GetType())
+}
+
+func newHandler(c *engine.Context, malformed func() int64) (*status.Handler, error) {
+	return status.New(c, status.WithCounter("malformed_records_total", "Records that did not parse.",
+		func() float64 { return float64(malformed()) }))
 }

@@ -14,6 +14,7 @@ import (
 type Counter struct {
 	label string
 	n     atomic.Int64
+	total atomic.Int64 // since the job started, for metrics
 	first atomic.Pointer[string]
 }
 
@@ -23,6 +24,7 @@ func NewCounter(label string) *Counter { return &Counter{label: label} }
 // Add counts r, skipped for reason (may be empty). It is safe for concurrent
 // use.
 func (c *Counter) Add(r kafkasource.Record, reason string) {
+	c.total.Add(1)
 	if c.n.Add(1) == 1 && reason != "" {
 		s := fmt.Sprintf("%s[%d]@%d: %s", r.Topic, r.Partition, r.Offset, reason)
 		c.first.Store(&s)
@@ -41,3 +43,7 @@ func (c *Counter) Take() (n int64, first string) {
 
 // Label returns the counter's label.
 func (c *Counter) Label() string { return c.label }
+
+// Total returns the count since the job started; Take does not reset it.
+// It is safe for concurrent use.
+func (c *Counter) Total() int64 { return c.total.Load() }

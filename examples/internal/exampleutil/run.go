@@ -224,7 +224,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 		return err
 	}
 	if cfg.HTTP != "" {
-		url, stop, err := serveStatus(c, cfg.HTTP)
+		url, stop, err := serveStatus(c, cfg.HTTP, job.Malformed)
 		if err != nil {
 			return err
 		}

@@ -61,10 +61,13 @@ func listenHTTP(addr string) (net.Listener, error) {
 	return nil, fmt.Errorf("cannot serve the status page on --http %s: ports %d to %d are taken; pass another address, or --http \"\" to serve none", addr, p, p+tries-1)
 }
 
-// serveStatus serves the status of c on addr and returns the page's URL
-// and a function that stops serving.
-func serveStatus(c *engine.Context, addr string) (url string, stop func(), err error) {
-	h, err := status.New(c)
+// serveStatus serves the status of c on addr, with the job's malformed
+// records as sluice_malformed_records_total, and returns the page's URL and
+// a function that stops serving.
+func serveStatus(c *engine.Context, addr string, malformed *Counter) (url string, stop func(), err error) {
+	h, err := status.New(c, status.WithCounter("malformed_records_total",
+		"Input records the job could not parse, counted and skipped.",
+		func() float64 { return float64(malformed.Total()) }))
 	if err != nil {
 		return "", nil, err
 	}

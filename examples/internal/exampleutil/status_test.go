@@ -30,6 +30,7 @@ func TestRunServesStatusOnNextFreePort(t *testing.T) {
 	}
 
 	var metrics, page string
+	var bad int64
 	c := &counting{}
 	batches := 0
 	c.onBatch = func(b dstream.Batch[string]) error {
@@ -45,6 +46,7 @@ func TestRunServesStatusOnNextFreePort(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			return string(body)
 		}
+		bad = c.bad.Load() // every bad record of batches 1 to 3 is counted
 		page, metrics = get("/"), get("/metrics")
 		return nil
 	}
@@ -55,6 +57,7 @@ func TestRunServesStatusOnNextFreePort(t *testing.T) {
 	require.Contains(t, page, "<svg id=\"graph\"")
 	require.Regexp(t, `sluice_batches_total\{job_name="goodbad",outcome="succeeded"\} [1-9]`, metrics, "batches completed before the one that scraped")
 	require.Contains(t, metrics, `sluice_kafka_committed_offset{job_name="goodbad",partition="0",source="kafka",topic="goodbad"}`)
+	require.Contains(t, metrics, "sluice_malformed_records_total{job_name=\"goodbad\"} "+strconv.FormatInt(bad, 10)+"\n")
 }
 
 func TestRunWithoutHTTP(t *testing.T) {
