@@ -173,7 +173,7 @@ type Context struct {
 	hard       context.Context
 	hardStop   context.CancelFunc
 	ckpt       *checkpointer
-	ckptLocked bool      // LockCheckpoint took the checkpoint's lock
+	ckptLocked bool // LockCheckpoint took the checkpoint's lock
 	ckptStats  ckptStats
 	lastBatch  time.Time // time of the last completed batch
 	failed     error     // the error of a failed batch; the context runs no more
