@@ -17,8 +17,8 @@ import (
 )
 
 // upgradeJob is a word count whose graph can change between runs: an extra
-// stateless operator, and the stateful operator's name.
-func upgradeJob(t *testing.T, dir string, extraMap bool, name string) (*engine.Context, *map[string]int64, error) {
+// stateless operator, and the stateful operator's name and former names.
+func upgradeJob(t *testing.T, dir string, extraMap bool, name string, formerNames ...string) (*engine.Context, *map[string]int64, error) {
 	t.Helper()
 	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)), engine.WithCheckpoint(dir))
 	require.NoError(t, err)
@@ -36,6 +36,7 @@ func upgradeJob(t *testing.T, dir string, extraMap bool, name string) (*engine.C
 	if name != "" {
 		totals.Name(name)
 	}
+	totals.Node().Meta().FormerNames = formerNames
 	last := map[string]int64{}
 	dstream.ForEachBatch(totals, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
 		clear(last)
