@@ -17,16 +17,27 @@ import (
 // outputNode runs an output operation once per batch.
 type outputNode struct {
 	node
-	run func(ctx context.Context, j *engine.Job) error
+	prepare func(ctx context.Context, j *engine.Job) error
+	run     func(ctx context.Context, j *engine.Job) error
 }
 
 func (n *outputNode) RunOutput(ctx context.Context, j *engine.Job) error { return n.run(ctx, j) }
 
-var _ engine.Output = (*outputNode)(nil)
+// PrepareOutput computes the batch of the stream the output writes; RunOutput
+// finds it memoized in the job.
+func (n *outputNode) PrepareOutput(ctx context.Context, j *engine.Job) error {
+	return n.prepare(ctx, j)
+}
+
+var _ engine.Preparer = (*outputNode)(nil)
 
 func output[T any](s *Stream[T], kind string, run func(ctx context.Context, j *engine.Job, b Batch[T]) error) {
 	on := &outputNode{}
 	derive[struct{}](kind, on, s)
+	on.prepare = func(ctx context.Context, j *engine.Job) error {
+		_, _, err := s.batch(ctx, j)
+		return err
+	}
 	on.run = func(ctx context.Context, j *engine.Job) error {
 		b, ok, err := s.batch(ctx, j)
 		if err != nil || !ok {

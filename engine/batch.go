@@ -92,8 +92,13 @@ func (c *Context) skipDowntime() {
 func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error {
 	t := j.Time
 	start := time.Now()
-	err := c.planSources(ctx, j, info)
-	info.PlanningDelay = time.Since(start) - info.CheckpointDelay
+	recorded, err := c.planSources(ctx, j)
+	info.PlanningDelay = time.Since(start)
+	if recorded != nil {
+		// The planned input is written while the batch reads and computes;
+		// nothing may leave the batch before it is durable.
+		defer func() { _ = recorded() }()
+	}
 	if err != nil {
 		return err
 	}
@@ -112,6 +117,17 @@ func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error 
 		}
 	}
 	info.ComputingDelay = time.Since(start) - j.computeTime // Memo computes are added once, below
+	if recorded != nil {
+		if err := c.prepareOutputs(ctx, j, info); err != nil {
+			return err
+		}
+		start := time.Now()
+		err := recorded()
+		info.CheckpointDelay += time.Since(start)
+		if err != nil {
+			return &BatchError{Time: t, Op: "checkpoint", Err: err}
+		}
+	}
 	start = time.Now()
 	computed := j.computeTime
 	for _, o := range c.outputs {
@@ -138,36 +154,51 @@ func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error 
 	return nil
 }
 
+// prepareOutputs computes, in order, what the outputs that implement
+// [Preparer] will write, while the batch's planned input is being recorded.
+func (c *Context) prepareOutputs(ctx context.Context, j *Job, info *BatchInfo) error {
+	start := time.Now()
+	computed := j.computeTime
+	defer func() { info.ComputingDelay += time.Since(start) - (j.computeTime - computed) }()
+	for _, o := range c.outputs {
+		p, ok := o.(Preparer)
+		if !ok {
+			continue
+		}
+		if err := recovered(func() error { return p.PrepareOutput(ctx, j) }); err != nil {
+			return batchErr(j.Time, o, err)
+		}
+	}
+	return nil
+}
+
 // planSources fixes every source's input for the batch, or re-adopts the
-// plans a checkpoint recorded for it before a crash.
-func (c *Context) planSources(ctx context.Context, j *Job, info *BatchInfo) error {
+// plans a checkpoint recorded for it before a crash. With a checkpoint, the
+// new plans are recorded in the background: recorded, when not nil, waits
+// until they are durable.
+func (c *Context) planSources(ctx context.Context, j *Job) (recorded func() error, err error) {
 	if c.ckpt != nil {
 		if plans, ok := c.ckpt.recoveredPlans(j.Time); ok {
 			for _, s := range c.sources {
 				if err := s.Replan(ctx, j, plans[s.Meta().Name()]); err != nil {
-					return batchErr(j.Time, s, err)
+					return nil, batchErr(j.Time, s, err)
 				}
 			}
-			return nil
+			return nil, nil
 		}
 	}
 	plans := make(map[string][]byte, len(c.sources))
 	for _, s := range c.sources {
 		p, err := s.Plan(ctx, j)
 		if err != nil {
-			return batchErr(j.Time, s, err)
+			return nil, batchErr(j.Time, s, err)
 		}
 		plans[s.Meta().Name()] = p
 	}
-	if c.ckpt != nil {
-		start := time.Now()
-		err := c.ckpt.writePlans(j.Time, plans, j.sourceInfos(), j.Records())
-		info.CheckpointDelay += time.Since(start)
-		if err != nil {
-			return &BatchError{Time: j.Time, Op: "checkpoint", Err: err}
-		}
+	if c.ckpt == nil {
+		return nil, nil
 	}
-	return nil
+	return c.ckpt.writePlans(j.Time, plans, j.sourceInfos(), j.Records()), nil
 }
 
 // recovered calls f, a node's work on the goroutine that drives the batch,

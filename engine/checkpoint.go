@@ -719,41 +719,59 @@ type emptyPlan struct {
 	info  map[string]any
 }
 
-// writePlans records the planned input of batch t before it runs. A batch
-// that plans no input at all is not recorded: re-planning it after a crash
-// reads from the same positions, so no record is lost or read twice, and
-// empty batches cost no disk write. But once a later batch's input is
-// recorded before the next commit, the empty batches since the last commit
-// are recorded first: a restart replays recorded batches and jumps over
-// unrecorded times, which would skip the state those batches changed (with
-// CheckpointEvery they are not committed on their own).
-func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map[string]any, records int64) error {
+// writePlans starts recording the planned input of batch t and returns a
+// function that waits until the record is durable, or returns why it is not;
+// nil when there is nothing to wait for.
+// The files are written in the background, while the batch reads and
+// computes; the batch's outputs wait for them (see [Preparer]). A batch that
+// plans no input at all is not recorded: re-planning it after a crash reads
+// from the same positions, so no record is lost or read twice, and empty
+// batches cost no disk write. But once a later batch's input is recorded
+// before the next commit, the empty batches since the last commit are
+// recorded first, each durable before the next is written: a restart replays
+// recorded batches and jumps over unrecorded times, which would skip the
+// state those batches changed (with CheckpointEvery they are not committed on
+// their own).
+func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map[string]any, records int64) (wait func() error) {
 	if records == 0 {
 		k.empty = append(k.empty, emptyPlan{t, plans, info})
 		return nil
 	}
-	for _, e := range k.empty {
-		if err := k.writePlansFile(e.t, e.plans, e.info); err != nil {
-			return err
+	// Encoded here, so that nothing the batch goes on to change is read
+	// while the files are written.
+	type file struct {
+		path string
+		body []byte
+	}
+	var files []file
+	for _, e := range append(k.empty, emptyPlan{t, plans, info}) {
+		body, err := json.Marshal(plansFile{BatchMS: e.t.UnixMilli(), Plans: e.plans, Info: marshalInfos(e.info)})
+		if err != nil {
+			return func() error { return err }
 		}
+		files = append(files, file{filepath.Join(k.dir, offsetsDir, strconv.FormatInt(e.t.UnixMilli(), 10)), body})
 	}
 	k.empty = k.empty[:0]
 	k.unsaved = true
-	return k.writePlansFile(t, plans, info)
-}
-
-func (k *checkpointer) writePlansFile(t time.Time, plans map[string][]byte, info map[string]any) error {
-	pf := plansFile{BatchMS: t.UnixMilli(), Plans: plans, Info: marshalInfos(info)}
-	body, err := json.Marshal(pf)
-	if err != nil {
+	done := make(chan error, 1)
+	go func() {
+		for _, f := range files {
+			if err := state.WriteFile(k.fs, f.path, state.KindOffsets, f.body); err != nil {
+				done <- err
+				return
+			}
+			k.c.ckptStats.bytes.Add(int64(len(f.body)))
+		}
+		done <- nil
+	}()
+	var err error
+	waited := false
+	return func() error {
+		if !waited {
+			err, waited = <-done, true
+		}
 		return err
 	}
-	p := filepath.Join(k.dir, offsetsDir, strconv.FormatInt(t.UnixMilli(), 10))
-	if err := state.WriteFile(k.fs, p, state.KindOffsets, body); err != nil {
-		return err
-	}
-	k.c.ckptStats.bytes.Add(int64(len(body)))
-	return nil
 }
 
 // marshalInfos encodes what sources reported about a batch, for a plans file

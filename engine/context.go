@@ -27,6 +27,21 @@ type Output interface {
 	RunOutput(ctx context.Context, j *Job) error
 }
 
+// Preparer is implemented by outputs that can compute what they will write
+// apart from writing it. With a checkpoint, a batch's planned input is
+// recorded in the background while the batch computes: the engine calls
+// PrepareOutput on every output that implements Preparer, in registration
+// order, then waits until the record is durable, then calls RunOutput on
+// every output in order. An output's effects thus never come before the
+// record of the input they derive from, whether or not it implements
+// Preparer; one that does lets its computing overlap the disk write.
+// PrepareOutput must have no effect outside the batch; RunOutput may find
+// what it computed in the [Job] (see [Job.Memo]).
+type Preparer interface {
+	Output
+	PrepareOutput(ctx context.Context, j *Job) error
+}
+
 // Option configures a [Context].
 type Option func(*config) error
 

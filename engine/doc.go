@@ -35,7 +35,8 @@
 // # Checkpoints
 //
 // With [WithCheckpoint] the engine records each batch's planned input before
-// the batch runs, and after its outputs commits the state of every
-// [Stateful] node with the sources' positions in one manifest, so that a job
-// killed at any instant resumes exactly where it stopped.
+// any of the batch's outputs runs (the file is written while the batch reads
+// and computes; see [Preparer]), and after its outputs commits the state of
+// every [Stateful] node with the sources' positions in one manifest, so that
+// a job killed at any instant resumes exactly where it stopped.
 package engine

@@ -30,7 +30,8 @@ type BatchInfo struct {
 	PlanningDelay, ReadingDelay, ComputingDelay, OutputDelay time.Duration
 	// CheckpointDelay is the part of ProcessingDelay spent recording the
 	// batch's planned input and committing its checkpoint; zero without
-	// checkpoints.
+	// checkpoints. The planned input is written while the batch reads and
+	// computes: only the wait for it after computing counts here.
 	CheckpointDelay time.Duration
 	// OutputOps is the number of output operations of the job, and
 	// OutputOpsSucceeded how many of them succeeded in this batch.
