@@ -19,6 +19,8 @@ type outputNode struct {
 	node
 	prepare func(ctx context.Context, j *engine.Job) error
 	run     func(ctx context.Context, j *engine.Job) error
+	// metrics, when set, is what the output reports for monitoring.
+	metrics func() []engine.Metric
 }
 
 func (n *outputNode) RunOutput(ctx context.Context, j *engine.Job) error { return n.run(ctx, j) }
@@ -29,9 +31,21 @@ func (n *outputNode) PrepareOutput(ctx context.Context, j *engine.Job) error {
 	return n.prepare(ctx, j)
 }
 
-var _ engine.Preparer = (*outputNode)(nil)
+// Metrics returns what the output reports for monitoring: nothing unless it
+// was registered with [ForEachBatchWith] and OutputOptions.Metrics.
+func (n *outputNode) Metrics() []engine.Metric {
+	if n.metrics == nil {
+		return nil
+	}
+	return n.metrics()
+}
 
-func output[T any](s *Stream[T], kind string, run func(ctx context.Context, j *engine.Job, b Batch[T]) error) {
+var (
+	_ engine.Preparer        = (*outputNode)(nil)
+	_ engine.MetricsReporter = (*outputNode)(nil)
+)
+
+func output[T any](s *Stream[T], kind string, run func(ctx context.Context, j *engine.Job, b Batch[T]) error) *outputNode {
 	on := &outputNode{}
 	derive[struct{}](kind, on, s)
 	on.prepare = func(ctx context.Context, j *engine.Job) error {
@@ -45,6 +59,7 @@ func output[T any](s *Stream[T], kind string, run func(ctx context.Context, j *e
 		}
 		return run(ctx, j, b)
 	}
+	return on
 }
 
 // ForEachBatch registers an output operation that calls f with every batch
@@ -63,6 +78,32 @@ func ForEachBatch[T any](s *Stream[T], f func(ctx context.Context, b Batch[T]) e
 func ForEachBatchJob[T any](s *Stream[T], f func(ctx context.Context, j *engine.Job, b Batch[T]) error) {
 	mustFn(f == nil, "ForEachBatchJob")
 	output(s, "forEachBatch", f)
+}
+
+// OutputOptions describe an output operation registered with
+// [ForEachBatchWith], such as a sink.
+type OutputOptions struct {
+	// Kind is the operator kind of the output, shown in the job's graph
+	// and making its default name "<kind>-<n>"; by default
+	// "forEachBatch".
+	Kind string
+	// Metrics, when not nil, returns what the output reports for
+	// monitoring (its node is an [engine.MetricsReporter]), such as a
+	// sink's records written. It is called from monitoring goroutines
+	// while batches run, so it must be safe for concurrent use and must
+	// not block on the batch in flight.
+	Metrics func() []engine.Metric
+}
+
+// ForEachBatchWith is [ForEachBatchJob] for an output described by o: a
+// sink names its kind and reports its metrics through it.
+func ForEachBatchWith[T any](s *Stream[T], o OutputOptions, f func(ctx context.Context, j *engine.Job, b Batch[T]) error) {
+	mustFn(f == nil, "ForEachBatchWith")
+	kind := o.Kind
+	if kind == "" {
+		kind = "forEachBatch"
+	}
+	output(s, kind, f).metrics = o.Metrics
 }
 
 // Print registers an output operation that prints the first n elements of

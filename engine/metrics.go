@@ -9,7 +9,20 @@ const (
 	CounterMetric MetricKind = iota
 	// GaugeMetric goes up and down (lag, keys in state).
 	GaugeMetric
+	// HistogramMetric counts observations (such as the time each batch
+	// took to write) in buckets; its values are in [Metric].Histogram.
+	HistogramMetric
 )
+
+// Histogram is the value of a [HistogramMetric]: how many observations
+// there were, their sum, and for each bucket's upper bound how many
+// observations were at most that bound (cumulative counts, as Prometheus
+// histograms hold them).
+type Histogram struct {
+	Count   uint64
+	Sum     float64
+	Buckets map[float64]uint64
+}
 
 // Metric is one value a node reports for monitoring, such as a Kafka
 // source's lag on one partition or a sink's records written.
@@ -25,7 +38,10 @@ type Metric struct {
 	// Labels distinguish values of one name within a node, such as
 	// "topic" and "partition". Their set must stay bounded.
 	Labels map[string]string
-	Value  float64
+	// Value is the value of a counter or a gauge.
+	Value float64
+	// Histogram is the value of a HistogramMetric, nil otherwise.
+	Histogram *Histogram
 }
 
 // MetricsReporter is implemented by nodes that report metrics. Metrics is

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/sinkstats"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
@@ -46,29 +47,29 @@ type Stats struct {
 	Failures    int64 // batches whose transaction failed
 	DeadLetters int64 // elements encode rejected
 	Skipped     int64 // re-run batches found already committed
+	Batches     int64 // batches committed
 }
 
-// Sink is the handle of an output registered by [WriteTxn].
+// Sink is the handle of an output registered by [WriteTxn]. Its methods
+// are safe for concurrent use.
 type Sink struct {
-	name                                    string
-	records, failures, deadLetters, skipped atomic.Int64
+	name string
+	c    sinkstats.Counters
 }
 
 // Stats returns the sink's counters.
 func (s *Sink) Stats() Stats {
-	return Stats{s.records.Load(), s.failures.Load(), s.deadLetters.Load(), s.skipped.Load()}
+	return Stats{Records: s.c.Records.Load(), Failures: s.c.Failures.Load(), DeadLetters: s.c.DeadLetters.Load(),
+		Skipped: s.c.Skipped.Load(), Batches: s.c.Batches.Load()}
 }
 
-// Metrics reports the counters as sink_records_total,
-// sink_failures_total and sink_dead_letters_total, labelled with the sink.
-func (s *Sink) Metrics() []engine.Metric {
-	l := map[string]string{"sink": s.name}
-	return []engine.Metric{
-		{Name: "sink_records_total", Help: "Records the sink committed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.records.Load())},
-		{Name: "sink_failures_total", Help: "Batches whose transaction failed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.failures.Load())},
-		{Name: "sink_dead_letters_total", Help: "Elements the encode function rejected.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.deadLetters.Load())},
-	}
-}
+// Metrics returns the sink's counters as the output's node reports them on
+// a job's status (package status): sink_records_total,
+// sink_batches_total, sink_failures_total, sink_dead_letters_total,
+// sink_skipped_batches_total and the histogram sink_write_seconds of the
+// time each batch took from encoding to the transaction's end, labelled
+// sink=<Config.Sink>.
+func (s *Sink) Metrics() []engine.Metric { return s.c.Metrics(s.name) }
 
 // WriteTxn registers an output operation that writes every batch of s
 // exactly once: the records encode returns (topic, partition, key, headers
@@ -91,7 +92,9 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 	}
 	c.OnClose(func() error { w.Close(); return nil })
 	sink := &Sink{name: cfg.Sink}
-	dstream.ForEachBatch(s, func(ctx context.Context, b dstream.Batch[T]) error {
+	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "kafkaTxnSink", Metrics: sink.Metrics}, func(ctx context.Context, _ *engine.Job, b dstream.Batch[T]) error {
+		start := time.Now()
+		defer func() { sink.c.ObserveWrite(time.Since(start)) }()
 		bt := kgo.RecordHeader{Key: BatchTimeHeader, Value: strconv.AppendInt(nil, b.Time.UnixMilli(), 10)}
 		recs := make([]*kgo.Record, 0, b.Len())
 		var dead int64
@@ -114,17 +117,18 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 		wrote, err := w.Write(ctx, b.Time, recs)
 		switch {
 		case err != nil:
-			sink.failures.Add(1)
+			sink.c.Failures.Add(1)
 			return err
 		case !wrote:
-			sink.skipped.Add(1)
+			sink.c.Skipped.Add(1)
 		default:
 			n := int64(len(recs))
 			if cfg.DeadLetterTopic != "" {
 				n -= dead
 			}
-			sink.records.Add(n)
-			sink.deadLetters.Add(dead)
+			sink.c.Batches.Add(1)
+			sink.c.Records.Add(n)
+			sink.c.DeadLetters.Add(dead)
 		}
 		return nil
 	})

@@ -8,11 +8,13 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/sinkstats"
 )
 
 // Headers the sink sets on every record it writes.
@@ -87,8 +89,8 @@ func SinkLogger(l *slog.Logger) SinkOption {
 // Sink is the handle of an output operation registered by [WriteTo]. Its
 // methods are safe for concurrent use.
 type Sink struct {
-	written      atomic.Int64
-	encodeErrors atomic.Int64
+	name         string
+	c            sinkstats.Counters // Records: written; DeadLetters: encode errors
 	deadLettered atomic.Int64
 }
 
@@ -97,12 +99,24 @@ type SinkStats struct {
 	Written      int64 // records acknowledged by the brokers
 	EncodeErrors int64 // elements encode failed on, skipped or dead-lettered
 	DeadLettered int64 // elements written to the dead-letter topic
+	Batches      int64 // batches whose records were all acknowledged
+	Failures     int64 // batches that failed
 }
 
 // Stats returns the sink's counters.
 func (s *Sink) Stats() SinkStats {
-	return SinkStats{Written: s.written.Load(), EncodeErrors: s.encodeErrors.Load(), DeadLettered: s.deadLettered.Load()}
+	return SinkStats{Written: s.c.Records.Load(), EncodeErrors: s.c.DeadLetters.Load(), DeadLettered: s.deadLettered.Load(),
+		Batches: s.c.Batches.Load(), Failures: s.c.Failures.Load()}
 }
+
+// Metrics returns the sink's counters as the output's node reports them on
+// a job's status (package status): sink_records_total (Written),
+// sink_batches_total, sink_failures_total, sink_dead_letters_total
+// (EncodeErrors), sink_skipped_batches_total (always 0: the sink writes a
+// re-run batch again) and the histogram sink_write_seconds of the time
+// each batch took until its records were acknowledged, labelled with the
+// topic as sink=<topic>.
+func (s *Sink) Metrics() []engine.Metric { return s.c.Metrics(s.name) }
 
 // WriteTo registers an output operation that writes every element of every
 // batch of s to topic, as the record encode returns (a nil key lets the
@@ -141,10 +155,18 @@ func WriteTo[T any](s *dstream.Stream[T], topic string, encode func(T) (key, val
 	}
 	c := s.Context()
 	c.OnClose(func() error { cl.Close(); return nil })
-	sink := &Sink{}
+	sink := &Sink{name: topic}
 	op := "kafkaSink(" + topic + ")"
-	dstream.ForEachBatchJob(s, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
-		return writeBatch(ctx, j, sink, cl, &cfg, op, topic, encode, b)
+	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "kafkaSink", Metrics: sink.Metrics}, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
+		start := time.Now()
+		err := writeBatch(ctx, j, sink, cl, &cfg, op, topic, encode, b)
+		sink.c.ObserveWrite(time.Since(start))
+		if err != nil {
+			sink.c.Failures.Add(1)
+			return err
+		}
+		sink.c.Batches.Add(1)
+		return nil
 	})
 	return sink, nil
 }
@@ -169,7 +191,7 @@ func writeBatch[T any](ctx context.Context, j *engine.Job, s *Sink, cl *kgo.Clie
 			return
 		}
 		if r.Topic == topic {
-			s.written.Add(1)
+			s.c.Records.Add(1)
 		} else {
 			s.deadLettered.Add(1)
 		}
@@ -188,7 +210,7 @@ func writeBatch[T any](ctx context.Context, j *engine.Job, s *Sink, cl *kgo.Clie
 			r := &recs[i]
 			if err != nil {
 				bad.Add(1)
-				s.encodeErrors.Add(1)
+				s.c.DeadLetters.Add(1)
 				if cfg.deadLetter == "" {
 					continue
 				}

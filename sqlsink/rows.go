@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
@@ -78,8 +79,10 @@ func sqlWrite[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, f fu
 		return nil, err
 	}
 	sink := &Sink{name: cfg.Sink, job: job, db: cfg.DB, d: dialectOf(cfg.DB)}
-	dstream.ForEachBatchJob(s, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
+	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "sqlSink", Metrics: sink.Metrics}, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
 		var n, dead int64
+		start := time.Now()
+		defer func() { sink.c.ObserveWrite(time.Since(start)) }()
 		wrote, err := sink.commit(ctx, b.Time, kafkasource.OffsetRangesOf(j, s), func(ctx context.Context, tx *sql.Tx) error {
 			var err error
 			n, dead, err = f(ctx, tx, b)
@@ -87,14 +90,14 @@ func sqlWrite[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, f fu
 		})
 		switch {
 		case err != nil:
-			sink.failures.Add(1)
+			sink.c.Failures.Add(1)
 			return err
 		case !wrote:
-			sink.skipped.Add(1)
+			sink.c.Skipped.Add(1)
 		default:
-			sink.batches.Add(1)
-			sink.records.Add(n)
-			sink.deadLetters.Add(dead)
+			sink.c.Batches.Add(1)
+			sink.c.Records.Add(n)
+			sink.c.DeadLetters.Add(dead)
 		}
 		return nil
 	})

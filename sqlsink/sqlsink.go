@@ -56,11 +56,11 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/sinkstats"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
@@ -94,31 +94,27 @@ type Stats struct {
 	DeadLetters int64
 }
 
-// Sink is the handle of an output registered by [Write].
+// Sink is the handle of an output registered by [Write]. Its methods are
+// safe for concurrent use.
 type Sink struct {
-	name, job                           string
-	db                                  *sql.DB
-	d                                   dialect
-	records, batches, failures, skipped atomic.Int64
-	deadLetters                         atomic.Int64
+	name, job string
+	db        *sql.DB
+	d         dialect
+	c         sinkstats.Counters
 }
 
 // Stats returns the sink's counters.
 func (s *Sink) Stats() Stats {
-	return Stats{Records: s.records.Load(), Batches: s.batches.Load(), Failures: s.failures.Load(), Skipped: s.skipped.Load(),
-		DeadLetters: s.deadLetters.Load()}
+	return Stats{Records: s.c.Records.Load(), Batches: s.c.Batches.Load(), Failures: s.c.Failures.Load(), Skipped: s.c.Skipped.Load(),
+		DeadLetters: s.c.DeadLetters.Load()}
 }
 
-// Metrics reports the counters as sink_records_total,
-// sink_failures_total and sink_dead_letters_total, labelled with the sink.
-func (s *Sink) Metrics() []engine.Metric {
-	l := map[string]string{"sink": s.name}
-	return []engine.Metric{
-		{Name: "sink_records_total", Help: "Records the sink committed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.records.Load())},
-		{Name: "sink_failures_total", Help: "Batches whose transaction failed.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.failures.Load())},
-		{Name: "sink_dead_letters_total", Help: "Elements the encode function rejected.", Kind: engine.CounterMetric, Labels: l, Value: float64(s.deadLetters.Load())},
-	}
-}
+// Metrics returns the sink's counters as the output's node reports them on
+// a job's status (package status): sink_records_total,
+// sink_batches_total, sink_failures_total, sink_dead_letters_total,
+// sink_skipped_batches_total and the histogram sink_write_seconds of the
+// time each batch's transaction took, labelled sink=<Config.Sink>.
+func (s *Sink) Metrics() []engine.Metric { return s.c.Metrics(s.name) }
 
 type dialect struct{ dollar bool }
 

@@ -207,7 +207,7 @@ func testExactlyOnceAfterRestart(t *testing.T, db *sql.DB) {
 		t.Fatalf("StoredOffsets = %v; want %v", off, want)
 	}
 	m := j.sink.Metrics()
-	if m[0].Name != "sink_records_total" || m[0].Value != 4 || m[1].Name != "sink_failures_total" || m[1].Value != 0 || m[0].Labels["sink"] != "counts" {
+	if m[0].Name != "sink_records_total" || m[0].Value != 4 || m[2].Name != "sink_failures_total" || m[2].Value != 0 || m[0].Labels["sink"] != "counts" {
 		t.Fatalf("Metrics = %+v", m)
 	}
 }

@@ -27,7 +27,12 @@
 //     offset, end offset and lag, the counters given with [WithCounter], and
 //     every metric of a
 //     node implementing [engine.MetricsReporter], prefixed "sluice_" and
-//     labelled with the node's name as "operator".
+//     labelled with the node's name as "operator": among them the sinks'
+//     (packages kafkasink and sqlsink) sluice_sink_records_total,
+//     sluice_sink_batches_total, sluice_sink_failures_total,
+//     sluice_sink_dead_letters_total, sluice_sink_skipped_batches_total and
+//     the histogram sluice_sink_write_seconds, labelled with the sink's
+//     name as "sink".
 //   - /api/job: the job's name, batch interval, zero time, checkpoint dir
 //     and operators.
 //   - /api/batches?n=N: the last N batches (default and most: the history

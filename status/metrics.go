@@ -165,11 +165,21 @@ func nodeMetric(op string, x engine.Metric, constLabels prometheus.Labels) (prom
 	if help == "" {
 		help = "Reported by the operator."
 	}
-	vt := prometheus.GaugeValue
-	if x.Kind == engine.CounterMetric {
-		vt = prometheus.CounterValue
-	}
 	d := prometheus.NewDesc("sluice_"+x.Name, help, names, constLabels)
-	metric, err := prometheus.NewConstMetric(d, vt, x.Value, values...)
+	var (
+		metric prometheus.Metric
+		err    error
+	)
+	switch x.Kind {
+	case engine.HistogramMetric:
+		if x.Histogram == nil {
+			return nil, false
+		}
+		metric, err = prometheus.NewConstHistogram(d, x.Histogram.Count, x.Histogram.Sum, x.Histogram.Buckets, values...)
+	case engine.CounterMetric:
+		metric, err = prometheus.NewConstMetric(d, prometheus.CounterValue, x.Value, values...)
+	default:
+		metric, err = prometheus.NewConstMetric(d, prometheus.GaugeValue, x.Value, values...)
+	}
 	return metric, err == nil
 }
