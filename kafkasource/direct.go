@@ -20,9 +20,14 @@ import (
 	"github.com/sluicehq/sluice/engine"
 )
 
-// Kind is the operator kind of direct streams; their default name is
-// "kafkaDirect-<position>".
+// Kind is the operator kind of direct streams.
 const Kind = "kafkaDirect"
+
+// DefaultName is the default name of a job's first direct stream; the n-th
+// is "kafka-<n>". Streams were formerly named "kafkaDirect-<n>" by default:
+// a checkpoint that holds a stream under that name resumes under the new
+// one (see [engine.Meta.FormerNames]).
+const DefaultName = "kafka"
 
 // NewDirectStream returns a stream of the records of topics, read the way
 // Spark's direct Kafka stream reads them: at every batch the stream asks
@@ -64,6 +69,7 @@ func NewDirectStream(c *engine.Context, topics []string, opts ...Option) (*dstre
 		return nil, err
 	}
 	n := &directNode{
+		meta:      engine.Meta{DefaultName: DefaultName},
 		cfg:       cfg,
 		k:         k,
 		logger:    cfg.logger,

@@ -293,7 +293,7 @@ func TestDirectKafkaStreamSuite(t *testing.T) {
 			Started: func(i engine.BatchInfo) { started += i.Records },
 			Completed: func(i engine.BatchInfo) {
 				completed += i.Records
-				sources = append(sources, i.Sources[Kind+"-1"])
+				sources = append(sources, i.Sources[DefaultName])
 				planning, reading = append(planning, i.PlanningDelay), append(reading, i.ReadingDelay)
 			},
 		}))

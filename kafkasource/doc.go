@@ -22,6 +22,11 @@
 // the checkpoint, not the group, is the truth when both exist. Broker errors
 // are retried with backoff for up to [WithRetryTimeout].
 //
+// The checkpoint holds a stream's positions under its name: [DefaultName]
+// ("kafka", then "kafka-2", …) unless the stream is given one with
+// Name. A checkpoint written when the default was "kafkaDirect-1" resumes
+// under the new default. The operator kind stays [Kind].
+//
 // # Sink
 //
 // [WriteTo] writes a stream to a topic with an idempotent producer, the

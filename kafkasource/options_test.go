@@ -59,7 +59,7 @@ func TestNewDirectStreamDefaults(t *testing.T) {
 	c := newEngine(t)
 	s, err := NewDirectStream(c, []string{"t"}) // no broker is contacted yet
 	require.NoError(t, err)
-	require.Equal(t, Kind+"-1", s.Node().Meta().Name())
+	require.Equal(t, DefaultName, s.Node().Meta().Name())
 	require.Equal(t, "latest", Latest.String())
 	require.Equal(t, "earliest", Earliest.String())
 }

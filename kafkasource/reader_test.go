@@ -271,7 +271,7 @@ func TestFinalBrokerErrorFailsTheBatchAtOnce(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want+b.e.Addrs()[0]+")")
 			var be *engine.BatchError
 			require.ErrorAs(t, err, &be)
-			require.Equal(t, Kind+"-1", be.Op, "the error names the source")
+			require.Equal(t, DefaultName, be.Op, "the error names the source")
 			require.Less(t, time.Since(start), 5*time.Second, "failed before the retry timeout")
 		})
 	}

@@ -92,7 +92,7 @@ func BenchmarkHistoryMemory(b *testing.B) {
 		}
 		l := status.Listener(h)
 		for i := range status.DefaultHistory {
-			l.BatchCompleted(engine.BatchInfo{Time: time.Unix(int64(i), 0), Records: 30, Sources: map[string]any{"kafkaDirect-1": ranges}})
+			l.BatchCompleted(engine.BatchInfo{Time: time.Unix(int64(i), 0), Records: 30, Sources: map[string]any{"kafka": ranges}})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

@@ -109,7 +109,7 @@ func TestJobMetrics(t *testing.T) {
 	// a, b, c, then i, g and h: offsets 1 to 4 of partition 1 (d, e, the
 	// empty record and f) were lost.
 	require.Equal(t, 6.0, value(t, fams, "sluice_state_keys", map[string]string{"operator": op}))
-	require.Equal(t, 4.0, value(t, fams, "sluice_kafka_records_lost_total", map[string]string{"operator": "kafkaDirect-1"}))
+	require.Equal(t, 4.0, value(t, fams, "sluice_kafka_records_lost_total", map[string]string{"operator": "kafka"}))
 	require.Equal(t, 1.0, value(t, fams, "sluice_malformed_records_total", nil))
 	require.Equal(t, 2.0, value(t, fams, "sluice_last_committed_batch_timestamp_seconds", nil))
 	require.Equal(t, 2.0, value(t, fams, "sluice_checkpoint_commits_total", nil))

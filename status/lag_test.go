@@ -51,10 +51,10 @@ func TestLagIsBrokerEndMinusCommitted(t *testing.T) {
 		for p := range 3 {
 			end, ok := ends.Lookup("clicks", int32(p))
 			require.True(t, ok)
-			want := lagRow{Source: "kafkaDirect-1", Topic: "clicks", Partition: int32(p),
+			want := lagRow{Source: "kafka", Topic: "clicks", Partition: int32(p),
 				Committed: committed[p], End: end.Offset, Lag: end.Offset - committed[p]}
 			require.Equal(t, want, rows[p], "partition %d", p)
-			lv := map[string]string{"source": "kafkaDirect-1", "topic": "clicks", "partition": strconv.Itoa(p)}
+			lv := map[string]string{"source": "kafka", "topic": "clicks", "partition": strconv.Itoa(p)}
 			require.Equal(t, float64(want.Committed), value(t, fams, "sluice_kafka_committed_offset", lv))
 			require.Equal(t, float64(want.End), value(t, fams, "sluice_kafka_end_offset", lv))
 			require.Equal(t, float64(want.Lag), value(t, fams, "sluice_kafka_lag_records", lv))

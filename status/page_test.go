@@ -81,7 +81,7 @@ func TestPageInBrowser(t *testing.T) {
 
 	ops, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#graph .op')].map(g => g.dataset.name)`))
 	require.NoError(t, err)
-	require.Equal(t, []string{"kafkaDirect-1", "map-1", "forEachBatch-1"}, ops)
+	require.Equal(t, []string{"kafka", "map-1", "forEachBatch-1"}, ops)
 
 	k.failAt = 7
 	k.produce(t, 2, 2)

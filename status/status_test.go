@@ -148,7 +148,7 @@ func TestMetricsCountWhatTheJobDid(t *testing.T) {
 	}
 	require.Equal(t, 3.0, value(t, fams, "sluice_last_completed_batch_timestamp_seconds", nil))
 	// The failed batch planned [5, 8) on partition 0 but committed nothing.
-	src := map[string]string{"source": "kafkaDirect-1", "topic": "clicks"}
+	src := map[string]string{"source": "kafka", "topic": "clicks"}
 	for p, want := range map[string][3]float64{"0": {5, 8, 3}, "1": {2, 2, 0}, "2": {4, 4, 0}} {
 		src["partition"] = p
 		require.Equal(t, want[0], value(t, fams, "sluice_kafka_committed_offset", src), p)
@@ -211,7 +211,7 @@ func TestMetricsCountWhatTheJobDid(t *testing.T) {
 	require.Equal(t, "clicks-job", job.Name)
 	require.Equal(t, int64(1000), job.BatchIntervalMS)
 	require.Len(t, job.Operators, 3)
-	require.Equal(t, "kafkaDirect-1", job.Operators[0].Name)
+	require.Equal(t, "kafka", job.Operators[0].Name)
 	require.Equal(t, []int{1}, job.Operators[1].Parents)
 }
 
