@@ -110,7 +110,8 @@ type directNode struct {
 	restoredTopics map[string]bool          // topics the checkpoint or a re-run plan knew
 	restoredSub    []string                 // the checkpoint's subscription (see subscribedNames)
 	planned        []OffsetRange
-	plannedFor     int64 // batch time (ns) the planned ranges belong to
+	plannedFor     int64      // batch time (ns) the planned ranges belong to
+	ahead          *readAhead // the planned ranges' first fetches, or nil
 
 	lost           atomic.Int64
 	commitFailures atomic.Int64
@@ -169,7 +170,7 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 	}
 	caps := MaxMessagesPerPartition(n.cfg.limits, n.batch, current, ps.end, n.rate())
 	ranges := planRanges(current, ps.end, caps)
-	n.adopt(j, ranges)
+	n.adopt(ctx, j, ranges)
 	return encodePlan(ranges), nil
 }
 
@@ -196,13 +197,14 @@ func (n *directNode) Replan(ctx context.Context, j *engine.Job, plan []byte) err
 	n.mu.Lock()
 	n.ends = ends
 	n.mu.Unlock()
-	n.adopt(j, ranges)
+	n.adopt(ctx, j, ranges)
 	return nil
 }
 
-func (n *directNode) adopt(j *engine.Job, ranges []OffsetRange) {
+func (n *directNode) adopt(ctx context.Context, j *engine.Job, ranges []OffsetRange) {
 	n.planned = ranges
 	n.plannedFor = j.Time.UnixNano()
+	n.ahead = n.r.readAhead(ctx, ranges)
 	j.AddRecords(totalCount(ranges))
 	j.Report(n.meta.Name(), append([]OffsetRange(nil), ranges...))
 }
@@ -225,7 +227,7 @@ func (n *directNode) readRange(tk *engine.Task, j *engine.Job, i int) ([]Record,
 	}
 	start := time.Now()
 	defer func() { tk.AddReadTime(time.Since(start)) }()
-	return n.r.read(tk.Context(), rg)
+	return n.r.read(tk.Context(), rg, n.ahead.first(tk.Context(), i))
 }
 
 // Commit advances the positions past batch j and commits them to the

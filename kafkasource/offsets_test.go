@@ -104,7 +104,7 @@ func TestRetentionWhileReading(t *testing.T) {
 	_, err := b.adm.DeleteRecords(bounded(t), os)
 	require.NoError(t, err)
 	n := s.Node().(*directNode)
-	recs, err := n.r.read(bounded(t), OffsetRange{"ret", 0, 2, 9})
+	recs, err := n.r.read(bounded(t), OffsetRange{"ret", 0, 2, 9}, nil)
 	require.NoError(t, err)
 	require.Len(t, recs, 3)
 	require.Equal(t, int64(6), recs[0].Offset)
@@ -113,7 +113,7 @@ func TestRetentionWhileReading(t *testing.T) {
 	require.Contains(t, logs.String(), "while=reading")
 
 	n.cfg.fatalDataLoss = true
-	_, err = n.r.read(bounded(t), OffsetRange{"ret", 0, 2, 9})
+	_, err = n.r.read(bounded(t), OffsetRange{"ret", 0, 2, 9}, nil)
 	require.ErrorIs(t, err, ErrDataLoss)
 }
 

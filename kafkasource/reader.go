@@ -65,10 +65,18 @@ type reader struct {
 // read returns the records of rg with offsets in [rg.From, rg.Until), in
 // offset order, read committed: records of aborted transactions and
 // control records are skipped, as are offsets compaction removed.
-func (r *reader) read(ctx context.Context, rg OffsetRange) ([]Record, error) {
+//
+// ahead, when not nil, is an answer already fetched at rg.From (see
+// [readAhead]); it is decoded first, and a fetch is sent for what it lacks.
+func (r *reader) read(ctx context.Context, rg OffsetRange, ahead *kmsg.FetchResponseTopicPartition) ([]Record, error) {
 	tp := rg.TopicPartition()
 	var out []Record // decodeBatches sizes it from each answer's batch headers
 	next := rg.From
+	if ahead != nil {
+		if got, adv, err := r.take(out, ahead, rg, next); err == nil {
+			out, next = got, adv
+		} // else the fetch below tries again and reports what fails
+	}
 	for next < rg.Until {
 		maxBytes := r.sizeFor(rg.Until - next)
 		what := fmt.Sprintf("fetching %s[%d] at offset %d", rg.Topic, rg.Partition, next)
@@ -90,24 +98,11 @@ func (r *reader) read(ctx context.Context, rg OffsetRange) ([]Record, error) {
 				}
 				return who, err
 			}
-			n0 := len(out)
-			var adv int64
-			var used int
-			out, adv, used, err = decodeBatches(out, fp, rg.Topic, rg.Partition, next, rg.Until, r.dec)
-			if errors.Is(err, errLegacyFormat) {
-				out, adv, err = decodeLegacy(out[:n0], fp, rg.Topic, rg.Partition, next, rg.Until)
-				used = len(fp.RecordBatches)
-			}
+			got, adv, err := r.take(out, fp, rg, next)
 			if err != nil {
-				out = out[:n0]
-				return who, fmt.Errorf("decoding %s[%d] at offset %d: %w", tp.Topic, tp.Partition, next, err)
+				return who, err
 			}
-			if adv <= next {
-				out = out[:n0]
-				return who, errNoProgress
-			}
-			r.bytesPerOffset.Store(max(int64(used)/(adv-next), 1))
-			next = adv
+			out, next = got, adv
 			return who, nil
 		})
 		if errors.Is(err, kerr.OffsetOutOfRange) {
@@ -121,6 +116,26 @@ func (r *reader) read(ctx context.Context, rg OffsetRange) ([]Record, error) {
 		}
 	}
 	return out, nil
+}
+
+// take appends the records of fp, an answer fetched at offset next of rg,
+// to out and returns them with the offset to fetch next. On error out is
+// returned unchanged in length.
+func (r *reader) take(out []Record, fp *kmsg.FetchResponseTopicPartition, rg OffsetRange, next int64) ([]Record, int64, error) {
+	n0 := len(out)
+	out, adv, used, err := decodeBatches(out, fp, rg.Topic, rg.Partition, next, rg.Until, r.dec)
+	if errors.Is(err, errLegacyFormat) {
+		out, adv, err = decodeLegacy(out[:n0], fp, rg.Topic, rg.Partition, next, rg.Until)
+		used = len(fp.RecordBatches)
+	}
+	if err != nil {
+		return out[:n0], next, fmt.Errorf("decoding %s[%d] at offset %d: %w", rg.Topic, rg.Partition, next, err)
+	}
+	if adv <= next {
+		return out[:n0], next, errNoProgress
+	}
+	r.bytesPerOffset.Store(max(int64(used)/(adv-next), 1))
+	return out, adv, nil
 }
 
 // outOfRange handles a fetch refused as out of range: records deleted

@@ -277,7 +277,10 @@ func TestFinalBrokerErrorFailsTheBatchAtOnce(t *testing.T) {
 	}
 }
 
-func TestOneFetchPerRangeThroughOneClient(t *testing.T) {
+// TestSmallRangesShareOneFetchThroughOneClient reads a batch of three
+// small ranges and two empty batches: the small ranges are read ahead in
+// one fetch request, empty batches send none.
+func TestSmallRangesShareOneFetchThroughOneClient(t *testing.T) {
 	b := startBroker(t, map[string]int32{"few": 4})
 	for p := range int32(3) {
 		b.produce(t, "few", p, 0, 50)
@@ -286,9 +289,25 @@ func TestOneFetchPerRangeThroughOneClient(t *testing.T) {
 	s := b.stream(t, c, []string{"few"})
 	w := watch(s)
 	require.NoError(t, c.RunBatches(bounded(t), 3))
-	require.Len(t, w.all(), 150)
+	requireExactlyOnce(t, w.all(), map[TopicPartition]int{{"few", 0}: 50, {"few", 1}: 50, {"few", 2}: 50})
 	st, _ := StatsOf(s)
-	require.Equal(t, int64(3), st.Fetches, "one fetch per non-empty range, none for empty ones")
+	require.Equal(t, int64(1), st.Fetches, "one fetch for the batch's small ranges, none for empty batches")
+}
+
+// TestBigRangesAreFetchedByTheirTasks reads ranges too big to read ahead:
+// each range is fetched by its own task, every record once.
+func TestBigRangesAreFetchedByTheirTasks(t *testing.T) {
+	b := startBroker(t, map[string]int32{"big": 2})
+	for p := range int32(2) {
+		b.produce(t, "big", p, 0, 5000) // 5000 × 256 bytes expected at first: over the read-ahead bound
+	}
+	c := newEngine(t)
+	s := b.stream(t, c, []string{"big"})
+	w := watch(s)
+	require.NoError(t, c.RunBatches(bounded(t), 1))
+	requireExactlyOnce(t, w.all(), map[TopicPartition]int{{"big", 0}: 5000, {"big", 1}: 5000})
+	st, _ := StatsOf(s)
+	require.Equal(t, int64(2), st.Fetches, "one fetch per big range, none read ahead")
 }
 
 // batchSpec describes one record batch for encodeBatch.
