@@ -79,6 +79,7 @@ type Config struct {
 	LogLevel            slog.Level    // --log-level
 	LogFormat           string        // --log-format: "text" or "json"
 	HTTP                string        // --http; empty: no status page
+	Security            Security      // --tls…, --sasl-…: how every Kafka client reaches --brokers
 }
 
 // Embedded reports whether the example starts its own broker.
@@ -131,6 +132,7 @@ func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
 	p.jobFlags()
 	p.outputFlags()
 	p.logFlags()
+	p.securityFlags()
 
 	usage := func() {
 		fmt.Fprintf(usageOut, "Usage: %s [flags]\n\n%s\n\n", spec.Name, spec.Summary)
@@ -152,7 +154,7 @@ func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
 	}
 	p.set = make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { p.set[f.Name] = true })
-	for _, check := range []func() error{p.checkKafka, p.checkJob, p.checkOutput, p.checkLog} {
+	for _, check := range []func() error{p.checkKafka, p.checkJob, p.checkOutput, p.checkLog, p.checkSecurity} {
 		if err := check(); err != nil {
 			return cfg, err
 		}

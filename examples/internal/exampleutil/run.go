@@ -207,7 +207,8 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 		kafkasource.WithGroup(cfg.Group),
 		kafkasource.WithRateLimits(kafkasource.RateLimits{MaxRatePerPartition: cfg.MaxRatePerPartition}),
 		kafkasource.WithBackpressure(cfg.Backpressure),
-		kafkasource.WithLogger(r.logger)}, cfg.StartOffsets.sourceOptions()...)
+		kafkasource.WithLogger(r.logger),
+		kafkasource.WithClientOpts(cfg.Security.ClientOpts()...)}, cfg.StartOffsets.sourceOptions()...)
 	records, err := kafkasource.NewDirectStream(c, []string{cfg.Topic}, srcOpts...)
 	if err != nil {
 		return err
@@ -245,8 +246,8 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	genCtx, stopGen := context.WithCancel(context.Background())
 	defer func() { stopGen(); wg.Wait() }()
 	if cfg.Generate > 0 {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(cfg.Topic),
-			kgo.ProducerLinger(5*time.Millisecond), kgo.WithLogger(nil))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(cfg.Topic),
+			kgo.ProducerLinger(5 * time.Millisecond), kgo.WithLogger(nil)}, cfg.Security.ClientOpts()...)...)
 		if err != nil {
 			return fmt.Errorf("cannot create the generator's Kafka client: %v", err)
 		}
@@ -312,7 +313,7 @@ func (r *runner) startBroker() (*kafkasource.Embedded, error) {
 // write, that the topic exists.
 func (r *runner) checkCluster(ctx context.Context) error {
 	cfg := r.cfg
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.WithLogger(nil))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.WithLogger(nil)}, cfg.Security.ClientOpts()...)...)
 	if err != nil {
 		return fmt.Errorf("cannot create a Kafka client for --brokers %s: %v", strings.Join(cfg.Brokers, ","), err)
 	}
@@ -320,6 +321,9 @@ func (r *runner) checkCluster(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := cl.Ping(pctx); err != nil {
+		if serr := cfg.Security.explainConnect(strings.Join(cfg.Brokers, ","), err); serr != nil {
+			return serr
+		}
 		return fmt.Errorf("cannot reach Kafka at %s (%v); check --brokers and that the brokers run, or drop --brokers to use the embedded broker",
 			strings.Join(cfg.Brokers, ","), err)
 	}

@@ -41,12 +41,13 @@ func checkKafkaSink(value string) error {
 type kafkaSink struct {
 	topic, job string
 	addrs      []string
+	opts       []kgo.Opt                 // --tls…, --sasl-…
 	txns       map[string]*kafkasink.Txn // by kind
 }
 
 func openKafkaSink(ctx context.Context, value string, j *Job, addrs []string) (Sink, error) {
 	return &kafkaSink{topic: strings.TrimPrefix(value, "kafka:"), job: j.Context.JobName(), addrs: addrs,
-		txns: map[string]*kafkasink.Txn{}}, nil
+		opts: j.Config.Security.ClientOpts(), txns: map[string]*kafkasink.Txn{}}, nil
 }
 
 func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kafkasource.OffsetRange, rows []any) error {
@@ -56,7 +57,7 @@ func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kaf
 	}
 	w, ok := s.txns[kind]
 	if !ok {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(s.addrs...))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.addrs...)}, s.opts...)...)
 		if err != nil {
 			return err
 		}
@@ -65,7 +66,7 @@ func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kaf
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("cannot create the topic %s: %w", topic, err)
 		}
-		if w, err = kafkasink.NewTxn(ctx, s.addrs, s.job, topic); err != nil {
+		if w, err = kafkasink.NewTxn(ctx, s.addrs, s.job, topic, s.opts...); err != nil {
 			return err
 		}
 		s.txns[kind] = w
