@@ -28,6 +28,7 @@ func (c *Context) runBatch(t time.Time) error {
 	var sched time.Duration
 	if !c.manual {
 		sched = max(startedAt.Sub(t), 0)
+		c.noteStart(t, sched, startedAt)
 	}
 	ctx := c.hard
 	j := newJob(c, t)

@@ -191,6 +191,7 @@ type Context struct {
 	ckptLocked bool // LockCheckpoint took the checkpoint's lock
 	ckptStats  ckptStats
 	lastBatch  time.Time // time of the last completed batch
+	late       lateness  // whether batches start more than an interval late
 	failed     error     // the error of a failed batch; the context runs no more
 }
 

@@ -10,7 +10,10 @@
 // (t−B, t]; with [WithManualClock] batch k has time start + k·B and runs only
 // when [Context.RunBatches] asks. Batches run one at a time in time order and
 // never overlap. A batch that takes longer than B makes the next one start
-// late (its scheduling delay is recorded); no batch time is skipped.
+// late (its scheduling delay is recorded); no batch time is skipped. The
+// first batch that starts more than one interval late logs a WARN, and the
+// first one after it that starts within an interval logs an INFO saying how
+// long the job was behind: one line each, not one per late batch.
 //
 // # Tasks
 //

@@ -1,0 +1,108 @@
+package engine_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+)
+
+// recordHandler keeps the log records at INFO and above, for tests that
+// check what a job logs.
+type recordHandler struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *recordHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r.Clone())
+	return nil
+}
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *recordHandler) snapshot() []slog.Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]slog.Record(nil), h.records...)
+}
+
+func attrs(r slog.Record) map[string]slog.Value {
+	m := make(map[string]slog.Value)
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value
+		return true
+	})
+	return m
+}
+
+// TestLateBatchesLogOnce checks that a job falling behind logs one WARN,
+// not one per late batch, and one INFO once it has caught up. The second
+// batch's output blocks until 4.5 intervals have passed (fake time in a
+// synctest bubble), so batches 3 to 5 start 3.5, 2.5 and 1.5 intervals late
+// and batch 6 starts half an interval late: caught up.
+func TestLateBatchesLogOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Second
+		h := &recordHandler{}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		log := &batchLog{onCompleted: func(n int) {
+			if n == 7 {
+				cancel()
+			}
+		}}
+		c, err := engine.NewContext(interval, engine.WithLogger(slog.New(h)), engine.WithListener(log))
+		require.NoError(t, err)
+		defer c.Close()
+		var seen int
+		dstream.ForEachBatch(dstream.Queue(c, make([][]int, 7)), func(context.Context, dstream.Batch[int]) error {
+			seen++
+			if seen == 2 {
+				release := make(chan struct{})
+				time.AfterFunc(interval*9/2, func() { close(release) }) // fake time
+				<-release
+			}
+			return nil
+		})
+		require.NoError(t, c.Run(ctx))
+
+		_, completed := log.snapshot()
+		require.Len(t, completed, 7)
+		var late []time.Duration
+		for _, info := range completed {
+			late = append(late, info.SchedulingDelay)
+		}
+		require.Equal(t, []time.Duration{0, 0, 7 * interval / 2, 5 * interval / 2, 3 * interval / 2, interval / 2, 0}, late)
+
+		recs := h.snapshot()
+		require.Len(t, recs, 2, "one WARN when the job falls behind, one INFO when it catches up")
+		require.Equal(t, slog.LevelWarn, recs[0].Level)
+		require.Contains(t, recs[0].Message, "batches run late")
+		a := attrs(recs[0])
+		require.Equal(t, completed[2].Time.UnixMilli(), a["time_ms"].Int64(), "the WARN names the first late batch")
+		require.Equal(t, 7*interval/2, a["scheduling_delay"].Duration())
+		require.Equal(t, interval, a["batch_interval"].Duration())
+
+		require.Equal(t, slog.LevelInfo, recs[1].Level)
+		require.Contains(t, recs[1].Message, "batches caught up")
+		a = attrs(recs[1])
+		require.Equal(t, completed[5].Time.UnixMilli(), a["time_ms"].Int64(), "the INFO names the first batch on time again")
+		require.Equal(t, int64(3), a["late_batches"].Int64())
+		require.Equal(t, 7*interval/2, a["worst_scheduling_delay"].Duration())
+		// From the first late batch's time to the start of the batch on
+		// time: the batch after it ran 3.5 intervals late, that is 3 batch
+		// times later plus half an interval.
+		require.Equal(t, 7*interval/2, a["behind_for"].Duration())
+	})
+}
