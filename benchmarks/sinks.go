@@ -17,7 +17,6 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/pgtest"
 	"github.com/sluicehq/sluice/kafkasink"
-	"github.com/sluicehq/sluice/kafkasource"
 	"github.com/sluicehq/sluice/sqlsink"
 )
 
@@ -133,8 +132,8 @@ func (h *harness) kafkaSinks(ctx context.Context) error {
 	}
 	alo := func(ctx context.Context, _ int) (time.Duration, error) {
 		return sinkJob(ctx, h, "bench-sinks", in, func(s *dstream.Stream[sinkRecord]) error {
-			_, err := kafkasource.WriteTo(s, sinkTopicAlo, func(r sinkRecord) ([]byte, []byte, error) { return r.key, r.value, nil },
-				kafkasource.SinkBrokers(seeds...))
+			_, err := kafkasink.WriteTo(s, sinkTopicAlo, kafkasink.Config{Brokers: seeds},
+				func(r sinkRecord) ([]byte, []byte, error) { return r.key, r.value, nil })
 			return err
 		})
 	}

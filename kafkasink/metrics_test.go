@@ -40,12 +40,12 @@ func TestSinkMetricsOnStatus(t *testing.T) {
 		return &kgo.Record{Topic: "out", Value: []byte(v)}, nil
 	})
 	require.NoError(t, err)
-	alo, err := kafkasource.WriteTo(values, "alo", func(v string) ([]byte, []byte, error) {
+	alo, err := WriteTo(values, "alo", Config{Brokers: seeds}, func(v string) ([]byte, []byte, error) {
 		if strings.HasPrefix(v, "bad") {
 			return nil, nil, errors.New("a bad element")
 		}
 		return nil, []byte(v), nil
-	}, kafkasource.SinkBrokers(seeds...))
+	})
 	require.NoError(t, err)
 	h, err := status.New(c)
 	require.NoError(t, err)
@@ -92,7 +92,7 @@ func TestSinkMetricsOnStatus(t *testing.T) {
 	require.Equal(t, float64(batches), get("sluice_sink_batches_total", "alo"))
 	require.Equal(t, 0.0, get("sluice_sink_failures_total", "alo"))
 	require.Equal(t, float64(batches), get("sluice_sink_write_seconds", "alo"))
-	require.Equal(t, int64(14), alo.Stats().Written)
+	require.Equal(t, Stats{Records: 14, DeadLetters: 3, Batches: batches}, alo.Stats())
 
 	// The write time histogram's sum is the time the sinks took, at most
 	// the time the batches' outputs took.

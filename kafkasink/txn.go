@@ -1,36 +1,3 @@
-// Package kafkasink writes the batches of a stream to Kafka exactly once,
-// in one Kafka transaction per batch. [WriteTxn] registers the output on a
-// stream, with an encode function that sets each record's topic,
-// partition, key, headers and timestamp and a dead-letter topic for the
-// elements it rejects; [Txn] is the transactional writer under it.
-//
-// # Commit marker
-//
-// Every transaction holds, beside the batch's records, one marker record on
-// the compacted topic __sluice-<job>-<sink>-commits: its key names the job
-// and the sink, its value is the batch time in Unix milliseconds. The
-// marker commits or aborts with the records, so a reader of the marker
-// topic with read_committed isolation sees a batch's marker exactly when
-// its records are visible. A marker topic, rather than a transactional
-// offset commit to a consumer group, needs no group coordinator state and
-// can be read with any client (kcat included); compaction keeps it to one
-// record per key.
-//
-// When a writer opens it reads the newest committed marker; a batch no
-// newer than it, re-run after a crash between the sink's commit and the
-// checkpoint's, writes nothing.
-//
-// # Fencing
-//
-// The transactional ID is sluice-<job>-<sink>, so a restarted job fences
-// its predecessor: the broker bumps the producer epoch, and the older
-// producer's commit fails with [ErrFenced].
-//
-// # Job name
-//
-// A transactional writer needs the job's name, set with
-// engine.WithJobName: without it two jobs could share a transactional ID
-// and fence each other, so [NewTxn] refuses an empty job name.
 package kafkasink
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -12,46 +13,50 @@ import (
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/sinkstats"
-	"github.com/sluicehq/sluice/kafkasource"
 )
 
-// Headers of the records the sink writes: the same as the at-least-once
-// writer's, so readers handle both alike.
+// Headers the sinks set on the records they write.
 const (
-	// BatchTimeHeader holds the batch time in Unix milliseconds, as text.
-	BatchTimeHeader = kafkasource.BatchTimeHeader
+	// BatchTimeHeader holds the time of the batch that wrote the record,
+	// in Unix milliseconds as decimal text. Records written twice by
+	// [WriteTo], in a batch re-run after a crash, carry the same value.
+	BatchTimeHeader = "sluice-batch-time"
 	// ErrorHeader holds, on dead-letter records, why encode rejected the
 	// element.
-	ErrorHeader = kafkasource.ErrorHeader
+	ErrorHeader = "sluice-error"
 )
 
-// Config configures [WriteTxn].
+// Config configures [WriteTxn] and [WriteTo].
 type Config struct {
 	// Brokers are the seed brokers; required.
 	Brokers []string
-	// Sink names the sink within the job; with the job's name
-	// (engine.WithJobName) it makes the transactional ID and the marker
-	// topic. Required.
+	// Sink names the sink within the job. For [WriteTxn] it is required:
+	// with the job's name (engine.WithJobName) it makes the transactional
+	// ID and the marker topic. For [WriteTo] it only names the sink in its
+	// metrics, by default the topic.
 	Sink string
-	// DeadLetterTopic receives, in the batch's transaction, the elements
-	// encode rejects: the element printed with fmt.Sprint, the error in
-	// the [ErrorHeader]. Empty: they are only counted.
+	// DeadLetterTopic receives the elements encode rejects (with WriteTxn
+	// in the batch's transaction): the element printed with fmt.Sprint,
+	// the error in the [ErrorHeader]. Empty: they are only counted.
 	DeadLetterTopic string
-	// ClientOpts go to the kgo producer.
+	// ClientOpts go to the kgo producer (TLS, SASL, compression, acks).
 	ClientOpts []kgo.Opt
+	// Logger, when set, receives a warning for every batch with elements
+	// encode rejected. By default nothing is logged.
+	Logger *slog.Logger
 }
 
 // Stats are a sink's counters.
 type Stats struct {
-	Records     int64 // records committed
-	Failures    int64 // batches whose transaction failed
+	Records     int64 // records committed (WriteTo: acknowledged), dead letters apart
+	Failures    int64 // batches that failed
 	DeadLetters int64 // elements encode rejected
-	Skipped     int64 // re-run batches found already committed
-	Batches     int64 // batches committed
+	Skipped     int64 // re-run batches found already committed (WriteTxn only)
+	Batches     int64 // batches committed (WriteTo: all of their records acknowledged)
 }
 
-// Sink is the handle of an output registered by [WriteTxn]. Its methods
-// are safe for concurrent use.
+// Sink is the handle of an output registered by [WriteTxn] or [WriteTo].
+// Its methods are safe for concurrent use.
 type Sink struct {
 	name string
 	c    sinkstats.Counters
@@ -67,8 +72,8 @@ func (s *Sink) Stats() Stats {
 // a job's status (package status): sink_records_total,
 // sink_batches_total, sink_failures_total, sink_dead_letters_total,
 // sink_skipped_batches_total and the histogram sink_write_seconds of the
-// time each batch took from encoding to the transaction's end, labelled
-// sink=<Config.Sink>.
+// time each batch took from encoding to the transaction's end (WriteTo:
+// until its records were acknowledged), labelled sink=<Config.Sink>.
 func (s *Sink) Metrics() []engine.Metric { return s.c.Metrics(s.name) }
 
 // WriteTxn registers an output operation that writes every batch of s
@@ -129,6 +134,10 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 			sink.c.Batches.Add(1)
 			sink.c.Records.Add(n)
 			sink.c.DeadLetters.Add(dead)
+		}
+		if dead > 0 && cfg.Logger != nil {
+			cfg.Logger.Warn("kafkasink: elements failed to encode and were not written to their topic",
+				"sink", cfg.Sink, "batch_ms", b.Time.UnixMilli(), "count", dead, "dead_letter_topic", cfg.DeadLetterTopic)
 		}
 		return nil
 	})

@@ -27,12 +27,11 @@
 // Name. A checkpoint written when the default was "kafkaDirect-1" resumes
 // under the new default. The operator kind stays [Kind].
 //
-// # Sink
+// # Sinks
 //
-// [WriteTo] writes a stream to a topic with an idempotent producer, the
-// batch time in a header, and every record flushed before the batch counts
-// as done; records that fail to encode are counted and skipped, or sent to
-// a dead-letter topic.
+// Writing a stream to Kafka is package kafkasink's: at least once with
+// kafkasink.WriteTo, exactly once, in one transaction per batch, with
+// kafkasink.WriteTxn.
 //
 // # Rate control
 //

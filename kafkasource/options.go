@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// ErrOption reports an [Option] or [SinkOption] with a bad value.
-// [NewDirectStream] and [WriteTo] return it wrapped, with the option named.
+// ErrOption reports an [Option] with a bad value. [NewDirectStream]
+// returns it wrapped, with the option named.
 var ErrOption = errors.New("kafkasource: invalid option")
 
 // Defaults of [NewDirectStream]'s options.
