@@ -38,8 +38,8 @@ func (r *reader) readAhead(ctx context.Context, rs []OffsetRange) *readAhead {
 	var total int64
 	for i, rg := range rs {
 		n := rg.Count()
-		if n == 0 {
-			continue
+		if n == 0 || r.tailOf(rg.TopicPartition()).covers(rg.From) {
+			continue // nothing to read, or its task starts from the partition's tail
 		}
 		size := r.sizeFor(n)
 		if size > readAheadRange || total+int64(size) > readAheadTotal {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,21 +61,33 @@ type reader struct {
 
 	fetches        atomic.Int64
 	bytesPerOffset atomic.Int64 // wire bytes per offset seen last; 0 before the first fetch
+
+	tailsMu sync.Mutex
+	tails   map[TopicPartition]*tail // the last answer fetched for each partition
 }
 
 // read returns the records of rg with offsets in [rg.From, rg.Until), in
 // offset order, read committed: records of aborted transactions and
 // control records are skipped, as are offsets compaction removed.
 //
-// ahead, when not nil, is an answer already fetched at rg.From (see
-// [readAhead]); it is decoded first, and a fetch is sent for what it lacks.
+// The range starts from the partition's tail when it holds rg.From (see
+// [tail]), else from ahead, when not nil, an answer already fetched at
+// rg.From (see [readAhead]); a fetch is sent for what they lack.
 func (r *reader) read(ctx context.Context, rg OffsetRange, ahead *kmsg.FetchResponseTopicPartition) ([]Record, error) {
 	tp := rg.TopicPartition()
 	var out []Record // decodeBatches sizes it from each answer's batch headers
 	next := rg.From
-	if ahead != nil {
-		if got, adv, err := r.take(out, ahead, rg, next); err == nil {
+	if t := r.tailOf(tp); t.covers(next) {
+		if got, adv, err := r.take(out, t.fp, rg, next, t, false); err == nil {
 			out, next = got, adv
+		} else {
+			r.keepTail(tp, nil) // the fetch below tries again and reports what fails
+		}
+	} else if ahead != nil {
+		t := newTail(ahead, next, r.dec)
+		if got, adv, err := r.take(out, ahead, rg, next, t, true); err == nil {
+			out, next = got, adv
+			r.keepTail(tp, t)
 		} // else the fetch below tries again and reports what fails
 	}
 	for next < rg.Until {
@@ -98,11 +111,13 @@ func (r *reader) read(ctx context.Context, rg OffsetRange, ahead *kmsg.FetchResp
 				}
 				return who, err
 			}
-			got, adv, err := r.take(out, fp, rg, next)
+			t := newTail(fp, next, r.dec)
+			got, adv, err := r.take(out, fp, rg, next, t, true)
 			if err != nil {
 				return who, err
 			}
 			out, next = got, adv
+			r.keepTail(tp, t)
 			return who, nil
 		})
 		if errors.Is(err, kerr.OffsetOutOfRange) {
@@ -118,12 +133,18 @@ func (r *reader) read(ctx context.Context, rg OffsetRange, ahead *kmsg.FetchResp
 	return out, nil
 }
 
-// take appends the records of fp, an answer fetched at offset next of rg,
-// to out and returns them with the offset to fetch next. On error out is
+// take appends the records of fp from offset next of rg on to out and
+// returns them with the offset to fetch next. t, when not nil, is fp's tail,
+// which decompresses its batches once; fresh says fp was fetched at next,
+// so its size teaches how many bytes an offset takes. On error out is
 // returned unchanged in length.
-func (r *reader) take(out []Record, fp *kmsg.FetchResponseTopicPartition, rg OffsetRange, next int64) ([]Record, int64, error) {
+func (r *reader) take(out []Record, fp *kmsg.FetchResponseTopicPartition, rg OffsetRange, next int64, t *tail, fresh bool) ([]Record, int64, error) {
 	n0 := len(out)
-	out, adv, used, err := decodeBatches(out, fp, rg.Topic, rg.Partition, next, rg.Until, r.dec)
+	var dec kgo.Decompressor = r.dec
+	if t != nil {
+		dec = t
+	}
+	out, adv, used, err := decodeBatches(out, fp, rg.Topic, rg.Partition, next, rg.Until, dec)
 	if errors.Is(err, errLegacyFormat) {
 		out, adv, err = decodeLegacy(out[:n0], fp, rg.Topic, rg.Partition, next, rg.Until)
 		used = len(fp.RecordBatches)
@@ -134,7 +155,9 @@ func (r *reader) take(out []Record, fp *kmsg.FetchResponseTopicPartition, rg Off
 	if adv <= next {
 		return out[:n0], next, errNoProgress
 	}
-	r.bytesPerOffset.Store(max(int64(used)/(adv-next), 1))
+	if fresh {
+		r.bytesPerOffset.Store(max(int64(used)/(adv-next), 1))
+	}
 	return out, adv, nil
 }
 

@@ -190,13 +190,18 @@ func TestBrokerTroubleIsRetried(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := startBroker(t, map[string]int32{"flaky": 3})
 			for p := range int32(3) {
-				b.produce(t, "flaky", p, 0, 40)
+				b.produce(t, "flaky", p, 0, 20)
 			}
 			c := newEngine(t)
 			s := b.stream(t, c, []string{"flaky"}, WithRateLimits(RateLimits{MaxRatePerPartition: 15}))
 			w := watch(s)
 			ctx := bounded(t)
 			require.NoError(t, c.RunBatches(ctx, 1))
+			// Records in record batches of their own, which the answers
+			// kept from the first batch do not hold: they are fetched.
+			for p := range int32(3) {
+				b.produce(t, "flaky", p, 20, 40)
+			}
 			tc.inject(b.e.Cluster())
 			require.NoError(t, c.RunBatches(ctx, 3))
 			requireExactlyOnce(t, w.all(), map[TopicPartition]int{{"flaky", 0}: 40, {"flaky", 1}: 40, {"flaky", 2}: 40})
@@ -510,4 +515,24 @@ func FuzzDecodeBatches(f *testing.F) {
 			require.True(t, r.Offset >= from && r.Offset < until, "offset %d outside [%d, %d)", r.Offset, from, until)
 		}
 	})
+}
+
+// TestSmallBatchesShareTheAnswerThatHoldsTheirRecords cuts one record batch
+// into ten batches of the stream: the first fetch's answer holds them all,
+// so the next nine batches read from it without fetching, every record once.
+func TestSmallBatchesShareTheAnswerThatHoldsTheirRecords(t *testing.T) {
+	b := startBroker(t, map[string]int32{"one": 2})
+	for p := range int32(2) {
+		b.produce(t, "one", p, 0, 100) // one record batch a partition
+	}
+	c := newEngine(t)
+	s := b.stream(t, c, []string{"one"}, WithRateLimits(RateLimits{MaxRatePerPartition: 10}))
+	w := watch(s)
+	require.NoError(t, c.RunBatches(bounded(t), 10))
+	requireExactlyOnce(t, w.all(), map[TopicPartition]int{{"one", 0}: 100, {"one", 1}: 100})
+	for i := range w.ranges {
+		requireRangesInside(t, w.ranges[i], w.batches[i])
+	}
+	st, _ := StatsOf(s)
+	require.Equal(t, int64(1), st.Fetches, "the first batch's answer serves all ten")
 }
