@@ -167,6 +167,8 @@ type checkpointer struct {
 	wg        sync.WaitGroup
 	snapBusy  map[string]int64 // operator → batch ms of the snapshot being written
 	snapReady map[string]FileRef
+
+	collecting chan struct{} // closed when the last collection started is done; nil before the first
 }
 
 func openCheckpointer(c *Context, dir string, opts ...CheckpointOption) (k *checkpointer, err error) {
@@ -845,15 +847,16 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 }
 
 // collect deletes commits beyond the newest KeepCommits, and the state and
-// offsets files no kept commit needs. Failures are logged, not returned: the
-// commit already happened.
+// offsets files no kept commit needs. It decides what to delete now and
+// deletes it in the background, after the previous collection finished:
+// the next batch need not wait for the disk. Only files of batches up to
+// nowMS are deleted, so nothing a later batch writes meanwhile is touched.
+// Failures are logged, not returned: the commit already happened.
 func (k *checkpointer) collect(nowMS int64) {
+	var old []int64
 	for len(k.retained) > k.cfg.keep {
-		old := k.retained[0]
+		old = append(old, k.retained[0].BatchMS)
 		k.retained = k.retained[1:]
-		if err := k.fs.Remove(filepath.Join(k.dir, commitsDir, strconv.FormatInt(old.BatchMS, 10))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			k.c.logger.Warn("checkpoint: cannot remove old commit", slog.String("error", err.Error()))
-		}
 	}
 	keep := make(map[string]bool) // inline references add "", which no file matches
 	for _, m := range k.retained {
@@ -872,9 +875,8 @@ func (k *checkpointer) collect(nowMS int64) {
 	for _, f := range k.snapReady {
 		keep[f.Path] = true
 	}
-	busy := make(map[string]bool, len(k.snapBusy))
 	for op, ms := range k.snapBusy {
-		busy[path.Join(stateDir, op, strconv.FormatInt(ms, 10)+".snapshot")] = true
+		keep[path.Join(stateDir, op, strconv.FormatInt(ms, 10)+".snapshot")] = true
 	}
 	k.mu.Unlock()
 	dirs := k.names()
@@ -885,6 +887,30 @@ func (k *checkpointer) collect(nowMS int64) {
 			dirs = append(dirs, from)
 		}
 	}
+	oldest := k.retained[0].BatchMS
+	prev := k.collecting
+	done := make(chan struct{})
+	k.collecting = done
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		k.remove(old, keep, dirs, nowMS, oldest)
+	}()
+}
+
+// remove deletes the commits of batches old, the files of batches up to
+// nowMS in the operators' state dirs that keep does not hold, and the
+// recorded input of batches before oldest.
+func (k *checkpointer) remove(old []int64, keep map[string]bool, dirs []string, nowMS, oldest int64) {
+	for _, ms := range old {
+		if err := k.fs.Remove(filepath.Join(k.dir, commitsDir, strconv.FormatInt(ms, 10))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			k.c.logger.Warn("checkpoint: cannot remove old commit", slog.String("error", err.Error()))
+		}
+	}
 	for _, name := range dirs {
 		dir := filepath.Join(k.dir, stateDir, name)
 		entries, err := k.fs.ReadDir(dir)
@@ -893,7 +919,7 @@ func (k *checkpointer) collect(nowMS int64) {
 		}
 		for _, e := range entries {
 			rel := path.Join(stateDir, name, e.Name())
-			if keep[rel] || busy[rel] || strings.HasPrefix(e.Name(), state.TempPrefix) {
+			if keep[rel] || strings.HasPrefix(e.Name(), state.TempPrefix) {
 				continue
 			}
 			if fileMS(e.Name()) > nowMS {
@@ -902,7 +928,6 @@ func (k *checkpointer) collect(nowMS int64) {
 			_ = k.fs.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	oldest := k.retained[0].BatchMS
 	if times, err := k.listMS(offsetsDir); err == nil {
 		for _, t := range times {
 			if t < oldest {
