@@ -20,7 +20,10 @@
 // watermark is an [*OffsetOutOfRangeError]. After every batch commits, the
 // stream commits its positions to the group so that lag tools see progress;
 // the checkpoint, not the group, is the truth when both exist. Broker errors
-// are retried with backoff for up to [WithRetryTimeout].
+// are retried with backoff for up to [WithRetryTimeout]. An outage logs one
+// WARN ([WithLogger]) at its first failed request or connection, naming the
+// broker and the error, and one INFO when the broker answers again, with
+// the outage's duration; the retries between them log at DEBUG.
 //
 // The checkpoint holds a stream's positions under its name: [DefaultName]
 // ("kafka", then "kafka-2", …) unless the stream is given one with

@@ -66,6 +66,7 @@ type kclient struct {
 	retryTimeout time.Duration
 	logger       *slog.Logger
 	retries      atomic.Int64
+	outage       *outage
 
 	mu       sync.Mutex
 	brokers  map[int32]string // node id → host:port
@@ -76,7 +77,8 @@ type kclient struct {
 }
 
 func newKClient(cfg *config) (*kclient, error) {
-	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.brokers...)}, cfg.clientOpts...)
+	o := &outage{logger: cfg.logger}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.brokers...), kgo.WithHooks(connectHook{o})}, cfg.clientOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the Kafka client refused its options: %w", ErrOption, err)
@@ -90,6 +92,7 @@ func newKClient(cfg *config) (*kclient, error) {
 		adm:          kadm.NewClient(cl),
 		retryTimeout: cfg.retryTimeout,
 		logger:       cfg.logger,
+		outage:       o,
 		brokers:      make(map[int32]string),
 		leaders:      make(map[TopicPartition]int32),
 		topicIDs:     make(map[string][16]byte),
@@ -111,7 +114,10 @@ func consumes(cl *kgo.Client) bool {
 	return false
 }
 
-func (k *kclient) close() { k.cl.Close() }
+func (k *kclient) close() {
+	k.outage.close()
+	k.cl.Close()
+}
 
 // brokerName names a broker for messages: "broker 1 (host:port)".
 func (k *kclient) brokerName(id int32) string {
@@ -129,20 +135,24 @@ func (k *kclient) brokerName(id int32) string {
 // timeout since its first call. Every call of
 // op gets a context that ends with that budget, so a broker that does not
 // answer cannot stall the batch past it. op returns who it talked to, for
-// the error message. retry backs off exponentially between calls.
-func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Context) (who string, err error)) error {
+// the error message. retry backs off exponentially between calls. The
+// first retry of an outage logs a WARN and the end of the outage an INFO
+// (see outage); the retries between them log at DEBUG.
+func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Context) (who string, err error)) (err error) {
 	start := time.Now()
 	deadline := start.Add(k.retryTimeout)
 	backoff := minBackoff
 	var lastWho string
 	var lastErr error
+	retried := false
+	defer func() { k.outage.ended(what, lastWho, retried, err == nil) }()
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithDeadline(ctx, deadline)
 		who, err := op(actx)
 		cancel()
 		if err == nil {
-			if attempt > 0 {
-				k.logger.Info("kafkasource: broker recovered", "op", what, "at", who, "attempts", attempt+1, "after", time.Since(start).Round(time.Millisecond))
+			if who != "" {
+				lastWho = who
 			}
 			return nil
 		}
@@ -169,7 +179,8 @@ func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Co
 				ErrRetryTimeout, what, lastWho, time.Since(start).Round(time.Millisecond), trimmed{err})
 		}
 		k.retries.Add(1)
-		k.logger.Warn("kafkasource: broker request failed, retrying", "op", what, "at", who, "error", err.Error(), "backoff", wait)
+		k.outage.failed(what, lastWho, err, !retried, wait)
+		retried = true
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
