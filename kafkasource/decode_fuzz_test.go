@@ -248,6 +248,17 @@ func FuzzDecodeBatchesMatchesKgo(f *testing.F) {
 	f.Add(b, []byte(nil), int64(11))
 	// The same, cut inside its last batch as a size limit cuts it.
 	f.Add(b[:len(b)-7], []byte(nil), int64(0))
+	// Cut 17 bytes into a batch: too short to look at, so ignored.
+	whole := appendFuzzBatch(f, nil, plain(0, 0, "c", 2))
+	cut := appendFuzzBatch(f, nil, plain(2, 0, "d", 1))[:17]
+	cut[rbLength+3] = 5 // a length that the fragment holds
+	f.Add(append(slices.Clone(whole), cut...), []byte(nil), int64(0))
+	// Overlapping batches: offset 1 comes in both, and counts once.
+	f.Add(append(slices.Clone(whole), appendFuzzBatch(f, nil, plain(1, 0, "o", 2))...), []byte(nil), int64(0))
+	// A batch claiming a billion records (its CRC then fails).
+	huge := slices.Clone(whole)
+	binary.BigEndian.PutUint32(huge[rbNumRecords:], 1<<30)
+	f.Add(huge, []byte(nil), int64(0))
 
 	f.Fuzz(func(t *testing.T, batches, aborts []byte, from int64) {
 		if from < 0 {

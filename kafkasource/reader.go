@@ -294,7 +294,10 @@ func decodeBatches(out []Record, fp *kmsg.FetchResponseTopicPartition, topic str
 	aborts := abortIndex(fp.AbortedTransactions)
 	next := from
 	used := 0
-	for len(buf) > rbMagic {
+	// A batch needs more than the 17 bytes up to its magic byte to be
+	// read at all; fewer left over are a cut batch, ignored like any
+	// partial batch (kgo's parser stops at the same point).
+	for len(buf) > rbMagic+1 {
 		length := int64(int32(binary.BigEndian.Uint32(buf[rbLength:])))
 		total := 12 + length
 		if length < 0 || int64(len(buf)) < total {
@@ -351,7 +354,7 @@ func decodeBatches(out []Record, fp *kmsg.FetchResponseTopicPartition, topic str
 			}
 			var err error
 			var done bool
-			out, done, err = decodeRecords(out, records, int(numRecords), topic, partition, base, firstTime, attrs&attrLogAppendTime != 0, from, until)
+			out, next, done, err = decodeRecords(out, records, int(numRecords), topic, partition, base, firstTime, attrs&attrLogAppendTime != 0, next, until)
 			if err != nil {
 				return out, next, used, fmt.Errorf("record batch at offset %d: %w", base, err)
 			}
@@ -367,9 +370,18 @@ func decodeBatches(out []Record, fp *kmsg.FetchResponseTopicPartition, topic str
 	return out, next, used, nil
 }
 
+// minRecordBytes is the least an uncompressed record takes: its length,
+// attributes, timestamp and offset deltas, key and value lengths and
+// header count, one byte each.
+const minRecordBytes = 7
+
 // countRecords returns how many records the whole v2 batches of buf
 // claim that may fall in [from, until), at most until − from: the room to
-// make before decoding, so that appending never reallocates.
+// make before decoding, so that appending never reallocates. A batch's
+// claim counts for no more records than its bytes could hold uncompressed,
+// so that a corrupt count (its CRC is not checked yet) cannot make it
+// allocate far beyond the answer's size; a compressed batch holding more
+// than that grows the slice as it decodes.
 func countRecords(buf []byte, from, until int64) int {
 	var n int64
 	for len(buf) >= rbHeaderBytes {
@@ -381,7 +393,8 @@ func countRecords(buf []byte, from, until int64) int {
 		last := base + int64(int32(binary.BigEndian.Uint32(buf[rbLastDelta:])))
 		attrs := binary.BigEndian.Uint16(buf[rbAttributes:])
 		if last >= from && base < until && attrs&attrControl == 0 {
-			n += max(int64(int32(binary.BigEndian.Uint32(buf[rbNumRecords:]))), 0)
+			claim := max(int64(int32(binary.BigEndian.Uint32(buf[rbNumRecords:]))), 0)
+			n += min(claim, (total-rbHeaderBytes)/minRecordBytes)
 		}
 		buf = buf[total:]
 	}
@@ -389,47 +402,49 @@ func countRecords(buf []byte, from, until int64) int {
 }
 
 // decodeRecords appends the records of one batch with offsets in
-// [from, until). done reports that the batch reached until.
-func decodeRecords(out []Record, rs []byte, n int, topic string, partition int32, base, firstTime int64, logAppend bool, from, until int64) (_ []Record, done bool, _ error) {
+// [next, until), and returns the offset after the last one it kept: a
+// record below that offset (below the asked one, or not past the record
+// before it) is skipped. done reports that the batch reached until.
+func decodeRecords(out []Record, rs []byte, n int, topic string, partition int32, base, firstTime int64, logAppend bool, next, until int64) (_ []Record, _ int64, done bool, _ error) {
 	for range n {
 		l, k := varint(rs)
 		if k <= 0 || l < 0 || l > int64(len(rs)-k) {
-			return out, false, errCorruptRecord
+			return out, next, false, errCorruptRecord
 		}
 		rec := rs[k : k+int(l)]
 		rs = rs[k+int(l):]
 		if len(rec) < 1 {
-			return out, false, errCorruptRecord
+			return out, next, false, errCorruptRecord
 		}
 		rec = rec[1:] // attributes, unused
 		tsDelta, k := varint(rec)
 		if k <= 0 {
-			return out, false, errCorruptRecord
+			return out, next, false, errCorruptRecord
 		}
 		rec = rec[k:]
 		offDelta, k := varint(rec)
 		if k <= 0 {
-			return out, false, errCorruptRecord
+			return out, next, false, errCorruptRecord
 		}
 		rec = rec[k:]
 		off := base + offDelta
 		if off >= until {
-			return out, true, nil
+			return out, next, true, nil
 		}
-		if off < from {
+		if off < next {
 			continue
 		}
 		key, rec, ok := varBytes(rec)
 		if !ok {
-			return out, false, errCorruptRecord
+			return out, next, false, errCorruptRecord
 		}
 		value, rec, ok := varBytes(rec)
 		if !ok {
-			return out, false, errCorruptRecord
+			return out, next, false, errCorruptRecord
 		}
 		nh, k := varint(rec)
 		if k <= 0 || nh < 0 || nh > int64(len(rec)) {
-			return out, false, errCorruptRecord
+			return out, next, false, errCorruptRecord
 		}
 		rec = rec[k:]
 		var headers []Header
@@ -438,10 +453,10 @@ func decodeRecords(out []Record, rs []byte, n int, topic string, partition int32
 			for i := range headers {
 				var hk, hv []byte
 				if hk, rec, ok = varBytes(rec); !ok {
-					return out, false, errCorruptRecord
+					return out, next, false, errCorruptRecord
 				}
 				if hv, rec, ok = varBytes(rec); !ok {
-					return out, false, errCorruptRecord
+					return out, next, false, errCorruptRecord
 				}
 				headers[i] = Header{Key: string(hk), Value: hv}
 			}
@@ -459,8 +474,9 @@ func decodeRecords(out []Record, rs []byte, n int, topic string, partition int32
 			Timestamp: time.UnixMilli(ts),
 			Headers:   headers,
 		})
+		next = off + 1
 	}
-	return out, false, nil
+	return out, next, false, nil
 }
 
 var errCorruptRecord = errors.New("corrupt record")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -465,6 +466,44 @@ func TestDecodeBatchesEdges(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []string{"a", "b"}, values(recs))
 		require.Equal(t, int64(2), next)
+	})
+	t.Run("a fragment of 17 bytes or fewer after the last batch is ignored", func(t *testing.T) {
+		// kgo's parser needs more than the 17 bytes up to the magic byte
+		// to look at a batch; brokers cutting at the size limit leave such
+		// fragments, whatever bytes they hold.
+		for n := 1; n <= 17; n++ {
+			frag := slicesClone(b[:n])
+			if n == 17 {
+				frag[rbLength+3] = 5 // a length that fits the fragment
+			}
+			recs, next, err := decode(append(slicesClone(a), frag...))
+			require.NoError(t, err, "%d trailing bytes", n)
+			require.Equal(t, []string{"a", "b"}, values(recs), "%d trailing bytes", n)
+			require.Equal(t, int64(2), next, "%d trailing bytes", n)
+		}
+	})
+	t.Run("a record not past the one before it is skipped", func(t *testing.T) {
+		// Batches that overlap (the second starts at an offset the first
+		// holds) give each offset once, as kgo does.
+		overlap := encodeBatch(t, batchSpec{base: 1, records: []string{"x", "c"}})
+		recs, next, err := decode(append(slicesClone(a), overlap...))
+		require.NoError(t, err)
+		require.Equal(t, []string{"a", "b", "c"}, values(recs))
+		require.Equal(t, []int64{0, 1, 2}, []int64{recs[0].Offset, recs[1].Offset, recs[2].Offset})
+		require.Equal(t, int64(3), next)
+	})
+	t.Run("a huge record count does not make it allocate for it", func(t *testing.T) {
+		// The count is read before the CRC is checked: a corrupt one must
+		// cost no more memory than the batch's bytes could hold.
+		bad := slicesClone(a)
+		binary.BigEndian.PutUint32(bad[rbNumRecords:], 1<<30)
+		require.LessOrEqual(t, countRecords(bad, 0, 1<<62), len(bad)/minRecordBytes)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _, err := decode(bad)
+		runtime.ReadMemStats(&after)
+		require.ErrorContains(t, err, "fails its CRC")
+		require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "bytes allocated to decode a %d-byte batch", len(bad))
 	})
 	t.Run("a CRC mismatch is an error", func(t *testing.T) {
 		bad := slicesClone(a)
