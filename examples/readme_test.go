@@ -146,6 +146,9 @@ var readmeSteps = []readmeStep{
 	{text: "printf 'page1:page1|2|3.5|1\\npage2:page2|1|0.25|-1\\npage1:page1|4|1.5|0\\nbad:page3|x|1|1\\n' | kcat -P -b 127.0.0.1:19555 -t user-behavior -K:"},
 	{text: "go run ./examples/pagepopularity --brokers 127.0.0.1:19555 --checkpoint ck --batch 1s --stop-when-idle 2 --save out/pop"},
 	{text: "cat out/pop-1795292713000.jsonl", output: true},
+	{text: "read -rs SLUICE_SASL_PASSWORD && export SLUICE_SASL_PASSWORD", skip: "reads a password from the terminal"},
+	{text: "go run ./examples/pagepopularity --brokers kafka1:9093 --tls-ca /etc/kafka/ca.pem --sasl-mechanism scram-sha-512 --sasl-user sluice",
+		skip: "needs a cluster with TLS and SCRAM; exampleutil's TestRunWithTLS and TestRunWithSASL run these flags against such a kfake cluster"},
 	// Checkpoints: what the directory holds
 	{text: "go run ./cmd/sluice-checkpoint inspect ck"},
 	// Performance

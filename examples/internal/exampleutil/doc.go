@@ -17,4 +17,13 @@
 // Results print from output operations before it. With --save each batch's
 // results are also written, atomically, to PREFIX-<batch ms>.jsonl; a batch
 // re-run after a crash rewrites the same file with the same content.
+//
+// # Secured clusters
+//
+// --tls, --tls-ca, --tls-cert with --tls-key, --tls-insecure-skip-verify
+// (unsafe, for tests), --sasl-mechanism and --sasl-user build the TLS and
+// SASL options ([Security].ClientOpts) of every Kafka client of the job: the
+// source, the generator, the cluster check and the kafka sink. The SASL
+// password comes from the environment variable SLUICE_SASL_PASSWORD
+// ([PasswordEnv]), never from a flag.
 package exampleutil

@@ -201,6 +201,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	} else if err := r.checkCluster(ctx); err != nil {
 		return err
 	}
+	r.notes = append(r.notes, cfg.Security.notes()...)
 
 	srcOpts := append([]kafkasource.Option{
 		kafkasource.WithBrokers(addrs...),
@@ -362,7 +363,7 @@ func (r *runner) banner(addrs []string) {
 		fmt.Fprintf(r.out, "%s: reading topic %q from Kafka at %s as group %q\n", name, cfg.Topic, strings.Join(addrs, ","), cfg.Group)
 	}
 	if cfg.Generate > 0 {
-		fmt.Fprintf(r.out, "%s: generating %g records/s; add your own with: kcat -P -b %s -t %s\n", name, cfg.Generate, addrs[0], cfg.Topic)
+		fmt.Fprintf(r.out, "%s: generating %g records/s; add your own with: kcat -P -b %s -t %s%s\n", name, cfg.Generate, addrs[0], cfg.Topic, cfg.Security.kcatFlags())
 	}
 	var what []string
 	what = append(what, "batch "+cfg.Batch.String())

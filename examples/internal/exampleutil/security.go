@@ -146,6 +146,61 @@ func (s *Security) mechanism() (sasl.Mechanism, error) {
 	return nil, usagef("--sasl-mechanism %q is not a mechanism; pass plain, scram-sha-256 or scram-sha-512.", s.Mechanism)
 }
 
+// kcatFlags returns the kcat (librdkafka) options that reach the cluster
+// as the job does, each preceded by a space; the password stays in the
+// environment variable.
+func (s Security) kcatFlags() string {
+	var b strings.Builder
+	x := func(k, v string) { fmt.Fprintf(&b, " -X %s=%s", k, v) }
+	switch {
+	case s.TLS && s.Mechanism != "":
+		x("security.protocol", "SASL_SSL")
+	case s.TLS:
+		x("security.protocol", "SSL")
+	case s.Mechanism != "":
+		x("security.protocol", "SASL_PLAINTEXT")
+	default:
+		return ""
+	}
+	if s.CAFile != "" {
+		x("ssl.ca.location", shellQuote(s.CAFile))
+	}
+	if s.CertFile != "" {
+		x("ssl.certificate.location", shellQuote(s.CertFile))
+		x("ssl.key.location", shellQuote(s.KeyFile))
+	}
+	if s.InsecureSkipVerify {
+		x("enable.ssl.certificate.verification", "false")
+	}
+	if s.Mechanism != "" {
+		x("sasl.mechanisms", strings.ToUpper(s.Mechanism))
+		x("sasl.username", shellQuote(s.User))
+		x("sasl.password", `"$`+PasswordEnv+`"`)
+	}
+	return b.String()
+}
+
+// shellQuote quotes v for a POSIX shell when it holds more than letters,
+// digits and -_./:@.
+func shellQuote(v string) string {
+	if v != "" && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@") == "" {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+}
+
+// notes are the banner lines that warn about an unsafe setting.
+func (s Security) notes() []string {
+	var n []string
+	if s.InsecureSkipVerify {
+		n = append(n, "--tls-insecure-skip-verify: the brokers' certificates are not checked, so anyone on the network can read and change the traffic; use it for tests only")
+	}
+	if s.Mechanism == "plain" && !s.TLS {
+		n = append(n, "SASL PLAIN without --tls sends the password in clear text; add --tls (and --tls-ca) if the listener offers TLS")
+	}
+	return n
+}
+
 // pathErr drops the path from a file error, which the message names already.
 func pathErr(err error) error {
 	var pe *os.PathError
