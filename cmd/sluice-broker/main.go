@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sluicehq/sluice/internal/httpaddr"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
@@ -46,6 +47,7 @@ type config struct {
 	listen  string
 	topics  topicsFlag
 	dataDir string
+	http    string
 }
 
 // topicsFlag collects repeated --topic name:partitions flags in order.
@@ -107,10 +109,11 @@ func parseFlags(args []string, usageOut io.Writer) (config, error) {
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:9092", "`host:port` to listen on; port 0 picks a free port")
 	fs.Var(&cfg.topics, "topic", "topic to create, as `name:partitions` (repeatable); an existing topic must have that count")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "`dir` keeping the broker's topics and records across restarts (default: memory only)")
+	fs.StringVar(&cfg.http, "http", httpaddr.Default, "serve a status page of topics, offsets and group lag, /metrics for Prometheus and /debug/pprof/ on `host:port`; when the port is taken, the next free one; empty: none")
 	// Package flag calls Usage on every error; print it only for -h.
 	fs.Usage = func() {}
 	usage := func() {
-		fmt.Fprintf(usageOut, "Usage: %s [--listen host:port] [--topic name:partitions]... [--data-dir dir]\n\n", name)
+		fmt.Fprintf(usageOut, "Usage: %s [--listen host:port] [--topic name:partitions]... [--data-dir dir] [--http host:port]\n\n", name)
 		fmt.Fprintf(usageOut, "Runs an in-process Kafka broker until SIGINT or SIGTERM.\n\n")
 		fs.SetOutput(usageOut)
 		fs.PrintDefaults()
@@ -132,6 +135,9 @@ func parseFlags(args []string, usageOut io.Writer) (config, error) {
 	}
 	if err := checkListen(cfg.listen); err != nil {
 		return cfg, err
+	}
+	if err := httpaddr.Check(cfg.http); err != nil {
+		return cfg, usagef("%s", err)
 	}
 	if cfg.dataDir != "" {
 		if fi, err := os.Stat(cfg.dataDir); err == nil && !fi.IsDir() {
@@ -198,7 +204,18 @@ func run(ctx context.Context, stop func(), args []string, stdout, stderr io.Writ
 	if cfg.dataDir != "" {
 		data = cfg.dataDir
 	}
-	fmt.Fprintf(stdout, "%s listening on %s; topics: %s; data dir: %s\n", name, strings.Join(broker.Addrs(), ","), topics, data)
+	page := ""
+	if cfg.http != "" {
+		url, stopHTTP, err := serveStatus(cfg.http, broker.Addrs(), data)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			_ = broker.Close()
+			return exitFailure
+		}
+		defer stopHTTP()
+		page = "; status page: " + url
+	}
+	fmt.Fprintf(stdout, "%s listening on %s; topics: %s; data dir: %s%s\n", name, strings.Join(broker.Addrs(), ","), topics, data, page)
 
 	<-ctx.Done()
 	stop()

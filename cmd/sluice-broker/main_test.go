@@ -56,10 +56,11 @@ type broker struct {
 	cmd    *exec.Cmd
 	addr   string
 	line   string
+	page   string // the status page's URL; empty with --http ""
 	stderr *bytes.Buffer
 }
 
-var readyLine = regexp.MustCompile(`^sluice-broker listening on (\S+); topics: (.+); data dir: (.+)$`)
+var readyLine = regexp.MustCompile(`^sluice-broker listening on (\S+); topics: (.+); data dir: (.+?)(?:; status page: (http://\S+/))?$`)
 
 // startBroker runs sluice-broker with args and waits until it prints its
 // ready line.
@@ -93,7 +94,7 @@ func startBroker(t *testing.T, args ...string) *broker {
 		require.True(t, ok, "sluice-broker exited before it was ready: %s", b.stderr)
 		m := readyLine.FindStringSubmatch(line)
 		require.NotNil(t, m, "unexpected ready line %q", line)
-		b.addr, b.line = m[1], line
+		b.addr, b.line, b.page = m[1], line, m[4]
 	case <-ctx.Done():
 		t.Fatalf("sluice-broker printed no ready line: %v; stderr: %s", ctx.Err(), b.stderr)
 	}
@@ -117,9 +118,9 @@ func TestBrokerServesAndStopsCleanly(t *testing.T) {
 	dir := t.TempDir()
 	const n = 100
 
-	first := startBroker(t, "--listen", "127.0.0.1:0", "--topic", "words:8", "--topic", "clicks:2", "--data-dir", dir)
+	first := startBroker(t, "--listen", "127.0.0.1:0", "--topic", "words:8", "--topic", "clicks:2", "--data-dir", dir, "--http", "")
 	require.Contains(t, first.line, "topics: words:8 clicks:2")
-	require.Contains(t, first.line, "data dir: "+dir)
+	require.True(t, strings.HasSuffix(first.line, "data dir: "+dir), "no status page with --http \"\": %s", first.line)
 	host, port, err := net.SplitHostPort(first.addr)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1", host)
@@ -183,6 +184,8 @@ func TestBrokerBadFlags(t *testing.T) {
 		{"unknown flag", []string{"--partitions", "8"}, []string{"unknown flag --partitions", "-h"}},
 		{"positional argument", []string{"words:8"}, []string{`unexpected argument "words:8"`, "flag"}},
 		{"data dir is a file", []string{"--data-dir", file}, []string{"--data-dir", "not a directory"}},
+		{"http without port", []string{"--http", "localhost"}, []string{"--http", "--http 127.0.0.1:4040", `--http ""`}},
+		{"http with a port out of range", []string{"--http", "127.0.0.1:70000"}, []string{"--http", "0 to 65535"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
