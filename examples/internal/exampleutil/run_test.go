@@ -82,9 +82,9 @@ func TestRunGeneratesAndCountsMalformed(t *testing.T) {
 	prefix := filepath.Join(dir, "out", "r")
 	c := &counting{}
 	code, out, errOut := run(t, t.Context(), c, "--listen", "127.0.0.1:0", "--checkpoint", filepath.Join(dir, "ck"),
-		"--batch", "100ms", "--generate", "400", "--duration", "1200ms", "--save", prefix)
+		"--batch", "100ms", "--generate", "400", "--duration", "1200ms", "--save", prefix, "--log-level", "error")
 	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
-	require.Empty(t, errOut)
+	require.Empty(t, errOut, "no error is logged (warnings such as late batches on a loaded machine are not errors)")
 	var batches, records, malformed int64
 	for _, l := range lines(out) {
 		m := batchLine.FindStringSubmatch(l)
