@@ -4,11 +4,16 @@
 //
 // Each record value is one access-log line as a JSON object (nginx's
 // escape=json log format, for example). Lines with a client_real_ip field
-// count one request for that address; lines without it (health checks,
-// internal calls) are skipped and counted in the batch line. Lines that are
-// not JSON objects, or whose client_real_ip is not an IP address string,
-// are counted as malformed and skipped. Counts over the window are kept
-// incrementally with dstream.ReduceByKeyAndWindowInv.
+// count one request for that address; lines without it, or with it null or
+// "" (health checks, internal calls), are skipped and counted in the batch
+// line. Lines are read strictly (see [ClientIP]): UTF-8 text holding one
+// JSON object and nothing after it; the field matched by its exact name and
+// given once; its value a string holding an IPv4 or IPv6 address without a
+// zone, counted under its canonical form (an IPv4-mapped IPv6 address as
+// the IPv4 address). Other fields are not read, so any valid JSON is fine
+// there, unknown fields, repeated fields and numbers included. Lines that
+// break these rules are counted as malformed and skipped. Counts over the
+// window are kept incrementally with dstream.ReduceByKeyAndWindowInv.
 //
 // With no flags it starts an embedded Kafka broker, feeds topic
 // "access-log" with generated log lines (about 50 a second; some without

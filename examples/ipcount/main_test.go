@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -35,8 +37,26 @@ func TestClientIP(t *testing.T) {
 		{"not JSON", `203.0.113.7 - - [21/Nov/2026] "GET /"`, "", false, "not a JSON object"},
 		{"JSON but not an object", `["client_real_ip"]`, "", false, "not a JSON object"},
 		{"JSON null", `null`, "", false, "not a JSON object"},
-		{"number instead of string", `{"client_real_ip":42}`, "", false, "not a JSON object"},
+		{"number instead of string", `{"client_real_ip":42}`, "", false, "client_real_ip is a JSON number, not an IP address string"},
+		{"object instead of string", `{"client_real_ip":{"ip":"192.0.2.1"}}`, "", false, "client_real_ip is a JSON object, not an IP address string"},
 		{"not an address", `{"client_real_ip":"unknown"}`, "", false, `client_real_ip "unknown" is not an IP address`},
+		{"address with a port", `{"client_real_ip":"192.0.2.1:443"}`, "", false, `client_real_ip "192.0.2.1:443" is not an IP address`},
+		{"IPv4 with leading zeros", `{"client_real_ip":"192.0.2.010"}`, "", false, `client_real_ip "192.0.2.010" is not an IP address`},
+		{"IPv6 zone", `{"client_real_ip":"fe80::1%eth0"}`, "", false, "has an IPv6 zone"},
+		{"IPv4-mapped IPv6 is the IPv4 address", `{"client_real_ip":"::ffff:192.0.2.1"}`, "192.0.2.1", true, ""},
+		{"escaped field name", `{"client\u005freal_ip":"192.0.2.1"}`, "192.0.2.1", true, ""},
+		{"escaped address", `{"client_real_ip":"192.0.2.\u0031"}`, "192.0.2.1", true, ""},
+		{"field name in another case is another field", `{"Client_Real_IP":"192.0.2.1"}`, "", false, ""},
+		{"field given twice", `{"client_real_ip":"192.0.2.1","client_real_ip":"192.0.2.2"}`, "", false, "client_real_ip appears more than once"},
+		{"field given twice, once null", `{"client_real_ip":null,"client_real_ip":"192.0.2.2"}`, "", false, "client_real_ip appears more than once"},
+		{"other fields given twice", `{"status":200,"status":404,"client_real_ip":"192.0.2.1"}`, "192.0.2.1", true, ""},
+		{"any valid number elsewhere", `{"bytes":1e999,"rt":-0.0,"client_real_ip":"192.0.2.1"}`, "192.0.2.1", true, ""},
+		{"whitespace around the object", " \t{\"client_real_ip\" : \"192.0.2.1\"}\r\n", "192.0.2.1", true, ""},
+		{"data after the object", `{"client_real_ip":"192.0.2.1"}{}`, "", false, "not a JSON object: invalid character '{' after top-level value"},
+		{"trailing comma", `{"client_real_ip":"192.0.2.1",}`, "", false, "not a JSON object"},
+		{"single quotes", `{'client_real_ip':'192.0.2.1'}`, "", false, "not a JSON object"},
+		{"empty line", ``, "", false, "not a JSON object: unexpected end of JSON input"},
+		{"JSON string", `"192.0.2.1"`, "", false, "not a JSON object: the line holds a JSON string"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -50,6 +70,88 @@ func TestClientIP(t *testing.T) {
 			require.Equal(t, c.ip, ip)
 		})
 	}
+}
+
+// FuzzClientIP holds ClientIP to its documented format on any line, and
+// checks it against a reading of its own: encoding/json's decoding into a
+// map, whose keys are exact.
+//
+//   - Not UTF-8: "not UTF-8 text". Not one JSON value: "not a JSON
+//     object: <the scanner's error>". Another JSON value than an object:
+//     "not a JSON object".
+//   - client_real_ip missing, null or "": no address and no error.
+//   - A string that netip.ParseAddr refuses or that has a zone: an error
+//     quoting it; another JSON kind: an error naming the kind.
+//   - client_real_ip twice: "appears more than once" (the map keeps one).
+//   - An address: the canonical, unmapped form of the field's string, which
+//     reads back as itself in a line of its own.
+func FuzzClientIP(f *testing.F) {
+	for _, s := range []string{
+		`{"time_local":"21/Nov/2026:20:00:00 +0000","client_real_ip":"203.0.113.7","status":200}`,
+		`{"client_real_ip":"2001:DB8:0:0:0:0:0:1"}`, `{"client_real_ip":"::ffff:192.0.2.1"}`, `{"client_real_ip":"fe80::1%eth0"}`,
+		`{"client_real_ip":null}`, `{"client_real_ip":""}`, `{"client_real_ip":42}`, `{"client_real_ip":"192.0.2.010"}`,
+		`{"client\u005freal_ip":"192.0.2.1"}`, `{"Client_Real_IP":"192.0.2.1"}`, `{"client_real_ip":"192.0.2.1","client_real_ip":"192.0.2.2"}`,
+		`{"client_real_ip":"192.0.2.1"}{}`, `{"client_real_ip":"203.0.11`, "{\"client_real_ip\":\"203.0.113.7\",\"agent\":\"q\xfe\"}",
+		`["client_real_ip"]`, `null`, ``, ` {"bytes":1e999} `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		ip, ok, err := ClientIP(line)
+		if err != nil {
+			require.Empty(t, ip)
+			require.False(t, ok)
+		}
+		switch {
+		case !utf8.Valid(line):
+			require.EqualError(t, err, "not UTF-8 text")
+			return
+		case !json.Valid(line):
+			require.ErrorContains(t, err, "not a JSON object: ")
+			return
+		}
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(line, &fields) != nil || fields == nil {
+			require.ErrorContains(t, err, "not a JSON object")
+			return
+		}
+		raw, has := fields[ipField]
+		if err != nil && strings.Contains(err.Error(), "appears more than once") {
+			require.True(t, has, "a field given twice is in the map")
+			return
+		}
+		var s string
+		switch {
+		case !has || string(raw) == "null" || string(raw) == `""`:
+			require.NoError(t, err)
+			require.False(t, ok)
+			require.Empty(t, ip)
+			return
+		case json.Unmarshal(raw, &s) != nil:
+			require.ErrorContains(t, err, ipField+" is a JSON ")
+			require.ErrorContains(t, err, ", not an IP address string")
+			return
+		}
+		addr, perr := netip.ParseAddr(s)
+		if perr != nil || addr.Zone() != "" {
+			require.ErrorContains(t, err, fmt.Sprintf("%s %q is not an IP address", ipField, s))
+			return
+		}
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, addr.Unmap().String(), ip)
+		require.True(t, utf8.ValidString(ip))
+		again, err := netip.ParseAddr(ip)
+		require.NoError(t, err)
+		require.Equal(t, ip, again.String(), "canonical")
+		require.False(t, again.Is4In6(), "unmapped")
+		own, err := json.Marshal(map[string]string{ipField: ip})
+		require.NoError(t, err)
+		ip2, ok2, err := ClientIP(own)
+		require.NoError(t, err)
+		require.True(t, ok2)
+		require.Equal(t, ip, ip2, "reads back as itself")
+	})
 }
 
 func ExampleClientIP() {

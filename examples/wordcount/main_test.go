@@ -10,11 +10,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/examples/internal/exampletest"
+	"github.com/sluicehq/sluice/examples/internal/exampleutil"
+	"github.com/sluicehq/sluice/kafkasource"
 )
 
 func TestWords(t *testing.T) {
@@ -43,6 +48,48 @@ func TestWords(t *testing.T) {
 			require.Equal(t, c.want, got)
 		})
 	}
+}
+
+// FuzzWords holds what the wordcount job makes of any record value to the
+// documented format: a value that is not UTF-8 is counted as malformed and
+// gives no words; otherwise each (word, 1) pair is one of Words' words, and
+// every word is non-empty UTF-8 without whitespace, lowercase, not starting
+// or ending with punctuation, found in the lowercased value in order, and
+// read back as itself from the words joined by spaces.
+func FuzzWords(f *testing.F) {
+	for _, s := range []string{"", " \t ", "The QUICK Fox", `"quoted" (parens) ¿qué?`, "don't e.g. well-known",
+		"a -- b ... c !", "a\tb\nc\u00a0d", "$5 +1", "Ünïcödé Straße", "caf\xe9 \xff", "İstanbul ΣΊΣΥΦΟΣ", "a\u200bb \u2028c"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		malformed := exampleutil.NewCounter("malformed")
+		got := pairs(malformed)(kafkasource.Record{Topic: "lines", Offset: 9, Value: value})
+		n, first := malformed.Take()
+		if !utf8.Valid(value) {
+			require.Empty(t, got, "a value that is not UTF-8 gives no words")
+			require.Equal(t, int64(1), n)
+			require.Contains(t, first, "lines[0]@9: not UTF-8 text")
+			return
+		}
+		require.Zero(t, n, "UTF-8 text is never malformed: %q", first)
+		words := Words(string(value))
+		require.Len(t, got, len(words))
+		lower := strings.ToLower(string(value))
+		for i, w := range words {
+			require.Equal(t, dstream.Pair(w, int64(1)), got[i])
+			require.NotEmpty(t, w)
+			require.True(t, utf8.ValidString(w), "word %q is UTF-8", w)
+			require.False(t, strings.ContainsFunc(w, unicode.IsSpace), "word %q holds whitespace", w)
+			r0, _ := utf8.DecodeRuneInString(w)
+			r1, _ := utf8.DecodeLastRuneInString(w)
+			require.False(t, unicode.IsPunct(r0) || unicode.IsPunct(r1), "word %q starts or ends with punctuation", w)
+			require.Equal(t, strings.ToLower(w), w, "word %q is lowercase", w)
+			at := strings.Index(lower, w)
+			require.GreaterOrEqual(t, at, 0, "word %q is in the lowercased value, after the words before it", w)
+			lower = lower[at+len(w):]
+		}
+		require.Equal(t, words, append([]string{}, Words(strings.Join(words, " "))...), "the words read back as themselves")
+	})
 }
 
 func ExampleWords() {
