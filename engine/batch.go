@@ -228,10 +228,7 @@ func batchErr(t time.Time, n Node, err error) error {
 }
 
 func (c *Context) notify(f func(Listener)) {
-	c.mu.Lock()
-	ls := append([]Listener(nil), c.listeners...)
-	c.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range *c.lsnap.Load() {
 		f(l)
 	}
 }

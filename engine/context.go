@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/state"
@@ -173,6 +175,7 @@ type Context struct {
 	mu        sync.Mutex // guards listeners and the fields below
 	idle      *sync.Cond // signalled on mu when running turns false
 	listeners []Listener
+	lsnap     atomic.Pointer[[]Listener] // a copy of listeners for notify, replaced on change
 	running   bool
 	closed    bool
 
@@ -225,6 +228,7 @@ func NewContext(batch time.Duration, opts ...Option) (*Context, error) {
 		}
 		c.zero = cfg.start
 	}
+	c.storeListeners()
 	c.idle = sync.NewCond(&c.mu)
 	c.hard, c.hardStop = context.WithCancel(context.Background())
 	return c, nil
@@ -358,6 +362,14 @@ func (c *Context) AddListener(l Listener) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listeners = append(c.listeners, l)
+	c.storeListeners()
+}
+
+// storeListeners publishes a copy of the listeners for notify, which reads
+// it without locking or copying; mu is held.
+func (c *Context) storeListeners() {
+	ls := slices.Clone(c.listeners)
+	c.lsnap.Store(&ls)
 }
 
 // OnClose registers f to run when the context closes, after the nodes close.
