@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
@@ -421,6 +422,7 @@ type keyedWindow[K comparable, V, C any] struct {
 	held  []windowPartition[K, C] // panes or incs, for what both do
 	clock windowClock
 	out   [][]KV[K, C]
+	keys  atomic.Int64 // keys of the last window computed, for Metrics
 }
 
 // windowPartition is what the plain and the incremental form of a keyed
@@ -440,10 +442,17 @@ var (
 )
 
 var (
-	_ engine.Ticker    = (*keyedWindow[int, int, int])(nil)
-	_ engine.Validator = (*keyedWindow[int, int, int])(nil)
-	_ engine.Stateful  = (*keyedWindow[int, int, int])(nil)
+	_ engine.Ticker          = (*keyedWindow[int, int, int])(nil)
+	_ engine.Validator       = (*keyedWindow[int, int, int])(nil)
+	_ engine.Stateful        = (*keyedWindow[int, int, int])(nil)
+	_ engine.MetricsReporter = (*keyedWindow[int, int, int])(nil)
 )
+
+// Metrics reports the keys of the last window computed ("state_keys"), as
+// UpdateStateByKey and MapWithState report the keys in their state.
+func (w *keyedWindow[K, V, C]) Metrics() []engine.Metric {
+	return []engine.Metric{{Name: "state_keys", Help: "Keys the operator holds in its state, as of the last batch (for a window: the keys of the last window computed).", Kind: engine.GaugeMetric, Value: float64(w.keys.Load())}}
+}
 
 func newKeyedWindow[K comparable, V, C any](kind string, s *Stream[KV[K, V]], length, slide time.Duration, cb combiner[V, C]) *keyedWindow[K, V, C] {
 	w := &keyedWindow[K, V, C]{
@@ -622,6 +631,13 @@ func (w *keyedWindow[K, V, C]) advance(ctx context.Context, j *engine.Job) error
 	})
 	if err != nil {
 		return err
+	}
+	if emit {
+		var n int
+		for _, o := range out {
+			n += len(o)
+		}
+		w.keys.Store(int64(n))
 	}
 	w.out = out
 	w.clock.mark(j.Time)
