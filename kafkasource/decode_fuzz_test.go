@@ -255,6 +255,15 @@ func FuzzDecodeBatchesMatchesKgo(f *testing.F) {
 	f.Add(append(slices.Clone(whole), cut...), []byte(nil), int64(0))
 	// Overlapping batches: offset 1 comes in both, and counts once.
 	f.Add(append(slices.Clone(whole), appendFuzzBatch(f, nil, plain(1, 0, "o", 2))...), []byte(nil), int64(0))
+	// A control batch whose abort marker is not its first record still
+	// ends the producer's aborted transaction, as kgo reads it.
+	two := marker(1, pid, true)
+	two.records = append(two.records, controlRecord(false)...)
+	two.records[1].OffsetDelta = 1
+	b = appendFuzzBatch(f, nil, txn(0, pid, "x", 1))
+	b = appendFuzzBatch(f, b, two)
+	b = appendFuzzBatch(f, b, txn(3, pid, "y", 1))
+	f.Add(b, appendAbort(appendAbort(nil, pid, 0), pid, 4), int64(0))
 	// A batch claiming a billion records (its CRC then fails).
 	huge := slices.Clone(whole)
 	binary.BigEndian.PutUint32(huge[rbNumRecords:], 1<<30)

@@ -504,8 +504,10 @@ func varBytes(b []byte) (v, rest []byte, ok bool) {
 	return b[:l:l], b[l:], true
 }
 
-// isAbortMarker reports whether control batch b holds an abort marker: its
-// first record's key is a version and a type, and type 0 is abort.
+// isAbortMarker reports whether control batch b holds an abort marker: a
+// record whose key is a version and a type, type 0 being abort. A
+// well-formed control batch holds one marker; like kgo, any of its records
+// counts, not only the first.
 func isAbortMarker(b []byte, dec kgo.Decompressor) bool {
 	records := b[rbHeaderBytes:]
 	if c := binary.BigEndian.Uint16(b[rbAttributes:]) & attrCompression; c != 0 {
@@ -514,20 +516,34 @@ func isAbortMarker(b []byte, dec kgo.Decompressor) bool {
 			return false
 		}
 	}
-	l, k := varint(records)
-	if k <= 0 || l < 1 || l > int64(len(records)-k) {
-		return false
-	}
-	rec := records[k+1 : k+int(l)] // past the attributes
-	for range 2 {                  // timestamp and offset deltas
-		_, n := varint(rec)
-		if n <= 0 {
+	for range max(int32(binary.BigEndian.Uint32(b[rbNumRecords:])), 0) {
+		l, k := varint(records)
+		if k <= 0 || l < 1 || l > int64(len(records)-k) {
 			return false
 		}
-		rec = rec[n:]
+		rec := records[k+1 : k+int(l)] // past the attributes
+		records = records[k+int(l):]
+		ok := true
+		for range 2 { // timestamp and offset deltas
+			_, n := varint(rec)
+			if n <= 0 {
+				ok = false
+				break
+			}
+			rec = rec[n:]
+		}
+		if !ok {
+			return false
+		}
+		key, _, ok := varBytes(rec)
+		if !ok {
+			return false
+		}
+		if len(key) >= 4 && binary.BigEndian.Uint16(key[2:]) == 0 {
+			return true
+		}
 	}
-	key, _, ok := varBytes(rec)
-	return ok && len(key) >= 4 && binary.BigEndian.Uint16(key[2:]) == 0
+	return false
 }
 
 // abortIndex maps each producer with aborted transactions in the answer to
