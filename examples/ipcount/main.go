@@ -31,6 +31,11 @@ type ipCount struct {
 	Count int64  `json:"count"`
 }
 
+// RowKey names the row by its address in a warning or dead letter.
+func (r ipCount) RowKey() string { return r.IP }
+
+var _ exampleutil.Keyed = ipCount{}
+
 func add(a, b int64) int64 { return a + b }
 func sub(a, b int64) int64 { return a - b }
 

@@ -28,6 +28,11 @@ type pagePopularity struct {
 	Popularity exampleutil.Fixed `json:"popularity"`
 }
 
+// RowKey names the row by its page in a warning or dead letter.
+func (r pagePopularity) RowKey() string { return r.Page }
+
+var _ exampleutil.Keyed = pagePopularity{}
+
 // contribution is what one record adds to its page's popularity, and
 // where the record is, to name it when it cannot be added.
 type contribution struct {
@@ -69,7 +74,10 @@ func rounded(v float64) float64 {
 	return r
 }
 
-func build(j *exampleutil.Job) error {
+func build(j *exampleutil.Job) error { return buildWith(j, accumulate(j.Malformed)) }
+
+// buildWith builds the job with update as the popularity's update function.
+func buildWith(j *exampleutil.Job, update func([]contribution, float64, bool) (float64, bool)) error {
 	cfg := j.Config
 	contributions := dstream.FlatMap(j.Records, func(r kafkasource.Record) []dstream.KV[string, contribution] {
 		b, err := ParseBehavior(string(r.Value))
@@ -79,7 +87,7 @@ func build(j *exampleutil.Job) error {
 		}
 		return []dstream.KV[string, contribution]{dstream.Pair(b.Page, contribution{b.Popularity(), r.Topic, r.Partition, r.Offset})}
 	})
-	popularity := dstream.UpdateStateByKey(contributions, accumulate(j.Malformed)).Name("popularity")
+	popularity := dstream.UpdateStateByKey(contributions, update).Name("popularity")
 	dstream.ForEachBatchJob(popularity, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, float64]]) error {
 		rows := exampleutil.Collect(b)
 		for i := range rows {

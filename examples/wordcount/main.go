@@ -31,6 +31,11 @@ type wordCount struct {
 	Count int64  `json:"count"`
 }
 
+// RowKey names the row by its word in a warning or dead letter.
+func (r wordCount) RowKey() string { return r.Word }
+
+var _ exampleutil.Keyed = wordCount{}
+
 func add(a, b int64) int64 { return a + b }
 func sub(a, b int64) int64 { return a - b }
 

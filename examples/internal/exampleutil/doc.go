@@ -18,6 +18,13 @@
 // results are also written, atomically, to PREFIX-<batch ms>.jsonl; a batch
 // re-run after a crash rewrites the same file with the same content.
 //
+// A result row that cannot be encoded as JSON (a [Fixed] that is not
+// finite, a MarshalJSON that fails) never fails a batch: it is counted in
+// the batch line, named by its key ([Keyed]) in one warning, and skipped,
+// or with --dead-letter FILE appended to that file as a [DeadLetter] line
+// before the batch commits (a batch re-run after a crash may append its
+// lines again).
+//
 // # Secured clusters
 //
 // --tls, --tls-ca, --tls-cert with --tls-key, --tls-insecure-skip-verify

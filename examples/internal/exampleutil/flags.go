@@ -74,6 +74,7 @@ type Config struct {
 	Generate            float64       // --generate, resolved: records/s, 0 = off
 	Save                string        // --save prefix; empty: nothing saved
 	Sink                string        // --sink SCHEME:TARGET; empty: none
+	DeadLetter          string        // --dead-letter file; empty: rows that cannot be encoded are skipped
 	Duration            time.Duration // --duration; 0 = until stopped
 	StopWhenIdle        int           // --stop-when-idle; 0 = never
 	LogLevel            slog.Level    // --log-level
@@ -298,6 +299,7 @@ func (p *parser) outputFlags() {
 		defaultSink, none = DefaultSink(p.spec.Name), `; "": none`
 	}
 	fs.StringVar(&cfg.Sink, "sink", defaultSink, "also write each batch's results to `SINK`, exactly once: "+sinkForms()+none)
+	fs.StringVar(&cfg.DeadLetter, "dead-letter", "", "append each result row that cannot be encoded as JSON (a number past the float64 range) to `FILE`, one JSON object a line, instead of --save and --sink; empty: such rows are counted, named in a warning and skipped")
 	fs.StringVar(&cfg.HTTP, "http", DefaultHTTP, "serve the status page, /metrics for Prometheus and /api on `host:port`; when the port is taken, the next free one; empty: none")
 }
 

@@ -50,6 +50,7 @@ type Job struct {
 
 	counters []*Counter
 	sink     Sink
+	dead     *deadLetters
 }
 
 // Counter returns a new counter shown in the batch line after the malformed
@@ -75,10 +76,19 @@ func SaveBatch[T any](ctx context.Context, j *Job, b *engine.Job, kind string, r
 }
 
 func save[T any](ctx context.Context, j *Job, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []T) error {
+	if j.sink == nil && j.Config.Save == "" {
+		return nil
+	}
+	// Rows are encoded once, for both outputs; a row that cannot be is
+	// dead-lettered rather than failing the batch on every run.
+	lines, err := encodeRows(j.dead, kind, t, rows)
+	if err != nil {
+		return err
+	}
 	if j.sink != nil {
-		anys := make([]any, len(rows))
-		for i, r := range rows {
-			anys[i] = r
+		anys := make([]any, len(lines))
+		for i, l := range lines {
+			anys[i] = l
 		}
 		if err := j.sink.Write(ctx, kind, t, ranges, anys); err != nil {
 			return err
@@ -87,7 +97,7 @@ func save[T any](ctx context.Context, j *Job, kind string, t time.Time, ranges [
 	if j.Config.Save == "" {
 		return nil
 	}
-	return SaveJSONLines(SavePath(j.Config.Save, kind, t), rows)
+	return SaveJSONLines(SavePath(j.Config.Save, kind, t), lines)
 }
 
 // Main runs the example with the process's arguments and exits with its
@@ -186,6 +196,14 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	if err := c.LockCheckpoint(); err != nil {
 		return err
 	}
+	// Output paths that cannot be written are found now, not at the first
+	// batch.
+	if err := checkSave(cfg.Save); err != nil {
+		return err
+	}
+	if err := checkDeadLetter(cfg.DeadLetter); err != nil {
+		return err
+	}
 	addrs := cfg.Brokers
 	if cfg.Embedded() {
 		broker, err := r.startBroker()
@@ -215,7 +233,8 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 		return err
 	}
 	records.Name("kafka")
-	job := &Job{Config: cfg, Context: c, Records: records, Out: r.out, Malformed: NewCounter("malformed")}
+	job := &Job{Config: cfg, Context: c, Records: records, Out: r.out, Malformed: NewCounter("malformed"),
+		dead: &deadLetters{job: r.spec.Name, path: cfg.DeadLetter, logger: r.logger}}
 	if cfg.Sink != "" {
 		if job.sink, err = openSink(ctx, cfg.Sink, job, addrs); err != nil {
 			return err
@@ -411,6 +430,7 @@ func (r *runner) batchLine(j *Job, info engine.BatchInfo, cancel context.CancelC
 			fmt.Fprintf(&b, " (first %s)", first)
 		}
 	}
+	b.WriteString(j.dead.batchNote())
 	fmt.Fprintf(&b, ", took %v", roundDuration(info.ProcessingDelay))
 	if info.SchedulingDelay >= 100*time.Millisecond {
 		fmt.Fprintf(&b, ", started %v late", roundDuration(info.SchedulingDelay))

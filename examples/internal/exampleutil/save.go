@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,8 +51,12 @@ func SaveJSONLines[T any](path string, rows []T) error {
 // that saved results do not depend on the order in which a sum was taken.
 type Fixed float64
 
-// MarshalJSON writes f with six decimals.
+// MarshalJSON writes f with six decimals. JSON has no infinities nor NaN:
+// a non-finite f is an error.
 func (f Fixed) MarshalJSON() ([]byte, error) {
+	if math.IsInf(float64(f), 0) || math.IsNaN(float64(f)) {
+		return nil, fmt.Errorf("%g is not a finite number, which JSON cannot hold", float64(f))
+	}
 	return strconv.AppendFloat(nil, float64(f), 'f', 6, 64), nil
 }
 
@@ -74,4 +79,33 @@ func SortByKey[K cmp.Ordered, V any](kvs []dstream.KV[K, V]) {
 // Collect returns every pair of b in one slice.
 func Collect[T any](b dstream.Batch[T]) []T {
 	return slices.AppendSeq(make([]T, 0, b.Len()), b.All())
+}
+
+// checkSave makes sure the --save prefix can be written, before the job
+// starts, rather than at its first batch.
+func checkSave(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if err := probeDir(filepath.Dir(prefix)); err != nil {
+		return fmt.Errorf("--save %s cannot be written (%v); pass a --save prefix in a directory you can write to", prefix, err)
+	}
+	return nil
+}
+
+// probeDir creates dir if needed and a file in it, which it removes.
+func probeDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".sluice-write-check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	err = f.Close()
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	return err
 }

@@ -18,7 +18,8 @@ import (
 type Sink interface {
 	// Write writes rows, the results of kind ("" for the main results) of
 	// the batch at t, which read the offset ranges (nil when unknown).
-	// Every row marshals to a JSON object.
+	// Every row is a json.RawMessage holding one JSON object, as --save
+	// writes it; rows that cannot be encoded never reach a sink.
 	Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []any) error
 	// Close releases the sink when the job stops.
 	Close() error
