@@ -111,7 +111,8 @@ func TestBrokerOutageLogsOnce(t *testing.T) {
 	requireExactlyOnce(t, w.all(), map[TopicPartition]int{{"outage", 0}: 40, {"outage", 1}: 40, {"outage", 2}: 40})
 	requireOneOutage(t, h.snapshot(), "broker 0 ("+b.e.Addrs()[0]+")", "connection") // kgo words a dropped connection in more than one way
 	st, _ := StatsOf(s)
-	require.GreaterOrEqual(t, st.Retries, int64(12), "every failed fetch was retried")
+	// A failed read-ahead (at most one per batch here, one leader) is not retried: its ranges are fetched by their tasks.
+	require.GreaterOrEqual(t, st.Retries, int64(12-2), "every failed fetch of a task was retried")
 }
 
 // TestBrokerNotUpLogsOnce starts a batch against a broker address nobody
