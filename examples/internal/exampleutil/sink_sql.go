@@ -20,7 +20,9 @@ import (
 // the table sluice_results (job, kind, batch_time_ms, row_index, row) in
 // one transaction per batch with [sqlsink.Sink], which records the batch
 // and the offset ranges it read in sluice_progress in the same
-// transaction: every batch lands exactly once.
+// transaction: every batch lands exactly once. The rows go in with one
+// [sqlsink.Bulk] upsert a batch (COPY and one merge on PostgreSQL,
+// multi-row statements on SQLite).
 func init() {
 	RegisterSink(SinkScheme{Name: "sqlite", Form: "sqlite:PATH", Check: checkSQLSink, Open: openSQLSink})
 	RegisterSink(SinkScheme{Name: "postgres", Form: "postgres://USER@HOST:PORT/DB", Check: checkSQLSink, Open: openSQLSink})
@@ -43,7 +45,7 @@ const createResults = `CREATE TABLE IF NOT EXISTS sluice_results (
 type sqlSink struct {
 	db    *sql.DB
 	job   string
-	pg    bool
+	bulk  *sqlsink.Bulk
 	sinks map[string]*sqlsink.Sink // by kind
 }
 
@@ -70,7 +72,12 @@ func openSQLSink(ctx context.Context, value string, j *Job, _ []string) (Sink, e
 		db.Close()
 		return nil, fmt.Errorf("cannot create the table sluice_results: %w", err)
 	}
-	return &sqlSink{db: db, job: j.Context.JobName(), pg: pg, sinks: map[string]*sqlsink.Sink{}}, nil
+	bulk, err := sqlsink.NewBulk(db, "sluice_results", []string{"job", "kind", "batch_time_ms", "row_index"}, []string{"row"})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &sqlSink{db: db, job: j.Context.JobName(), bulk: bulk, sinks: map[string]*sqlsink.Sink{}}, nil
 }
 
 func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []any) error {
@@ -86,21 +93,19 @@ func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []
 		}
 		s.sinks[kind] = sk
 	}
-	ins := `INSERT INTO sluice_results (job, kind, batch_time_ms, row_index, row) VALUES (?, ?, ?, ?, ?)`
-	if s.pg {
-		ins = `INSERT INTO sluice_results (job, kind, batch_time_ms, row_index, row) VALUES ($1, $2, $3, $4, $5)`
-	}
-	_, err := sk.Commit(ctx, t, ranges, func(ctx context.Context, tx *sql.Tx) error {
-		for i, r := range rows {
-			v, err := json.Marshal(r)
-			if err != nil {
-				return fmt.Errorf("cannot encode a row for sluice_results: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, ins, s.job, kind, t.UnixMilli(), i, string(v)); err != nil {
-				return fmt.Errorf("cannot insert into sluice_results: %w", err)
-			}
+	ms := t.UnixMilli()
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		v, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("cannot encode a row for sluice_results: %w", err)
 		}
-		return nil
+		values[i] = []any{s.job, kind, ms, i, string(v)}
+	}
+	// A batch not yet recorded has no rows in sluice_results (its earlier
+	// attempt rolled back), so the upsert only inserts.
+	_, err := sk.Commit(ctx, t, ranges, func(ctx context.Context, tx *sql.Tx) error {
+		return s.bulk.Exec(ctx, tx, values)
 	})
 	return err
 }
