@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/metricstest"
 	"github.com/sluicehq/sluice/kafkasource"
 	"github.com/sluicehq/sluice/state"
 )
@@ -104,18 +105,18 @@ func TestJobMetrics(t *testing.T) {
 	produce(0, "i")
 	require.NoError(t, c.RunBatches(t.Context(), 1))
 
-	fams := scrape(t, h)
+	fams := metricstest.Scrape(t, h)
 	op := "updateStateByKey-1"
 	// a, b, c, then i, g and h: offsets 1 to 4 of partition 1 (d, e, the
 	// empty record and f) were lost.
-	require.Equal(t, 6.0, value(t, fams, "sluice_state_keys", map[string]string{"operator": op}))
-	require.Equal(t, 4.0, value(t, fams, "sluice_kafka_records_lost_total", map[string]string{"operator": "kafka"}))
-	require.Equal(t, 1.0, value(t, fams, "sluice_malformed_records_total", nil))
-	require.Equal(t, 2.0, value(t, fams, "sluice_last_committed_batch_timestamp_seconds", nil))
-	require.Equal(t, 2.0, value(t, fams, "sluice_checkpoint_commits_total", nil))
+	require.Equal(t, 6.0, metricstest.Value(t, fams, "sluice_state_keys", map[string]string{"operator": op}))
+	require.Equal(t, 4.0, metricstest.Value(t, fams, "sluice_kafka_records_lost_total", map[string]string{"operator": "kafka"}))
+	require.Equal(t, 1.0, metricstest.Value(t, fams, "sluice_malformed_records_total", nil))
+	require.Equal(t, 2.0, metricstest.Value(t, fams, "sluice_last_committed_batch_timestamp_seconds", nil))
+	require.Equal(t, 2.0, metricstest.Value(t, fams, "sluice_checkpoint_commits_total", nil))
 	all, opState := checkpointBodies(t, dir, op)
-	require.Equal(t, float64(all), value(t, fams, "sluice_checkpoint_written_bytes_total", nil), "every file written is still there")
-	require.Equal(t, float64(opState), value(t, fams, "sluice_checkpoint_state_bytes", map[string]string{"operator": op}))
+	require.Equal(t, float64(all), metricstest.Value(t, fams, "sluice_checkpoint_written_bytes_total", nil), "every file written is still there")
+	require.Equal(t, float64(opState), metricstest.Value(t, fams, "sluice_checkpoint_state_bytes", map[string]string{"operator": op}))
 	require.Positive(t, opState)
 
 	code, body := get(t, h, "/api/job")

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/sluicehq/sluice/internal/metricstest"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
@@ -45,7 +46,7 @@ func TestLagIsBrokerEndMinusCommitted(t *testing.T) {
 		t.Helper()
 		ends, err := adm.ListEndOffsets(t.Context(), "clicks")
 		require.NoError(t, err)
-		fams := scrape(t, k.h)
+		fams := metricstest.Scrape(t, k.h)
 		rows := apiLag(t, k)
 		require.Len(t, rows, 3)
 		for p := range 3 {
@@ -55,9 +56,9 @@ func TestLagIsBrokerEndMinusCommitted(t *testing.T) {
 				Committed: committed[p], End: end.Offset, Lag: end.Offset - committed[p]}
 			require.Equal(t, want, rows[p], "partition %d", p)
 			lv := map[string]string{"source": "kafka", "topic": "clicks", "partition": strconv.Itoa(p)}
-			require.Equal(t, float64(want.Committed), value(t, fams, "sluice_kafka_committed_offset", lv))
-			require.Equal(t, float64(want.End), value(t, fams, "sluice_kafka_end_offset", lv))
-			require.Equal(t, float64(want.Lag), value(t, fams, "sluice_kafka_lag_records", lv))
+			require.Equal(t, float64(want.Committed), metricstest.Value(t, fams, "sluice_kafka_committed_offset", lv))
+			require.Equal(t, float64(want.End), metricstest.Value(t, fams, "sluice_kafka_end_offset", lv))
+			require.Equal(t, float64(want.Lag), metricstest.Value(t, fams, "sluice_kafka_lag_records", lv))
 		}
 	}
 

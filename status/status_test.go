@@ -8,19 +8,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/metricstest"
 	"github.com/sluicehq/sluice/kafkasource"
 	"github.com/sluicehq/sluice/status"
 )
@@ -88,46 +86,6 @@ func get(t *testing.T, h http.Handler, target string) (int, string) {
 	return rec.Code, rec.Body.String()
 }
 
-func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
-	t.Helper()
-	code, body := get(t, h, "/metrics")
-	require.Equal(t, http.StatusOK, code, body)
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
-	require.NoError(t, err)
-	return fams
-}
-
-// value returns the value of the sample of family name whose labels
-// include want; histograms give their sample count.
-func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
-	t.Helper()
-	f, ok := fams[name]
-	require.True(t, ok, "metric %s missing", name)
-next:
-	for _, m := range f.GetMetric() {
-		got := map[string]string{}
-		for _, l := range m.GetLabel() {
-			got[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if got[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue()
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	t.Fatalf("metric %s has no sample with labels %v", name, want)
-	return 0
-}
-
 func TestMetricsCountWhatTheJobDid(t *testing.T) {
 	k := newKafkaJob(t)
 	k.failAt = 4
@@ -139,21 +97,21 @@ func TestMetricsCountWhatTheJobDid(t *testing.T) {
 	k.produce(t, 0, 3)
 	require.Error(t, k.c.RunBatches(t.Context(), 1)) // batch 4 fails
 
-	fams := scrape(t, k.h)
-	require.Equal(t, 3.0, value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded", "job_name": "clicks-job"}))
-	require.Equal(t, 1.0, value(t, fams, "sluice_batches_total", map[string]string{"outcome": "failed"}))
-	require.Equal(t, 14.0, value(t, fams, "sluice_input_records_total", nil))
+	fams := metricstest.Scrape(t, k.h)
+	require.Equal(t, 3.0, metricstest.Value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded", "job_name": "clicks-job"}))
+	require.Equal(t, 1.0, metricstest.Value(t, fams, "sluice_batches_total", map[string]string{"outcome": "failed"}))
+	require.Equal(t, 14.0, metricstest.Value(t, fams, "sluice_input_records_total", nil))
 	for _, h := range []string{"sluice_batch_processing_seconds", "sluice_batch_scheduling_delay_seconds", "sluice_batch_total_delay_seconds"} {
-		require.Equal(t, 4.0, value(t, fams, h, nil), h)
+		require.Equal(t, 4.0, metricstest.Value(t, fams, h, nil), h)
 	}
-	require.Equal(t, 3.0, value(t, fams, "sluice_last_completed_batch_timestamp_seconds", nil))
+	require.Equal(t, 3.0, metricstest.Value(t, fams, "sluice_last_completed_batch_timestamp_seconds", nil))
 	// The failed batch planned [5, 8) on partition 0 but committed nothing.
 	src := map[string]string{"source": "kafka", "topic": "clicks"}
 	for p, want := range map[string][3]float64{"0": {5, 8, 3}, "1": {2, 2, 0}, "2": {4, 4, 0}} {
 		src["partition"] = p
-		require.Equal(t, want[0], value(t, fams, "sluice_kafka_committed_offset", src), p)
-		require.Equal(t, want[1], value(t, fams, "sluice_kafka_end_offset", src), p)
-		require.Equal(t, want[2], value(t, fams, "sluice_kafka_lag_records", src), p)
+		require.Equal(t, want[0], metricstest.Value(t, fams, "sluice_kafka_committed_offset", src), p)
+		require.Equal(t, want[1], metricstest.Value(t, fams, "sluice_kafka_end_offset", src), p)
+		require.Equal(t, want[2], metricstest.Value(t, fams, "sluice_kafka_lag_records", src), p)
 	}
 
 	code, body := get(t, k.h, "/api/batches")
@@ -229,9 +187,9 @@ func TestQueueCounters(t *testing.T) {
 	h, err := status.New(c, status.WithHistory(2))
 	require.NoError(t, err)
 	require.NoError(t, c.RunBatches(t.Context(), len(in)))
-	fams := scrape(t, h)
-	require.Equal(t, float64(len(in)), value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded"}))
-	require.Equal(t, float64(seen), value(t, fams, "sluice_input_records_total", nil))
+	fams := metricstest.Scrape(t, h)
+	require.Equal(t, float64(len(in)), metricstest.Value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded"}))
+	require.Equal(t, float64(seen), metricstest.Value(t, fams, "sluice_input_records_total", nil))
 	code, body := get(t, h, "/api/batches")
 	require.Equal(t, http.StatusOK, code)
 	var batches []map[string]any
@@ -336,8 +294,8 @@ func TestStuckClientDoesNotBlockBatches(t *testing.T) {
 	require.NoError(t, c.RunBatches(ctx, 50), "batches ran while clients were stuck")
 	close(release)
 	served.Wait()
-	fams := scrape(t, h)
-	require.Equal(t, 60.0, value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded"}))
+	fams := metricstest.Scrape(t, h)
+	require.Equal(t, 60.0, metricstest.Value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded"}))
 }
 
 // TestConcurrentScrapes scrapes every path over HTTP from several
@@ -378,9 +336,9 @@ func TestConcurrentScrapes(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-	fams := scrape(t, k.h)
-	require.Equal(t, 20.0, value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded"}))
-	require.Equal(t, 40.0, value(t, fams, "sluice_input_records_total", nil))
+	fams := metricstest.Scrape(t, k.h)
+	require.Equal(t, 20.0, metricstest.Value(t, fams, "sluice_batches_total", map[string]string{"outcome": "succeeded"}))
+	require.Equal(t, 40.0, metricstest.Value(t, fams, "sluice_input_records_total", nil))
 }
 
 // probe is a node that reports metrics, as sinks do.
@@ -403,10 +361,10 @@ func TestNodeMetrics(t *testing.T) {
 	c.Register(p)
 	h, err := status.New(c)
 	require.NoError(t, err)
-	fams := scrape(t, h)
-	require.Equal(t, 42.0, value(t, fams, "sluice_sink_records_total", map[string]string{"operator": "probe-1", "sink": "out"}))
+	fams := metricstest.Scrape(t, h)
+	require.Equal(t, 42.0, metricstest.Value(t, fams, "sluice_sink_records_total", map[string]string{"operator": "probe-1", "sink": "out"}))
 	require.Equal(t, dto.MetricType_COUNTER, fams["sluice_sink_records_total"].GetType())
-	require.Equal(t, 7.0, value(t, fams, "sluice_state_keys", map[string]string{"operator": "probe-1"}))
+	require.Equal(t, 7.0, metricstest.Value(t, fams, "sluice_state_keys", map[string]string{"operator": "probe-1"}))
 	require.Equal(t, dto.MetricType_GAUGE, fams["sluice_state_keys"].GetType())
 }
 

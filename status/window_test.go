@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/metricstest"
 	"github.com/sluicehq/sluice/status"
 )
 
@@ -38,9 +39,9 @@ func TestWindowStateKeys(t *testing.T) {
 	require.NoError(t, err)
 	for k, want := range []float64{2, 4, 4} { // {a b}, {a b c d}, {b c d e}
 		require.NoError(t, c.RunBatches(t.Context(), 1))
-		fams := scrape(t, h)
-		require.Equal(t, want, value(t, fams, "sluice_state_keys", map[string]string{"operator": "reduceByKeyAndWindow-1"}), "batch %d", k+1)
-		require.Equal(t, want, value(t, fams, "sluice_state_keys", map[string]string{"operator": "reduceByKeyAndWindowInv-1"}), "batch %d", k+1)
+		fams := metricstest.Scrape(t, h)
+		require.Equal(t, want, metricstest.Value(t, fams, "sluice_state_keys", map[string]string{"operator": "reduceByKeyAndWindow-1"}), "batch %d", k+1)
+		require.Equal(t, want, metricstest.Value(t, fams, "sluice_state_keys", map[string]string{"operator": "reduceByKeyAndWindowInv-1"}), "batch %d", k+1)
 		require.Equal(t, [2]int{int(want), int(want)}, got, "the windows the outputs saw, batch %d", k+1)
 	}
 }

@@ -4,15 +4,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/metricstest"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -54,24 +53,10 @@ func TestBrokerStatusPage(t *testing.T) {
 
 	code, body := get(t, b.page+"metrics")
 	require.Equal(t, http.StatusOK, code)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
-	require.NoError(t, err)
+	families := metricstest.Parse(t, body)
 	value := func(name string, labels map[string]string) float64 {
 		t.Helper()
-		f := families[name]
-		require.NotNil(t, f, "metric %s", name)
-	metrics:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
-					continue metrics
-				}
-			}
-			return m.GetGauge().GetValue()
-		}
-		t.Fatalf("no %s with labels %v", name, labels)
-		return 0
+		return metricstest.Value(t, families, name, labels)
 	}
 	require.Equal(t, 1.0, value("sluice_broker_up", nil))
 	for p, want := range []float64{10, 20, 30} {

@@ -22,8 +22,14 @@ func Scrape(t testing.TB, h http.Handler) map[string]*dto.MetricFamily {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET /metrics answered %d: %s", rec.Code, rec.Body)
 	}
+	return Parse(t, rec.Body.String())
+}
+
+// Parse reads a /metrics body with the Prometheus text parser.
+func Parse(t testing.TB, body string) map[string]*dto.MetricFamily {
+	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("parsing /metrics: %v", err)
 	}
