@@ -65,44 +65,20 @@ func (r *reader) readAhead(ctx context.Context, rs []OffsetRange) *readAhead {
 	for leader, ws := range byLeader {
 		go func() {
 			defer func() { finished <- struct{}{} }()
-			req := kmsg.NewPtrFetchRequest()
-			req.ReplicaID = -1
-			req.MaxWaitMillis = int32(fetchMaxWait / time.Millisecond)
-			req.MinBytes = 1
-			req.MaxBytes = 0 // the sum of the partitions' sizes, below
-			req.IsolationLevel = 1
-			req.SessionEpoch = -1 // no fetch session: each request stands alone
-			for _, w := range ws {
+			parts := make([]fetchPart, len(ws))
+			for k, w := range ws {
 				rg := rs[w.i]
-				if len(req.Topics) == 0 || req.Topics[len(req.Topics)-1].Topic != rg.Topic {
-					rt := kmsg.NewFetchRequestTopic()
-					rt.Topic = rg.Topic
-					rt.TopicID = w.id
-					req.Topics = append(req.Topics, rt)
-				}
-				rp := kmsg.NewFetchRequestTopicPartition()
-				rp.Partition = rg.Partition
-				rp.FetchOffset = rg.From
-				rp.CurrentLeaderEpoch = -1
-				rp.LastFetchedEpoch = -1
-				rp.LogStartOffset = -1
-				rp.PartitionMaxBytes = w.bytes
-				rt := &req.Topics[len(req.Topics)-1]
-				rt.Partitions = append(rt.Partitions, rp)
-				req.MaxBytes += w.bytes
+				parts[k] = fetchPart{rg.Topic, w.id, rg.Partition, rg.From, w.bytes}
 			}
-			r.fetches.Add(1)
-			kresp, err := r.k.cl.Broker(int(leader)).Request(ctx, req)
+			resp, err := r.fetchParts(ctx, leader, parts)
 			if err != nil {
 				return
 			}
-			resp := kresp.(*kmsg.FetchResponse)
-			if resp.ErrorCode != 0 {
-				return
-			}
 			for _, w := range ws {
 				rg := rs[w.i]
-				ra.parts[w.i] = findPartition(resp, rg.Topic, w.id, rg.Partition)
+				if p := partitionOf(resp, rg.Topic, w.id, rg.Partition); p != nil && p.ErrorCode == 0 {
+					ra.parts[w.i] = p
+				}
 			}
 		}()
 	}
@@ -128,26 +104,4 @@ func (ra *readAhead) first(ctx context.Context, i int) *kmsg.FetchResponseTopicP
 	case <-ctx.Done():
 		return nil
 	}
-}
-
-// findPartition returns the answer for one partition of a fetch response,
-// matched by topic name or, in versions that answer with topic IDs, by ID;
-// nil when it is missing or carries an error.
-func findPartition(resp *kmsg.FetchResponse, topic string, id [16]byte, partition int32) *kmsg.FetchResponseTopicPartition {
-	for i := range resp.Topics {
-		t := &resp.Topics[i]
-		if t.Topic != topic && (t.TopicID == [16]byte{} || t.TopicID != id) {
-			continue
-		}
-		for j := range t.Partitions {
-			p := &t.Partitions[j]
-			if p.Partition == partition {
-				if p.ErrorCode != 0 {
-					return nil
-				}
-				return p
-			}
-		}
-	}
-	return nil
 }

@@ -213,27 +213,60 @@ func (r *reader) sizeFor(n int64) int32 {
 // fetch issues one read-committed fetch of tp at offset to leader and
 // returns the partition's answer, or its error.
 func (r *reader) fetch(ctx context.Context, leader int32, topicID [16]byte, tp TopicPartition, offset int64, maxBytes int32) (*kmsg.FetchResponseTopicPartition, error) {
+	resp, err := r.fetchParts(ctx, leader, []fetchPart{{tp.Topic, topicID, tp.Partition, offset, maxBytes}})
+	if err != nil {
+		return nil, err
+	}
+	p := partitionOf(resp, tp.Topic, topicID, tp.Partition)
+	if p == nil {
+		return nil, fmt.Errorf("fetch answer lacks %s[%d]: %w", tp.Topic, tp.Partition, kerr.UnknownTopicOrPartition)
+	}
+	if p.ErrorCode != 0 {
+		return nil, kerr.ErrorForCode(p.ErrorCode)
+	}
+	return p, nil
+}
+
+// fetchPart is one partition of a fetch request: read from offset, at most
+// maxBytes.
+type fetchPart struct {
+	topic     string
+	topicID   [16]byte
+	partition int32
+	offset    int64
+	maxBytes  int32
+}
+
+// fetchParts issues one read-committed fetch of parts to leader, without a
+// fetch session, at most the sum of the parts' sizes, and returns the
+// answer, or the error of the request or of the whole answer.
+func (r *reader) fetchParts(ctx context.Context, leader int32, parts []fetchPart) (*kmsg.FetchResponse, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = int32(fetchMaxWait / time.Millisecond)
 	req.MinBytes = 1
-	req.MaxBytes = maxBytes
 	req.IsolationLevel = 1
 	req.SessionID = 0
 	req.SessionEpoch = -1 // no fetch session: each request stands alone
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = tp.Topic
-	rt.TopicID = topicID
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition = tp.Partition
-	rp.FetchOffset = offset
-	rp.CurrentLeaderEpoch = -1
-	rp.LastFetchedEpoch = -1
-	rp.LogStartOffset = -1
-	rp.PartitionMaxBytes = maxBytes
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-
+	req.MaxBytes = 0      // the sum of the parts' sizes, below (kmsg's default is the int32 maximum)
+	for _, fp := range parts {
+		if len(req.Topics) == 0 || req.Topics[len(req.Topics)-1].Topic != fp.topic {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = fp.topic
+			rt.TopicID = fp.topicID
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = fp.partition
+		rp.FetchOffset = fp.offset
+		rp.CurrentLeaderEpoch = -1
+		rp.LastFetchedEpoch = -1
+		rp.LogStartOffset = -1
+		rp.PartitionMaxBytes = fp.maxBytes
+		rt := &req.Topics[len(req.Topics)-1]
+		rt.Partitions = append(rt.Partitions, rp)
+		req.MaxBytes += fp.maxBytes
+	}
 	r.fetches.Add(1)
 	kresp, err := r.k.cl.Broker(int(leader)).Request(ctx, req)
 	if err != nil {
@@ -243,20 +276,25 @@ func (r *reader) fetch(ctx context.Context, leader int32, topicID [16]byte, tp T
 	if resp.ErrorCode != 0 {
 		return nil, kerr.ErrorForCode(resp.ErrorCode)
 	}
+	return resp, nil
+}
+
+// partitionOf returns the answer for one partition of a fetch response,
+// matched by topic name or, in versions that answer with topic IDs, by ID;
+// nil when it is missing.
+func partitionOf(resp *kmsg.FetchResponse, topic string, id [16]byte, partition int32) *kmsg.FetchResponseTopicPartition {
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
+		if t.Topic != topic && (t.TopicID == [16]byte{} || t.TopicID != id) {
+			continue
+		}
 		for j := range t.Partitions {
-			p := &t.Partitions[j]
-			if p.Partition != tp.Partition {
-				continue
+			if p := &t.Partitions[j]; p.Partition == partition {
+				return p
 			}
-			if p.ErrorCode != 0 {
-				return nil, kerr.ErrorForCode(p.ErrorCode)
-			}
-			return p, nil
 		}
 	}
-	return nil, fmt.Errorf("fetch answer lacks %s[%d]: %w", tp.Topic, tp.Partition, kerr.UnknownTopicOrPartition)
+	return nil
 }
 
 // Record batch v2 layout: the byte offsets of its header fields.
