@@ -86,18 +86,14 @@ func save[T any](ctx context.Context, j *Job, kind string, t time.Time, ranges [
 		return err
 	}
 	if j.sink != nil {
-		anys := make([]any, len(lines))
-		for i, l := range lines {
-			anys[i] = l
-		}
-		if err := j.sink.Write(ctx, kind, t, ranges, anys); err != nil {
+		if err := j.sink.Write(ctx, kind, t, ranges, lines); err != nil {
 			return err
 		}
 	}
 	if j.Config.Save == "" {
 		return nil
 	}
-	return SaveJSONLines(SavePath(j.Config.Save, kind, t), lines)
+	return saveLines(SavePath(j.Config.Save, kind, t), lines)
 }
 
 // Main runs the example with the process's arguments and exits with its

@@ -1,6 +1,7 @@
 package exampleutil
 
 import (
+	"bufio"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -27,23 +28,21 @@ func SavePath(prefix, kind string, t time.Time) string {
 	return prefix + "-" + ms + ".jsonl"
 }
 
-// SaveJSONLines writes rows to path, one JSON object a line, atomically: a
-// reader sees the whole file or none of it, and a batch re-run after a crash
-// replaces its file rather than adding another. The directory is created if
-// needed.
-func SaveJSONLines[T any](path string, rows []T) error {
+// saveLines writes lines, each one JSON object, to path, one a line,
+// atomically: a reader sees the whole file or none of it, and a batch re-run
+// after a crash replaces its file rather than adding another. The directory
+// is created if needed.
+func saveLines(path string, lines []json.RawMessage) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create the directory of %s: %w", path, err)
 	}
 	return state.WriteAtomic(state.OSFS{}, path, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
+		bw := bufio.NewWriter(w)
+		for _, l := range lines {
+			bw.Write(l)
+			bw.WriteByte('\n')
 		}
-		return nil
+		return bw.Flush()
 	})
 }
 

@@ -2,6 +2,7 @@ package exampleutil
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,7 +21,7 @@ type Sink interface {
 	// the batch at t, which read the offset ranges (nil when unknown).
 	// Every row is a json.RawMessage holding one JSON object, as --save
 	// writes it; rows that cannot be encoded never reach a sink.
-	Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []any) error
+	Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []json.RawMessage) error
 	// Close releases the sink when the job stops.
 	Close() error
 }

@@ -50,7 +50,7 @@ func openKafkaSink(ctx context.Context, value string, j *Job, addrs []string) (S
 		opts: j.Config.Security.ClientOpts(), txns: map[string]*kafkasink.Txn{}}, nil
 }
 
-func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kafkasource.OffsetRange, rows []any) error {
+func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kafkasource.OffsetRange, rows []json.RawMessage) error {
 	topic := s.topic
 	if kind != "" {
 		topic += "-" + kind
@@ -74,11 +74,7 @@ func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kaf
 	bt := []kgo.RecordHeader{{Key: "sluice-batch-time", Value: strconv.AppendInt(nil, t.UnixMilli(), 10)}}
 	recs := make([]*kgo.Record, 0, len(rows))
 	for _, r := range rows {
-		v, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("cannot encode a row for %s: %w", topic, err)
-		}
-		recs = append(recs, &kgo.Record{Topic: topic, Value: v, Headers: bt})
+		recs = append(recs, &kgo.Record{Topic: topic, Value: r, Headers: bt})
 	}
 	_, err := w.Write(ctx, t, recs)
 	return err

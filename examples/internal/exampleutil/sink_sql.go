@@ -80,7 +80,7 @@ func openSQLSink(ctx context.Context, value string, j *Job, _ []string) (Sink, e
 	return &sqlSink{db: db, job: j.Context.JobName(), bulk: bulk, sinks: map[string]*sqlsink.Sink{}}, nil
 }
 
-func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []any) error {
+func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []json.RawMessage) error {
 	sk, ok := s.sinks[kind]
 	if !ok {
 		name := "results"
@@ -96,11 +96,7 @@ func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []
 	ms := t.UnixMilli()
 	values := make([][]any, len(rows))
 	for i, r := range rows {
-		v, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("cannot encode a row for sluice_results: %w", err)
-		}
-		values[i] = []any{s.job, kind, ms, i, string(v)}
+		values[i] = []any{s.job, kind, ms, i, string(r)}
 	}
 	// A batch not yet recorded has no rows in sluice_results (its earlier
 	// attempt rolled back), so the upsert only inserts.

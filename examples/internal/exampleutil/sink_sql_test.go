@@ -2,6 +2,7 @@ package exampleutil
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,15 +28,14 @@ func TestSQLiteSinkWritesBatchOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := &Job{Context: c}
-	type row struct{ K string }
 	t1, t2 := time.UnixMilli(2000), time.UnixMilli(3000)
 	r1 := []kafkasource.OffsetRange{{Topic: "in", Partition: 0, From: 0, Until: 5}}
 	r2 := []kafkasource.OffsetRange{{Topic: "in", Partition: 0, From: 5, Until: 8}}
 	for i, w := range []struct {
 		t      time.Time
 		ranges []kafkasource.OffsetRange
-		rows   []any
-	}{{t1, r1, []any{row{"a"}, row{"b"}}}, {t2, r2, []any{row{"c"}}}, {t2, r2, []any{row{"dup"}}}} {
+		rows   []json.RawMessage
+	}{{t1, r1, []json.RawMessage{[]byte(`{"K":"a"}`), []byte(`{"K":"b"}`)}}, {t2, r2, []json.RawMessage{[]byte(`{"K":"c"}`)}}, {t2, r2, []json.RawMessage{[]byte(`{"K":"dup"}`)}}} {
 		s, err := openSink(ctx, value, j, nil)
 		if err != nil {
 			t.Fatal(err)
