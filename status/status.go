@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/pprof"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/httpaddr"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
@@ -117,11 +117,7 @@ func New(c *engine.Context, opts ...Option) (*Handler, error) {
 	mux.HandleFunc("GET /api/job", h.serveJob)
 	mux.HandleFunc("GET /api/batches", h.serveBatches)
 	mux.HandleFunc("GET /api/lag", h.serveLag)
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	httpaddr.HandleProfiles(mux)
 	h.routePage(mux)
 	h.mux = mux
 	c.AddListener(&listener{h: h})

@@ -1,11 +1,14 @@
 // Package httpaddr reads and listens on the --http address of Sluice's
-// programs: the examples and the commands serve their status pages on it.
+// programs, where the examples and the commands serve their status pages,
+// and routes Go's profiles on those pages.
 package httpaddr
 
 import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"syscall"
 )
@@ -62,3 +65,13 @@ func Listen(addr string) (net.Listener, error) {
 
 // URL returns the page's address for a listener of [Listen].
 func URL(ln net.Listener) string { return "http://" + ln.Addr().String() + "/" }
+
+// HandleProfiles routes Go's profiles (package net/http/pprof) under
+// /debug/pprof/ on mux.
+func HandleProfiles(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
