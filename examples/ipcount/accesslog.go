@@ -37,13 +37,15 @@ func ClientIP(line []byte) (ip string, ok bool, err error) {
 		// encoding/json would turn the bytes into U+FFFD silently.
 		return "", false, errors.New("not UTF-8 text")
 	}
-	// Validate first: the scanner's errors are the plain ones
-	// ("unexpected end of JSON input"), and the walk below then only sees
-	// well-formed JSON.
-	var whole json.RawMessage
-	if err := json.Unmarshal(line, &whole); err != nil {
+	// Validate first, so that the walk below only sees well-formed JSON;
+	// an invalid line is read again for the scanner's plain error
+	// ("unexpected end of JSON input").
+	if !json.Valid(line) {
+		var whole json.RawMessage
+		err := json.Unmarshal(line, &whole)
 		return "", false, fmt.Errorf("not a JSON object: %v", err)
 	}
+	whole := bytes.TrimSpace(line) // valid JSON: only JSON whitespace is around it
 	if whole[0] != '{' {
 		return "", false, fmt.Errorf("not a JSON object: the line holds a JSON %s", jsonKind(whole))
 	}
@@ -75,30 +77,85 @@ func ClientIP(line []byte) (ip string, ok bool, err error) {
 }
 
 // objectField returns the raw value of field name in the valid JSON object
-// obj, nil when obj has no such field. A field given twice is an error.
-func objectField(obj []byte, name string) (json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if _, err := dec.Token(); err != nil { // the opening brace
-		return nil, fmt.Errorf("not a JSON object: %v", err)
-	}
-	var found json.RawMessage
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("not a JSON object: %v", err)
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("not a JSON object: %v", err)
-		}
-		if key, _ := tok.(string); key == name {
+// obj, nil when obj has no such field. A field given twice is an error. obj
+// being valid, the walk only finds where each key and value ends.
+func objectField(obj []byte, name string) ([]byte, error) {
+	var found []byte
+	i := skipSpace(obj, 1) // past the opening brace
+	for obj[i] != '}' {
+		keyEnd := stringEnd(obj, i)
+		key := obj[i:keyEnd]
+		i = skipSpace(obj, skipSpace(obj, keyEnd)+1) // past the colon
+		valEnd := valueEnd(obj, i)
+		if keyIs(key, name) {
 			if found != nil {
 				return nil, fmt.Errorf("%s appears more than once", name)
 			}
-			found = v
+			found = obj[i:valEnd]
+		}
+		if i = skipSpace(obj, valEnd); obj[i] == ',' {
+			i = skipSpace(obj, i+1)
 		}
 	}
 	return found, nil
+}
+
+// keyIs reports whether the JSON string raw, quotes included, is name once
+// its escapes are decoded.
+func keyIs(raw []byte, name string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1:len(raw)-1]) == name
+	}
+	var key string
+	return json.Unmarshal(raw, &key) == nil && key == name
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the valid JSON string starting at i.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; ; j++ {
+		switch b[j] {
+		case '\\':
+			j++ // the escaped byte
+		case '"':
+			return j + 1
+		}
+	}
+}
+
+// valueEnd returns the index after the valid JSON value starting at i.
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; ; j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+	}
+	j := i // a number, true, false or null: up to the next delimiter
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && skipSpace(b, j) == j {
+		j++
+	}
+	return j
 }
 
 // jsonKind names the kind of the valid JSON value v.
