@@ -3,7 +3,6 @@ package engine_test
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,39 +11,8 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/logtest"
 )
-
-// recordHandler keeps the log records at INFO and above, for tests that
-// check what a job logs.
-type recordHandler struct {
-	mu      sync.Mutex
-	records []slog.Record
-}
-
-func (h *recordHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
-func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.records = append(h.records, r.Clone())
-	return nil
-}
-func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
-
-func (h *recordHandler) snapshot() []slog.Record {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]slog.Record(nil), h.records...)
-}
-
-func attrs(r slog.Record) map[string]slog.Value {
-	m := make(map[string]slog.Value)
-	r.Attrs(func(a slog.Attr) bool {
-		m[a.Key] = a.Value
-		return true
-	})
-	return m
-}
 
 // TestLateBatchesLogOnce checks that a job falling behind logs one WARN,
 // not one per late batch, and one INFO once it has caught up. The second
@@ -54,7 +22,7 @@ func attrs(r slog.Record) map[string]slog.Value {
 func TestLateBatchesLogOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = time.Second
-		h := &recordHandler{}
+		h := logtest.NewRecords()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		log := &batchLog{onCompleted: func(n int) {
@@ -85,18 +53,18 @@ func TestLateBatchesLogOnce(t *testing.T) {
 		}
 		require.Equal(t, []time.Duration{0, 0, 7 * interval / 2, 5 * interval / 2, 3 * interval / 2, interval / 2, 0}, late)
 
-		recs := h.snapshot()
+		recs := h.Snapshot()
 		require.Len(t, recs, 2, "one WARN when the job falls behind, one INFO when it catches up")
 		require.Equal(t, slog.LevelWarn, recs[0].Level)
 		require.Contains(t, recs[0].Message, "batches run late")
-		a := attrs(recs[0])
+		a := logtest.Attrs(recs[0])
 		require.Equal(t, completed[2].Time.UnixMilli(), a["time_ms"].Int64(), "the WARN names the first late batch")
 		require.Equal(t, 7*interval/2, a["scheduling_delay"].Duration())
 		require.Equal(t, interval, a["batch_interval"].Duration())
 
 		require.Equal(t, slog.LevelInfo, recs[1].Level)
 		require.Contains(t, recs[1].Message, "batches caught up")
-		a = attrs(recs[1])
+		a = logtest.Attrs(recs[1])
 		require.Equal(t, completed[5].Time.UnixMilli(), a["time_ms"].Int64(), "the INFO names the first batch on time again")
 		require.Equal(t, int64(3), a["late_batches"].Int64())
 		require.Equal(t, 7*interval/2, a["worst_scheduling_delay"].Duration())

@@ -1,12 +1,10 @@
 package kafkasink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/logtest"
 )
 
 // encodeInt encodes n as key k<n>, value <n>, and refuses negative numbers.
@@ -84,24 +83,6 @@ func readTopic(t *testing.T, seeds []string, topic string) []*kgo.Record {
 	return out
 }
 
-// logCapture is a slog handler target that tests read.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logCapture) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestWriteTo(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -114,7 +95,7 @@ func TestWriteTo(t *testing.T) {
 			seeds := clusterWith(t, map[string]int32{"out": 3, "dead": 1})
 			c := newEngine(t)
 			in := dstream.Queue(c, [][]int{{1, 2, -1, 3}, {}, {4, -5, 6, 7, 8}})
-			logs := &logCapture{}
+			logs := &logtest.Buffer{}
 			cfg := Config{Brokers: seeds, DeadLetterTopic: tc.deadLetter, Logger: slog.New(slog.NewTextHandler(logs, nil))}
 			sink, err := WriteTo(in, "out", cfg, encodeInt)
 			require.NoError(t, err)

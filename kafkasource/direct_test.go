@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/logtest"
 )
 
 // testBroker is an embedded broker with a producer and an admin client.
@@ -157,28 +158,6 @@ func requireExactlyOnce(t testing.TB, recs []Record, want map[TopicPartition]int
 		require.Len(t, got[tp], n, "records of %v", tp)
 	}
 	require.Len(t, got, len(want))
-}
-
-// logCapture is a slog handler target that tests read.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logCapture) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logCapture) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 func TestDirectStreamReadsEveryRecordOnce(t *testing.T) {
@@ -471,9 +450,9 @@ func TestDirectStreamBackpressureFollowsTheEstimate(t *testing.T) {
 func TestDirectStreamWaitsForMissingTopics(t *testing.T) {
 	b := startBroker(t, map[string]int32{"present": 1})
 	b.produce(t, "present", 0, 0, 3)
-	logs := &logCapture{}
+	logs := &logtest.Buffer{}
 	c := newEngine(t)
-	w := watch(b.stream(t, c, []string{"present", "later"}, WithResetPolicy(Latest), WithLogger(logs.logger())))
+	w := watch(b.stream(t, c, []string{"present", "later"}, WithResetPolicy(Latest), WithLogger(logs.Logger(slog.LevelInfo))))
 	ctx := bounded(t)
 	require.NoError(t, c.RunBatches(ctx, 2))
 	require.Equal(t, []OffsetRange{{"present", 0, 3, 3}}, w.ranges[1])

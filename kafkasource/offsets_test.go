@@ -3,6 +3,7 @@ package kafkasource
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/logtest"
 )
 
 func TestStartingOffsetPrecedence(t *testing.T) {
@@ -62,9 +64,9 @@ func TestRetentionResetsToLogStart(t *testing.T) {
 			b := startBroker(t, map[string]int32{"ret": 2})
 			b.produce(t, "ret", 0, 0, 10)
 			b.produce(t, "ret", 1, 0, 10)
-			logs := &logCapture{}
+			logs := &logtest.Buffer{}
 			c := newEngine(t)
-			s := b.stream(t, c, []string{"ret"}, WithRateLimits(RateLimits{MaxRatePerPartition: 4}), WithLogger(logs.logger()), WithFatalOnDataLoss(tc.fatal))
+			s := b.stream(t, c, []string{"ret"}, WithRateLimits(RateLimits{MaxRatePerPartition: 4}), WithLogger(logs.Logger(slog.LevelInfo)), WithFatalOnDataLoss(tc.fatal))
 			w := watch(s)
 			ctx := bounded(t)
 			require.NoError(t, c.RunBatches(ctx, 1)) // reads [0, 4) of each
@@ -96,9 +98,9 @@ func TestRetentionWhileReading(t *testing.T) {
 	// [2, 9) is read from the new log start 6.
 	b := startBroker(t, map[string]int32{"ret": 1})
 	b.produce(t, "ret", 0, 0, 10)
-	logs := &logCapture{}
+	logs := &logtest.Buffer{}
 	c := newEngine(t)
-	s := b.stream(t, c, []string{"ret"}, WithLogger(logs.logger()))
+	s := b.stream(t, c, []string{"ret"}, WithLogger(logs.Logger(slog.LevelInfo)))
 	os := make(kadm.Offsets)
 	os.AddOffset("ret", 0, 6, -1)
 	_, err := b.adm.DeleteRecords(bounded(t), os)

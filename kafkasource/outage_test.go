@@ -1,12 +1,10 @@
 package kafkasource
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,46 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/internal/logtest"
 )
-
-// logRecords keeps the stream's log records at INFO and above and signals
-// each one on ch.
-type logRecords struct {
-	mu      sync.Mutex
-	records []slog.Record
-	ch      chan slog.Record
-}
-
-func newLogRecords() *logRecords { return &logRecords{ch: make(chan slog.Record, 100)} }
-
-func (h *logRecords) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
-func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.records = append(h.records, r.Clone())
-	h.mu.Unlock()
-	select {
-	case h.ch <- r.Clone():
-	default:
-	}
-	return nil
-}
-func (h *logRecords) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logRecords) WithGroup(string) slog.Handler      { return h }
-
-func (h *logRecords) snapshot() []slog.Record {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]slog.Record(nil), h.records...)
-}
-
-func recordAttrs(r slog.Record) map[string]string {
-	m := make(map[string]string)
-	r.Attrs(func(a slog.Attr) bool {
-		m[a.Key] = a.Value.String()
-		return true
-	})
-	return m
-}
 
 // requireOneOutage checks that the records are one WARN naming the broker
 // and the error, then one INFO with the outage's duration.
@@ -66,13 +27,13 @@ func requireOneOutage(t *testing.T, recs []slog.Record, at, errText string) {
 	}
 	require.Len(t, recs, 2, "one WARN when the outage starts, one INFO when it ends; got %q", lines)
 	require.Equal(t, slog.LevelWarn, recs[0].Level, lines)
-	a := recordAttrs(recs[0])
-	require.Contains(t, a["at"], at, "the WARN names the broker")
-	require.Contains(t, a["error"], errText, "the WARN names the error")
+	a := logtest.Attrs(recs[0])
+	require.Contains(t, a["at"].String(), at, "the WARN names the broker")
+	require.Contains(t, a["error"].String(), errText, "the WARN names the error")
 	require.Equal(t, slog.LevelInfo, recs[1].Level, lines)
 	require.Contains(t, recs[1].Message, "broker recovered")
-	a = recordAttrs(recs[1])
-	d, err := time.ParseDuration(a["outage"])
+	a = logtest.Attrs(recs[1])
+	d, err := time.ParseDuration(a["outage"].String())
 	require.NoError(t, err, "the INFO gives the outage's duration")
 	require.Positive(t, d)
 }
@@ -85,13 +46,13 @@ func TestBrokerOutageLogsOnce(t *testing.T) {
 	for p := range int32(3) {
 		b.produce(t, "outage", p, 0, 20)
 	}
-	h := newLogRecords()
+	h := logtest.NewRecords()
 	c := newEngine(t)
 	s := b.stream(t, c, []string{"outage"}, WithLogger(slog.New(h)))
 	w := watch(s)
 	ctx := bounded(t)
 	require.NoError(t, c.RunBatches(ctx, 1))
-	require.Empty(t, h.snapshot(), "no outage yet")
+	require.Empty(t, h.Snapshot(), "no outage yet")
 
 	b.produce(t, "outage", 0, 20, 40)
 	b.produce(t, "outage", 1, 20, 40)
@@ -109,7 +70,7 @@ func TestBrokerOutageLogsOnce(t *testing.T) {
 	require.NoError(t, c.RunBatches(ctx, 2))
 	require.Greater(t, failures.Load(), int32(12), "the outage happened")
 	requireExactlyOnce(t, w.all(), map[TopicPartition]int{{"outage", 0}: 40, {"outage", 1}: 40, {"outage", 2}: 40})
-	requireOneOutage(t, h.snapshot(), "broker 0 ("+b.e.Addrs()[0]+")", "connection") // kgo words a dropped connection in more than one way
+	requireOneOutage(t, h.Snapshot(), "broker 0 ("+b.e.Addrs()[0]+")", "connection") // kgo words a dropped connection in more than one way
 	st, _ := StatsOf(s)
 	// A failed read-ahead (at most one per batch here, one leader) is not retried: its ranges are fetched by their tasks.
 	require.GreaterOrEqual(t, st.Retries, int64(12-2), "every failed fetch of a task was retried")
@@ -126,7 +87,7 @@ func TestBrokerNotUpLogsOnce(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 
-	h := newLogRecords()
+	h := logtest.NewRecords()
 	c := newEngine(t)
 	s, err := NewDirectStream(c, []string{"late"}, WithBrokers(addr), WithResetPolicy(Earliest),
 		WithRetryTimeout(15*time.Second), WithLogger(slog.New(h)))
@@ -137,7 +98,7 @@ func TestBrokerNotUpLogsOnce(t *testing.T) {
 	go func() { done <- c.RunBatches(ctx, 1) }()
 
 	select {
-	case r := <-h.ch:
+	case r := <-h.C:
 		require.Equal(t, slog.LevelWarn, r.Level, r.Message)
 	case err := <-done:
 		t.Fatalf("the batch ended (%v) before the stream logged the outage", err)
@@ -153,7 +114,7 @@ func TestBrokerNotUpLogsOnce(t *testing.T) {
 	require.NoError(t, p.ProduceSync(ctx, &kgo.Record{Topic: "late", Value: []byte("v")}).FirstErr())
 	require.NoError(t, <-done)
 	require.Len(t, w.all(), 1)
-	recs := h.snapshot()
+	recs := h.Snapshot()
 	requireOneOutage(t, recs, addr, "connect")
 	require.True(t, strings.Contains(recs[0].Message, "connecting"), recs[0].Message)
 }
