@@ -77,6 +77,28 @@ func CheckpointEvery(n int) CheckpointOption { return func(c *checkpointConfig) 
 // again, and a warning names it.
 func RollbackOnCorrupt() CheckpointOption { return func(c *checkpointConfig) { c.rollback = true } }
 
+// CorruptCommitError is returned when a job starts on a checkpoint whose
+// newest commit fails verification and [RollbackOnCorrupt] is not set. Err
+// says what failed; it wraps [state.ErrCorrupt] or [fs.ErrNotExist]. A
+// program that names the option differently (a command-line flag, say)
+// finds this error with errors.As and words its own advice.
+type CorruptCommitError struct {
+	Dir     string // the checkpoint directory
+	BatchMS int64  // the newest commit's batch time, in epoch milliseconds
+	Err     error
+}
+
+// Problem says what is wrong, without the advice.
+func (e *CorruptCommitError) Problem() string {
+	return fmt.Sprintf("newest checkpoint commit %d in %s does not verify: %v", e.BatchMS, e.Dir, e.Err)
+}
+
+func (e *CorruptCommitError) Error() string {
+	return "engine: " + e.Problem() + "; to restore the newest valid commit instead, pass RollbackOnCorrupt to WithCheckpointOptions"
+}
+
+func (e *CorruptCommitError) Unwrap() error { return e.Err }
+
 // Checkpoint layout under the directory.
 const (
 	formatFile = "FORMAT"
@@ -570,7 +592,7 @@ func (k *checkpointer) newestValidCommit() (*Manifest, map[string][]byte, []int6
 				return nil, nil, nil, fmt.Errorf("engine: cannot read checkpoint commit %d in %s: %w; fix the file system error and restart the job", times[i], k.dir, err)
 			}
 			if !k.cfg.rollback {
-				return nil, nil, nil, fmt.Errorf("engine: newest checkpoint commit does not verify: %w; to restore the newest valid commit instead, pass RollbackOnCorrupt to WithCheckpointOptions", err)
+				return nil, nil, nil, &CorruptCommitError{Dir: k.dir, BatchMS: times[i], Err: err}
 			}
 			k.c.logger.Warn("checkpoint commit does not verify; rolling back to an older one", slog.String("error", err.Error()))
 			if newestErr == nil {

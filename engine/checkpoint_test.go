@@ -263,6 +263,11 @@ func TestCheckpointCorruptNewestCommit(t *testing.T) {
 	require.ErrorIs(t, err, state.ErrCorrupt)
 	require.Contains(t, err.Error(), newest, "the error names the file")
 	require.Contains(t, err.Error(), "pass RollbackOnCorrupt to WithCheckpointOptions")
+	var corrupt *engine.CorruptCommitError
+	require.ErrorAs(t, err, &corrupt, "a program can find the error and word its own advice")
+	require.Equal(t, int64(1004000), corrupt.BatchMS)
+	require.Equal(t, dir, corrupt.Dir)
+	require.NotContains(t, corrupt.Problem(), "RollbackOnCorrupt", "the problem alone carries no advice")
 
 	j, err = newJob(t, dir, in, "", engine.RollbackOnCorrupt())
 	require.NoError(t, err)

@@ -23,7 +23,6 @@ import (
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/kafkasource"
-	"github.com/sluicehq/sluice/state"
 )
 
 // Exit statuses of the examples.
@@ -455,18 +454,13 @@ func roundDuration(d time.Duration) time.Duration {
 func runError(err error) error {
 	var be *engine.BatchError
 	var oor *kafkasource.OffsetOutOfRangeError
+	var corrupt *engine.CorruptCommitError
 	if errors.As(err, &oor) {
 		return fmt.Errorf("offset %d of %s[%d] is above its high watermark %d, so the topic was probably deleted and created again; run with a fresh --checkpoint dir and --start-offsets earliest (or --start-offsets %s:%d:OFFSET)",
 			oor.Offset, oor.Topic, oor.Partition, oor.HighWatermark, oor.Topic, oor.Partition)
 	}
-	if errors.Is(err, state.ErrCorrupt) && strings.Contains(err.Error(), "RollbackOnCorrupt") {
-		msg := strings.TrimPrefix(err.Error(), "engine: ")
-		if i := strings.Index(msg, "RollbackOnCorrupt"); i >= 0 {
-			if j := strings.LastIndex(msg[:i], ";"); j >= 0 {
-				msg = msg[:j]
-			}
-		}
-		return fmt.Errorf("%s; to restore the newest valid commit instead, run again with --rollback-on-corrupt", msg)
+	if errors.As(err, &corrupt) {
+		return fmt.Errorf("%s; to restore the newest valid commit instead, run again with --rollback-on-corrupt", corrupt.Problem())
 	}
 	if errors.Is(err, engine.ErrCheckpointMismatch) {
 		return fmt.Errorf("%s (for the flags: the same --batch, --window and --slide, or another --checkpoint dir)", strings.TrimPrefix(err.Error(), "engine: "))
