@@ -45,6 +45,7 @@
 //	go run ./benchmarks                # full run, results/latest.json and latest.svg
 //	go run ./benchmarks -quick         # under a minute, results/quick.json
 //	go run ./benchmarks -workloads wordcount -cpuprofile wc.pprof
+//	go run ./benchmarks -workloads batchcost -checkpoint on -trace bc.trace && go tool trace -pprof=syscall bc.trace > io.pprof
 //
 // Run it with -h for every flag. Targets are goals reported beside the
 // figures, not assertions: a missed target does not fail the run.

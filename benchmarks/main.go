@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ type config struct {
 	out        string // JSON file
 	chart      string // SVG file
 	cpuprofile string
+	trace      string
 	quick      bool
 }
 
@@ -115,6 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.out, "out", "", "JSON results file (default results/latest.json, -quick: results/quick.json, beside this command)")
 	fs.StringVar(&cfg.chart, "chart", "", "SVG chart file (default: the JSON file's name with .svg)")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured workloads (input loading excluded) to this file")
+	fs.StringVar(&cfg.trace, "trace", "", "write an execution trace (runtime/trace) of the measured workloads to this file; read it with go tool trace")
 	fs.BoolVar(&cfg.quick, "quick", false, "small sizes: a run under a minute")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -285,6 +288,17 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) (err error
 			return fmt.Errorf("benchmarks: start the CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.trace != "" {
+		f, err := os.Create(cfg.trace)
+		if err != nil {
+			return fmt.Errorf("benchmarks: create the execution trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("benchmarks: start the execution trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 	steps := map[string]func(context.Context) error{
 		"pass":       h.pass,
