@@ -131,7 +131,7 @@ var readmeSteps = []readmeStep{
 	{text: "sqlite3 sluice-data/pagepopularity/results.db \"SELECT topic, kafka_partition, until_offset, batch_time_ms FROM sluice_progress\n    WHERE job = 'pagepopularity' AND sink = 'results'\""},
 	// Producing with kcat to the embedded broker
 	{text: "go run ./examples/wordcount --listen 127.0.0.1:19092 --generate 0 --batch 1s --window 10s --slide 2s --checkpoint sluice-data/wordcount/kcat",
-		ready: `^wordcount: batch 1s, window 10s sliding every 2s, checkpoint .*; Ctrl-C stops$`, until: `^batch \S+: \d+ records, 1 malformed \(first words\[\d\]@\d+: not UTF-8 text\)`},
+		ready: `^wordcount: batch 1s, window 10s sliding every 2s, checkpoint .*; Ctrl-C stops$`, until: `^batch \S+: \d+ records?, 1 malformed \(first words\[\d\]@\d+: not UTF-8 text\)`},
 	{text: `printf 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\nThe slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n' | kcat -P -b 127.0.0.1:19092 -t words`},
 	{text: `printf 'bad \xff\xfe line\n' | kcat -P -b 127.0.0.1:19092 -t words`},
 	{text: "kcat -b 127.0.0.1:19092 -L -t words"},

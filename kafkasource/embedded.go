@@ -225,8 +225,8 @@ func (e *Embedded) CreateTopic(ctx context.Context, name string, partitions int3
 	err := e.cluster.CreateTopic(name, partitions, nil)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		if have := int32(len(e.cluster.PartitionInfos(name))); have != partitions {
-			return fmt.Errorf("%w: topic %q has %d partitions, not %d; ask for %d or use a fresh data dir",
-				ErrTopicPartitions, name, have, partitions, have)
+			return fmt.Errorf("%w: topic %q has %s, not %d; ask for %d or use a fresh data dir",
+				ErrTopicPartitions, name, plural(int64(have), "partition", "partitions"), partitions, have)
 		}
 		return nil
 	}

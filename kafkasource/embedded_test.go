@@ -139,6 +139,13 @@ func TestEmbeddedRestartWithDataDir(t *testing.T) {
 		_, err := kafkasource.StartEmbedded(kafkasource.EmbeddedDataDir(dir), kafkasource.EmbeddedTopic("events", 4))
 		require.ErrorIs(t, err, kafkasource.ErrTopicPartitions)
 		require.ErrorContains(t, err, `topic "events" has 2 partitions, not 4`)
+
+		one := t.TempDir()
+		b, err := kafkasource.StartEmbedded(kafkasource.EmbeddedDataDir(one), kafkasource.EmbeddedTopic("single", 1))
+		require.NoError(t, err)
+		require.NoError(t, b.Close())
+		_, err = kafkasource.StartEmbedded(kafkasource.EmbeddedDataDir(one), kafkasource.EmbeddedTopic("single", 2))
+		require.ErrorContains(t, err, `topic "single" has 1 partition, not 2`)
 	})
 
 	t.Run("sync writes keep the records too", func(t *testing.T) {

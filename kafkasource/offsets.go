@@ -646,11 +646,19 @@ func (n *directNode) checkPositions(ctx context.Context, ps *partitions, pos map
 // the lost-records count, or ErrDataLoss when that is fatal.
 func (n *directNode) lose(tp TopicPartition, from, to int64, when string) error {
 	if n.cfg.fatalDataLoss {
-		return fmt.Errorf("%w: offsets [%d, %d) of %s[%d] (%d records) are gone, the log now starts at %d; drop WithFatalOnDataLoss to skip them",
-			ErrDataLoss, from, to, tp.Topic, tp.Partition, to-from, to)
+		return fmt.Errorf("%w: offsets [%d, %d) of %s[%d] (%s) are gone, the log now starts at %d; drop WithFatalOnDataLoss to skip them",
+			ErrDataLoss, from, to, tp.Topic, tp.Partition, plural(to-from, "record", "records"), to)
 	}
 	n.lost.Add(to - from)
 	n.logger.Warn("kafkasource: records lost: deleted by retention or DeleteRecords before the stream read them; skipping to the log start",
 		"topic", tp.Topic, "partition", tp.Partition, "from", from, "log_start", to, "lost", to-from, "while", when)
 	return nil
+}
+
+// plural returns n with the singular or plural noun: "1 record", "2 records".
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

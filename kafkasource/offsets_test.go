@@ -117,6 +117,8 @@ func TestRetentionWhileReading(t *testing.T) {
 	n.cfg.fatalDataLoss = true
 	_, err = n.r.read(bounded(t), OffsetRange{"ret", 0, 2, 9}, nil)
 	require.ErrorIs(t, err, ErrDataLoss)
+	_, err = n.r.read(bounded(t), OffsetRange{"ret", 0, 5, 9}, nil)
+	require.ErrorContains(t, err, "offsets [5, 6) of ret[0] (1 record) are gone")
 }
 
 func TestOffsetAboveHighWatermarkIsAnError(t *testing.T) {

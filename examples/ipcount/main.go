@@ -64,8 +64,9 @@ func build(j *exampleutil.Job) error {
 			total += kv.Value
 		}
 		top := rows[:min(cfg.Top, len(rows))]
-		fmt.Fprintf(j.Out, "top %d of %d IPs in window (%s, %s]: %d requests\n",
-			len(top), len(rows), b.Time.Add(-cfg.Window).Format("15:04:05"), b.Time.Format("15:04:05"), total)
+		fmt.Fprintf(j.Out, "top %d of %s in window (%s, %s]: %s\n",
+			len(top), exampleutil.Plural(int64(len(rows)), "IP", "IPs"), b.Time.Add(-cfg.Window).Format("15:04:05"), b.Time.Format("15:04:05"),
+			exampleutil.Plural(total, "request", "requests"))
 		for i, kv := range top {
 			fmt.Fprintf(j.Out, "%4d. %-16s %8d\n", i+1, kv.Key, kv.Value)
 		}

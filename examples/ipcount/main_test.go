@@ -198,9 +198,9 @@ func TestGeneratorWritesAccessLogs(t *testing.T) {
 }
 
 var (
-	topHeader = regexp.MustCompile(`^top (\d+) of (\d+) IPs in window \((\S+), (\S+)\]: (\d+) requests$`)
+	topHeader = regexp.MustCompile(`^top (\d+) of (\d+) IPs? in window \((\S+), (\S+)\]: (\d+) requests?$`)
 	topRow    = regexp.MustCompile(`^\s+(\d+)\. (\S+)\s+(\d+)$`)
-	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records, (\d+) malformed.*, (\d+) without client_real_ip`)
+	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records?, (\d+) malformed.*, (\d+) without client_real_ip`)
 )
 
 type saved struct {
@@ -333,7 +333,7 @@ func TestSinkByDefault(t *testing.T) {
 	require.DirExists(t, filepath.Join(p.Dir, "sluice-data", "ipcount", "checkpoint"))
 }
 
-var batchRecords = regexp.MustCompile(`^batch \S+: (\d+) records`)
+var batchRecords = regexp.MustCompile(`^batch \S+: (\d+) records?`)
 
 // BenchmarkClientIP reads a typical access-log line, beside a plain
 // json.Unmarshal of the same line into a struct with the field, the

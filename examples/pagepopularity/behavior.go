@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/examples/internal/exampleutil"
 )
 
 // Weights of a behaviour's parts in a page's popularity.
@@ -41,7 +43,7 @@ func ParseBehavior(line string) (Behavior, error) {
 	}
 	fields := strings.Split(line, "|")
 	if len(fields) != 4 {
-		return Behavior{}, fmt.Errorf("has %d fields, want 4: page|clicks|stay|like", len(fields))
+		return Behavior{}, fmt.Errorf("has %s, want 4: page|clicks|stay|like", exampleutil.Plural(int64(len(fields)), "field", "fields"))
 	}
 	b := Behavior{Page: strings.TrimSpace(fields[0])}
 	if b.Page == "" {

@@ -95,7 +95,7 @@ func buildWith(j *exampleutil.Job, update func([]contribution, float64, bool) (f
 		}
 		exampleutil.SortByValue(rows)
 		top := rows[:min(cfg.Top, len(rows))]
-		fmt.Fprintf(j.Out, "top %d of %d pages in state at %s:\n", len(top), len(rows), b.Time.Format("15:04:05.000"))
+		fmt.Fprintf(j.Out, "top %d of %s in state at %s:\n", len(top), exampleutil.Plural(int64(len(rows)), "page", "pages"), b.Time.Format("15:04:05.000"))
 		for i, kv := range top {
 			fmt.Fprintf(j.Out, "%4d. %-10s %12.3f\n", i+1, kv.Key, kv.Value)
 		}

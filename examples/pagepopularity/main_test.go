@@ -29,7 +29,7 @@ func TestParseBehavior(t *testing.T) {
 		{"spaces around fields", " page2 | 3 | 4.25 | 0 ", Behavior{"page2", 3, 4.25, 0}, ""},
 		{"too few fields", "page1|1|0.5", Behavior{}, "has 3 fields, want 4"},
 		{"too many fields", "page1|1|0.5|1|x", Behavior{}, "has 5 fields, want 4"},
-		{"not a record", "hello", Behavior{}, "has 1 fields, want 4"},
+		{"not a record", "hello", Behavior{}, "has 1 field, want 4"},
 		{"empty page", "|1|0.5|1", Behavior{}, "empty page id"},
 		{"exponent stay", "page1|1|1.5e1|0", Behavior{"page1", 1, 15, 0}, ""},
 		{"clicks not a number", "page1|five|0.5|1", Behavior{}, `clicks "five" is not a whole number`},
@@ -145,9 +145,9 @@ func TestGeneratorFollowsSeedProducer(t *testing.T) {
 }
 
 var (
-	topHeader = regexp.MustCompile(`^top (\d+) of (\d+) pages in state at \S+:$`)
+	topHeader = regexp.MustCompile(`^top (\d+) of (\d+) pages? in state at \S+:$`)
 	topRow    = regexp.MustCompile(`^\s+(\d+)\. (page\d+)\s+(-?\d+\.\d{3})$`)
-	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records, (\d+) malformed`)
+	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records?, (\d+) malformed`)
 )
 
 type saved struct {

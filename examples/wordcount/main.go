@@ -90,8 +90,9 @@ func build(j *exampleutil.Job) error {
 		for _, kv := range rows {
 			inWindow += kv.Value
 		}
-		fmt.Fprintf(j.Out, "top %d words of window (%s, %s]: %d words, %d distinct\n",
-			min(cfg.Top, len(rows)), b.Time.Add(-cfg.Window).Format("15:04:05"), b.Time.Format("15:04:05"), inWindow, len(rows))
+		top := exampleutil.Plural(int64(min(cfg.Top, len(rows))), "word", "words")
+		fmt.Fprintf(j.Out, "top %s of window (%s, %s]: %s, %d distinct\n",
+			top, b.Time.Add(-cfg.Window).Format("15:04:05"), b.Time.Format("15:04:05"), exampleutil.Plural(inWindow, "word", "words"), len(rows))
 		for i, kv := range rows[:min(cfg.Top, len(rows))] {
 			fmt.Fprintf(j.Out, "%4d. %-16s %8d   all-time %d\n", i+1, kv.Key, kv.Value, latest[kv.Key])
 		}

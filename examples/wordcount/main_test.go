@@ -114,9 +114,9 @@ func TestGeneratorWritesWords(t *testing.T) {
 }
 
 var (
-	topHeader = regexp.MustCompile(`^top (\d+) words of window \((\S+), (\S+)\]: (\d+) words, (\d+) distinct$`)
+	topHeader = regexp.MustCompile(`^top (\d+) words? of window \((\S+), (\S+)\]: (\d+) words?, (\d+) distinct$`)
 	topRow    = regexp.MustCompile(`^\s+(\d+)\. (\S+)\s+(\d+)\s+all-time (\d+)$`)
-	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records, (\d+) malformed`)
+	batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records?, (\d+) malformed`)
 )
 
 type saved struct {

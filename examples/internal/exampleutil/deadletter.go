@@ -157,11 +157,11 @@ func (d *deadLetters) batchNote() string {
 	if d.path != "" {
 		where = "in " + d.path
 	}
-	return fmt.Sprintf(", %s not encodable, %s (first %s)", plural(n, "row", "rows"), where, first)
+	return fmt.Sprintf(", %s not encodable, %s (first %s)", Plural(n, "row", "rows"), where, first)
 }
 
-// plural returns n with the singular or plural noun: "1 batch", "2 batches".
-func plural(n int64, one, many string) string {
+// Plural returns n with the singular or plural noun: "1 batch", "2 batches".
+func Plural(n int64, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}

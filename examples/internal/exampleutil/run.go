@@ -287,7 +287,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	}
 	switch cause := context.Cause(runCtx); {
 	case errors.Is(cause, errIdle):
-		r.stopWhy = fmt.Sprintf("the topic stayed drained for %d batches", cfg.StopWhenIdle)
+		r.stopWhy = "the topic stayed drained for " + Plural(int64(cfg.StopWhenIdle), "batch", "batches")
 	case errors.Is(cause, errDuration):
 		r.stopWhy = "--duration " + cfg.Duration.String() + " passed"
 	default:
@@ -297,7 +297,8 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	if cfg.Checkpoint != "" {
 		resume = "; run it again to resume from the checkpoint in " + cfg.Checkpoint
 	}
-	fmt.Fprintf(r.out, "%s: stopped (%s) after %d batches and %d records%s\n", r.spec.Name, r.stopWhy, r.batches, r.records, resume)
+	fmt.Fprintf(r.out, "%s: stopped (%s) after %s and %s%s\n", r.spec.Name, r.stopWhy,
+		Plural(r.batches, "batch", "batches"), Plural(r.records, "record", "records"), resume)
 	return nil
 }
 
@@ -371,8 +372,8 @@ func (r *runner) banner(addrs []string) {
 		if d := cfg.BrokerDataDir(); d != "" {
 			where = "log in " + d
 		}
-		fmt.Fprintf(r.out, "%s: embedded Kafka broker on %s (%s), topic %q with %d partitions\n",
-			name, addrs[0], where, cfg.Topic, cfg.Partitions)
+		fmt.Fprintf(r.out, "%s: embedded Kafka broker on %s (%s), topic %q with %s\n",
+			name, addrs[0], where, cfg.Topic, Plural(int64(cfg.Partitions), "partition", "partitions"))
 	} else {
 		fmt.Fprintf(r.out, "%s: reading topic %q from Kafka at %s as group %q\n", name, cfg.Topic, strings.Join(addrs, ","), cfg.Group)
 	}
@@ -400,7 +401,10 @@ func (r *runner) banner(addrs []string) {
 	if cfg.Duration > 0 {
 		stop = "stops after " + cfg.Duration.String()
 	}
-	if cfg.StopWhenIdle > 0 {
+	switch {
+	case cfg.StopWhenIdle == 1:
+		stop += ", or once a batch reads nothing"
+	case cfg.StopWhenIdle > 1:
 		stop += fmt.Sprintf(", or once %d batches in a row read nothing", cfg.StopWhenIdle)
 	}
 	fmt.Fprintf(r.out, "%s: %s; %s\n", name, strings.Join(what, ", "), stop)
@@ -417,7 +421,7 @@ func (r *runner) batchLine(j *Job, info engine.BatchInfo, cancel context.CancelC
 	r.batches++
 	r.records += info.Records
 	var b strings.Builder
-	fmt.Fprintf(&b, "batch %s: %d records", info.Time.Format("15:04:05.000"), info.Records)
+	fmt.Fprintf(&b, "batch %s: %s", info.Time.Format("15:04:05.000"), Plural(info.Records, "record", "records"))
 	for _, c := range append([]*Counter{j.Malformed}, j.counters...) {
 		n, first := c.Take()
 		fmt.Fprintf(&b, ", %d %s", n, c.Label())

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
@@ -66,7 +67,7 @@ func (c *counting) build(j *Job) error {
 	return nil
 }
 
-var batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records, (\d+) malformed( \(first goodbad\[\d\]@\d+: bad record\))?, took \S+`)
+var batchLine = regexp.MustCompile(`^batch \d\d:\d\d:\d\d\.\d{3}: (\d+) records?, (\d+) malformed( \(first goodbad\[\d\]@\d+: bad record\))?, took \S+`)
 
 func run(t *testing.T, ctx context.Context, c *counting, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -102,8 +103,8 @@ func TestRunGeneratesAndCountsMalformed(t *testing.T) {
 	require.Positive(t, c.bad.Load())
 	require.Equal(t, c.good.Load()+c.bad.Load(), records, "the batch lines count every record read")
 	require.Equal(t, c.bad.Load(), malformed, "the batch lines count every malformed record")
-	require.Regexp(t, `goodbad: stopped \(--duration 1.2s passed\) after `+strconv.FormatInt(batches, 10)+` batches and `+
-		strconv.FormatInt(records, 10)+` records; run it again to resume from the checkpoint in `, lines(out)[len(lines(out))-1])
+	require.Regexp(t, `goodbad: stopped \(--duration 1.2s passed\) after `+strconv.FormatInt(batches, 10)+` batch(es)? and `+
+		strconv.FormatInt(records, 10)+` records?; run it again to resume from the checkpoint in `, lines(out)[len(lines(out))-1])
 
 	files, err := filepath.Glob(prefix + "-*.jsonl")
 	require.NoError(t, err)
@@ -112,10 +113,12 @@ func TestRunGeneratesAndCountsMalformed(t *testing.T) {
 
 func TestRunStopsWhenIdle(t *testing.T) {
 	c := &counting{}
-	code, out, errOut := run(t, t.Context(), c, "--listen", "127.0.0.1:0", "--checkpoint", "",
+	code, out, errOut := run(t, t.Context(), c, "--listen", "127.0.0.1:0", "--checkpoint", "", "--partitions", "1",
 		"--batch", "50ms", "--generate", "0", "--stop-when-idle", "2")
 	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
 	ls := lines(out)
+	require.Regexp(t, `^goodbad: embedded Kafka broker on \S+ \(in memory\), topic "goodbad" with 1 partition$`, ls[0])
+	require.Contains(t, out, "; Ctrl-C stops, or once 2 batches in a row read nothing\n")
 	var idle int
 	for _, l := range ls {
 		if m := batchLine.FindStringSubmatch(l); m != nil {
@@ -136,12 +139,13 @@ func TestRunStopsGracefullyAndResumes(t *testing.T) {
 	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
 	ls := lines(out)
 	require.Regexp(t, batchLine, ls[len(ls)-2], "the batch in flight completes")
-	require.Equal(t, "goodbad: stopped (interrupted) after 1 batches and 0 records; run it again to resume from the checkpoint in "+ckpt, ls[len(ls)-1])
+	require.Equal(t, "goodbad: stopped (interrupted) after 1 batch and 0 records; run it again to resume from the checkpoint in "+ckpt, ls[len(ls)-1])
 
 	code, out, errOut = run(t, t.Context(), &counting{}, "--listen", "127.0.0.1:0", "--checkpoint", ckpt, "--batch", "50ms",
 		"--generate", "0", "--stop-when-idle", "1")
 	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
-	require.Contains(t, out, "resuming from checkpoint "+ckpt)
+	require.Contains(t, out, "resuming from checkpoint "+ckpt+"; Ctrl-C stops, or once a batch reads nothing\n")
+	require.Contains(t, out, "goodbad: stopped (the topic stayed drained for 1 batch) after ")
 
 	code, _, errOut = run(t, t.Context(), &counting{}, "--listen", "127.0.0.1:0", "--checkpoint", ckpt, "--batch", "100ms",
 		"--generate", "0", "--stop-when-idle", "1")
@@ -219,4 +223,24 @@ func TestRunAdviceNamesFlags(t *testing.T) {
 
 	code, _, errOut = run(t, t.Context(), &counting{}, append(args, "--rollback-on-corrupt")...)
 	require.Equal(t, ExitOK, code, "stderr: %s", errOut)
+}
+
+// TestBatchLineSaysOneRecord checks the counts of the batch line read as
+// English for one record and for several.
+func TestBatchLineSaysOneRecord(t *testing.T) {
+	for _, c := range []struct {
+		records int64
+		want    string
+	}{
+		{0, "batch 00:00:01.000: 0 records, 0 malformed, took 3ms\n"},
+		{1, "batch 00:00:01.000: 1 record, 0 malformed, took 3ms\n"},
+		{2, "batch 00:00:01.000: 2 records, 0 malformed, took 3ms\n"},
+	} {
+		var out bytes.Buffer
+		r := &runner{out: &out}
+		j := &Job{Malformed: NewCounter("malformed"), dead: &deadLetters{}}
+		r.batchLine(j, engine.BatchInfo{Time: time.Unix(1, 0).UTC(), Records: c.records, ProcessingDelay: 3 * time.Millisecond},
+			func(error) {})
+		require.Equal(t, c.want, out.String())
+	}
 }
