@@ -78,17 +78,17 @@ func testBulkEqualsRowByRow(t *testing.T, db *sql.DB, wantCopies bool) {
 			want[k] = bulkRow{want[k].n + n, label}
 		}
 		at := time.Unix(1000+int64(batch), 0)
-		if _, err := rowSink.Commit(ctx, at, nil, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := rowSink.Commit(ctx, at, nil, func(ctx context.Context, tx *sql.Tx) (int, error) {
 			for _, r := range rows {
 				if err := up.Exec(ctx, tx, r...); err != nil {
-					return err
+					return 0, err
 				}
 			}
-			return nil
+			return len(rows), nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if wrote, err := bulkSink.Commit(ctx, at, nil, func(ctx context.Context, tx *sql.Tx) error { return bulk.Exec(ctx, tx, rows) }); err != nil || !wrote {
+		if wrote, err := bulkSink.Commit(ctx, at, nil, func(ctx context.Context, tx *sql.Tx) (int, error) { return len(rows), bulk.Exec(ctx, tx, rows) }); err != nil || !wrote {
 			t.Fatalf("batch %d: bulk commit = %v, %v", batch, wrote, err)
 		}
 		byRow, byBulk := readBulkTable(t, db, "by_row"), readBulkTable(t, db, "by_bulk")

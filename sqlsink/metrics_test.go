@@ -16,14 +16,17 @@ import (
 )
 
 // testSinkMetricsOnStatus runs a job reading the embedded broker into a
-// WriteRows sink (one row per record, some records rejected) and a Write
-// sink whose last batch fails, and checks the sinks' counters on /metrics
+// WriteRows sink (one row per record, some records rejected), a Write
+// sink whose last batch fails, and an output of its own committing
+// through an opened Sink, and checks the sinks' counters on /metrics
 // against the rows the database holds.
 func testSinkMetricsOnStatus(t *testing.T, db *sql.DB) {
 	ctx := bounded(t)
 	b := startBroker(t)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE seen (part BIGINT NOT NULL, off BIGINT NOT NULL, word TEXT NOT NULL, PRIMARY KEY (part, off))`); err != nil {
-		t.Fatal(err)
+	for _, table := range []string{"seen", "opened"} {
+		if _, err := db.ExecContext(ctx, `CREATE TABLE `+table+` (part BIGINT NOT NULL, off BIGINT NOT NULL, word TEXT NOT NULL, PRIMARY KEY (part, off))`); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bulk, err := NewBulk(db, "seen", []string{"part", "off"}, []string{"word"})
 	if err != nil {
@@ -57,6 +60,28 @@ func testSinkMetricsOnStatus(t *testing.T, db *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opened, err := Open(ctx, db, "metrics", "opened")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := dialectOf(db).rebind(`INSERT INTO opened (part, off, word) VALUES (?, ?, ?)`)
+	write := func(b dstream.Batch[kafkasource.Record]) func(context.Context, *sql.Tx) (int, error) {
+		return func(ctx context.Context, tx *sql.Tx) (int, error) {
+			for r := range b.All() {
+				if _, err := tx.ExecContext(ctx, ins, r.Partition, r.Offset, string(r.Value)); err != nil {
+					return 0, err
+				}
+			}
+			return b.Len(), nil
+		}
+	}
+	var last dstream.Batch[kafkasource.Record]
+	var lastRanges []kafkasource.OffsetRange
+	dstream.ForEachBatchWith(in, dstream.OutputOptions{Kind: "sqlSink", Metrics: opened.Metrics}, func(ctx context.Context, j *engine.Job, b dstream.Batch[kafkasource.Record]) error {
+		last, lastRanges = b, kafkasource.OffsetRangesOf(j, in)
+		_, err := opened.Commit(ctx, b.Time, lastRanges, write(b))
+		return err
+	})
 	h, err := status.New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +132,23 @@ func testSinkMetricsOnStatus(t *testing.T, db *sql.DB) {
 	} {
 		if got := get(name, "failing"); got != want {
 			t.Errorf("%s{sink=failing} = %v; want %v", name, got, want)
+		}
+	}
+	// The output committing through the opened sink comes after the failing
+	// sink, so it ran the first three batches, of 2×5 + 2×4 + 0 records;
+	// the third committed again is skipped.
+	if wrote, err := opened.Commit(ctx, last.Time, lastRanges, write(last)); err != nil || wrote {
+		t.Fatalf("committing the last batch again = %v, %v; want it skipped", wrote, err)
+	}
+	fams = metricstest.Scrape(t, h)
+	if got := count("opened"); got != 18 || get("sluice_sink_records_total", "opened") != got {
+		t.Fatalf("opened holds %v rows, sink_records_total says %v; want 18 both", got, get("sluice_sink_records_total", "opened"))
+	}
+	for name, want := range map[string]float64{
+		"sluice_sink_batches_total": 3, "sluice_sink_failures_total": 0, "sluice_sink_skipped_batches_total": 1, "sluice_sink_write_seconds": 4,
+	} {
+		if got := get(name, "opened"); got != want {
+			t.Errorf("%s{sink=opened} = %v; want %v", name, got, want)
 		}
 	}
 	if st := rows.Stats(); st.Records != 18 || st.DeadLetters != 6 || st.Batches != 4 {

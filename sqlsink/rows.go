@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
@@ -80,26 +79,10 @@ func sqlWrite[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, f fu
 	}
 	sink := &Sink{name: cfg.Sink, job: job, db: cfg.DB, d: dialectOf(cfg.DB)}
 	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "sqlSink", Metrics: sink.Metrics}, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
-		var n, dead int64
-		start := time.Now()
-		defer func() { sink.c.ObserveWrite(time.Since(start)) }()
-		wrote, err := sink.commit(ctx, b.Time, kafkasource.OffsetRangesOf(j, s), func(ctx context.Context, tx *sql.Tx) error {
-			var err error
-			n, dead, err = f(ctx, tx, b)
-			return err
+		_, err := sink.count(ctx, b.Time, kafkasource.OffsetRangesOf(j, s), func(ctx context.Context, tx *sql.Tx) (int64, int64, error) {
+			return f(ctx, tx, b)
 		})
-		switch {
-		case err != nil:
-			sink.c.Failures.Add(1)
-			return err
-		case !wrote:
-			sink.c.Skipped.Add(1)
-		default:
-			sink.c.Batches.Add(1)
-			sink.c.Records.Add(n)
-			sink.c.DeadLetters.Add(dead)
-		}
-		return nil
+		return err
 	})
 	return sink, nil
 }

@@ -184,7 +184,10 @@ func Write[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, write f
 }
 
 // Open returns a sink of job on db for writers that run their own output
-// operation: each batch goes through [Sink.Commit].
+// operation: each batch goes through [Sink.Commit]. Such a writer reports
+// the sink's metrics by registering its output with
+// dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "sqlSink",
+// Metrics: sink.Metrics}, …).
 func Open(ctx context.Context, db *sql.DB, job, sink string) (*Sink, error) {
 	switch {
 	case db == nil:
@@ -200,9 +203,39 @@ func Open(ctx context.Context, db *sql.DB, job, sink string) (*Sink, error) {
 
 // Commit runs write and records the batch at batch reading ranges in one
 // transaction, unless the batch is already recorded (then write is not
-// called); it reports whether it committed.
-func (s *Sink) Commit(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) error) (bool, error) {
-	return s.commit(ctx, batch, ranges, write)
+// called); it reports whether it committed. write returns the rows it
+// wrote. Commit counts the batch in the sink's [Stats] and [Sink.Metrics]
+// as [Write] does: its rows when it commits, a failure when it fails, a
+// skipped batch when the batch was recorded, and its time.
+func (s *Sink) Commit(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) (int, error)) (bool, error) {
+	return s.count(ctx, batch, ranges, func(ctx context.Context, tx *sql.Tx) (int64, int64, error) {
+		n, err := write(ctx, tx)
+		return int64(n), 0, err
+	})
+}
+
+// count commits the batch with write, which returns the rows it wrote and
+// the elements it dead-lettered, and counts the outcome.
+func (s *Sink) count(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) (int64, int64, error)) (bool, error) {
+	start := time.Now()
+	defer func() { s.c.ObserveWrite(time.Since(start)) }()
+	var n, dead int64
+	wrote, err := s.commit(ctx, batch, ranges, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		n, dead, err = write(ctx, tx)
+		return err
+	})
+	switch {
+	case err != nil:
+		s.c.Failures.Add(1)
+	case !wrote:
+		s.c.Skipped.Add(1)
+	default:
+		s.c.Batches.Add(1)
+		s.c.Records.Add(n)
+		s.c.DeadLetters.Add(dead)
+	}
+	return wrote, err
 }
 
 func (s *Sink) commit(ctx context.Context, batch time.Time, ranges []kafkasource.OffsetRange, write func(context.Context, *sql.Tx) error) (bool, error) {

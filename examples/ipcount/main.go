@@ -56,7 +56,7 @@ func build(j *exampleutil.Job) error {
 	})
 	counts := dstream.ReduceByKeyAndWindowInv(requests, add, sub, cfg.Window, cfg.Slide,
 		func(kv dstream.KV[string, int64]) bool { return kv.Value > 0 }).Name("ip-counts")
-	dstream.ForEachBatchJob(counts, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
+	exampleutil.ForEachBatch(j, "", counts, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
 		rows := exampleutil.Collect(b)
 		exampleutil.SortByValue(rows)
 		var total int64

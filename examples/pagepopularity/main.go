@@ -88,7 +88,7 @@ func buildWith(j *exampleutil.Job, update func([]contribution, float64, bool) (f
 		return []dstream.KV[string, contribution]{dstream.Pair(b.Page, contribution{b.Popularity(), r.Topic, r.Partition, r.Offset})}
 	})
 	popularity := dstream.UpdateStateByKey(contributions, update).Name("popularity")
-	dstream.ForEachBatchJob(popularity, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, float64]]) error {
+	exampleutil.ForEachBatch(j, "", popularity, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, float64]]) error {
 		rows := exampleutil.Collect(b)
 		for i := range rows {
 			rows[i].Value = rounded(rows[i].Value)

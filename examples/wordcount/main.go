@@ -74,7 +74,7 @@ func build(j *exampleutil.Job) error {
 	// Outputs run in registration order: the totals of a batch are known
 	// when its window prints.
 	latest := map[string]int64{}
-	dstream.ForEachBatchJob(totals, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
+	exampleutil.ForEachBatch(j, "totals", totals, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
 		rows := exampleutil.Collect(b)
 		clear(latest)
 		for _, kv := range rows {
@@ -83,7 +83,7 @@ func build(j *exampleutil.Job) error {
 		exampleutil.SortByKey(rows)
 		return exampleutil.SaveBatch(ctx, j, jb, "totals", asWordCounts(rows))
 	})
-	dstream.ForEachBatchJob(window, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
+	exampleutil.ForEachBatch(j, "", window, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {
 		rows := exampleutil.Collect(b)
 		exampleutil.SortByValue(rows)
 		var inWindow int64

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/kafkasource"
 )
 
@@ -22,8 +24,25 @@ type Sink interface {
 	// Every row is a json.RawMessage holding one JSON object, as --save
 	// writes it; rows that cannot be encoded never reach a sink.
 	Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []json.RawMessage) error
+	// Metrics returns what the sink reports of the rows of kind
+	// (sink_records_total, sink_batches_total, … labelled by the sink's
+	// name), nothing before their first batch. It is called from the
+	// status handler while batches run.
+	Metrics(kind string) []engine.Metric
 	// Close releases the sink when the job stops.
 	Close() error
+}
+
+// ForEachBatch registers the output operation of an example that writes
+// the rows of kind to the --sink (with [SaveBatch]): it is
+// dstream.ForEachBatchJob whose node reports the sink's metrics of kind,
+// so that they show on the job's /metrics.
+func ForEachBatch[T any](j *Job, kind string, s *dstream.Stream[T], f func(ctx context.Context, jb *engine.Job, b dstream.Batch[T]) error) {
+	var o dstream.OutputOptions
+	if j.sink != nil {
+		o.Metrics = func() []engine.Metric { return j.sink.Metrics(kind) }
+	}
+	dstream.ForEachBatchWith(s, o, f)
 }
 
 // SinkScheme is one kind of --sink value, SCHEME:TARGET (or SCHEME://...

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/sinkstats"
 	"github.com/sluicehq/sluice/kafkasink"
 	"github.com/sluicehq/sluice/kafkasource"
 )
@@ -43,31 +46,79 @@ type kafkaSink struct {
 	addrs      []string
 	opts       []kgo.Opt                 // --tls…, --sasl-…
 	txns       map[string]*kafkasink.Txn // by kind
+
+	mu    sync.Mutex                     // guards stats against Metrics
+	stats map[string]*sinkstats.Counters // by kind, named by their topic
 }
 
 func openKafkaSink(ctx context.Context, value string, j *Job, addrs []string) (Sink, error) {
 	return &kafkaSink{topic: strings.TrimPrefix(value, "kafka:"), job: j.Context.JobName(), addrs: addrs,
-		opts: j.Config.Security.ClientOpts(), txns: map[string]*kafkasink.Txn{}}, nil
+		opts: j.Config.Security.ClientOpts(), txns: map[string]*kafkasink.Txn{}, stats: map[string]*sinkstats.Counters{}}, nil
 }
 
 func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kafkasource.OffsetRange, rows []json.RawMessage) error {
-	topic := s.topic
-	if kind != "" {
-		topic += "-" + kind
+	start := time.Now()
+	c := s.counters(kind)
+	defer func() { c.ObserveWrite(time.Since(start)) }()
+	wrote, err := s.write(ctx, kind, t, rows)
+	switch {
+	case err != nil:
+		c.Failures.Add(1)
+	case !wrote:
+		c.Skipped.Add(1)
+	default:
+		c.Batches.Add(1)
+		c.Records.Add(int64(len(rows)))
 	}
+	return err
+}
+
+func (s *kafkaSink) counters(kind string) *sinkstats.Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.stats[kind]
+	if !ok {
+		c = &sinkstats.Counters{}
+		s.stats[kind] = c
+	}
+	return c
+}
+
+// Metrics returns the counters of the rows of kind, labelled by their
+// topic: records committed, batches committed, failed and skipped, time
+// per batch.
+func (s *kafkaSink) Metrics(kind string) []engine.Metric {
+	s.mu.Lock()
+	c := s.stats[kind]
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Metrics(s.topicOf(kind))
+}
+
+func (s *kafkaSink) topicOf(kind string) string {
+	if kind == "" {
+		return s.topic
+	}
+	return s.topic + "-" + kind
+}
+
+func (s *kafkaSink) write(ctx context.Context, kind string, t time.Time, rows []json.RawMessage) (bool, error) {
+	topic := s.topicOf(kind)
 	w, ok := s.txns[kind]
 	if !ok {
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.addrs...)}, s.opts...)...)
 		if err != nil {
-			return err
+			return false, err
 		}
 		_, err = kadm.NewClient(cl).CreateTopic(ctx, -1, -1, nil, topic)
 		cl.Close()
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("cannot create the topic %s: %w", topic, err)
+			return false, fmt.Errorf("cannot create the topic %s: %w", topic, err)
 		}
 		if w, err = kafkasink.NewTxn(ctx, s.addrs, s.job, topic, s.opts...); err != nil {
-			return err
+			return false, err
 		}
 		s.txns[kind] = w
 	}
@@ -77,7 +128,7 @@ func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kaf
 		recs = append(recs, &kgo.Record{Topic: topic, Value: r, Headers: bt})
 	}
 	_, err := w.Write(ctx, t, recs)
-	return err
+	return false, err
 }
 
 func (s *kafkaSink) Close() error {

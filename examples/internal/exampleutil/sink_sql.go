@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/kafkasource"
 	"github.com/sluicehq/sluice/sqlsink"
 )
@@ -43,9 +45,11 @@ const createResults = `CREATE TABLE IF NOT EXISTS sluice_results (
 	PRIMARY KEY (job, kind, batch_time_ms, row_index))`
 
 type sqlSink struct {
-	db    *sql.DB
-	job   string
-	bulk  *sqlsink.Bulk
+	db   *sql.DB
+	job  string
+	bulk *sqlsink.Bulk
+
+	mu    sync.Mutex               // guards sinks against Metrics
 	sinks map[string]*sqlsink.Sink // by kind
 }
 
@@ -81,7 +85,9 @@ func openSQLSink(ctx context.Context, value string, j *Job, _ []string) (Sink, e
 }
 
 func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []kafkasource.OffsetRange, rows []json.RawMessage) error {
+	s.mu.Lock()
 	sk, ok := s.sinks[kind]
+	s.mu.Unlock()
 	if !ok {
 		name := "results"
 		if kind != "" {
@@ -91,7 +97,9 @@ func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []
 		if sk, err = sqlsink.Open(ctx, s.db, s.job, name); err != nil {
 			return err
 		}
+		s.mu.Lock()
 		s.sinks[kind] = sk
+		s.mu.Unlock()
 	}
 	ms := t.UnixMilli()
 	values := make([][]any, len(rows))
@@ -100,10 +108,22 @@ func (s *sqlSink) Write(ctx context.Context, kind string, t time.Time, ranges []
 	}
 	// A batch not yet recorded has no rows in sluice_results (its earlier
 	// attempt rolled back), so the upsert only inserts.
-	_, err := sk.Commit(ctx, t, ranges, func(ctx context.Context, tx *sql.Tx) error {
-		return s.bulk.Exec(ctx, tx, values)
+	_, err := sk.Commit(ctx, t, ranges, func(ctx context.Context, tx *sql.Tx) (int, error) {
+		return len(values), s.bulk.Exec(ctx, tx, values)
 	})
 	return err
+}
+
+// Metrics returns the metrics of the sqlsink.Sink of kind: rows written,
+// batches committed, failed and skipped, time per batch.
+func (s *sqlSink) Metrics(kind string) []engine.Metric {
+	s.mu.Lock()
+	sk := s.sinks[kind]
+	s.mu.Unlock()
+	if sk == nil {
+		return nil
+	}
+	return sk.Metrics()
 }
 
 func (s *sqlSink) Close() error { return s.db.Close() }

@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/metricstest"
 	"github.com/sluicehq/sluice/kafkasource"
 	"github.com/sluicehq/sluice/sqlsink"
+	"github.com/sluicehq/sluice/status"
 )
 
 // TestSQLiteSinkWritesBatchOnce writes two batches to a sqlite: sink, then
@@ -74,6 +77,60 @@ func TestSQLiteSinkWritesBatchOnce(t *testing.T) {
 	}
 	if _, err := sinkScheme("sqlite:"); err == nil {
 		t.Fatal("--sink sqlite: without a path was accepted")
+	}
+}
+
+// TestSQLiteSinkMetricsOnStatus runs two outputs registered with
+// ForEachBatch, of two kinds, into a sqlite: sink and checks the rows each
+// kind's sink reports on /metrics against the rows sluice_results holds.
+func TestSQLiteSinkMetricsOnStatus(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithJobName("ex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	path := filepath.Join(t.TempDir(), "out.db")
+	j := &Job{Context: c}
+	if j.sink, err = openSink(ctx, "sqlite:"+path, j, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer j.sink.Close()
+	words := dstream.Queue(c, [][]string{{"a", "b", "c"}, {"d"}, {}, {"e", "f"}})
+	ForEachBatch(j, "", words, func(ctx context.Context, _ *engine.Job, b dstream.Batch[string]) error {
+		return Save(ctx, j, "", b.Time, Collect(b))
+	})
+	ForEachBatch(j, "firsts", words, func(ctx context.Context, _ *engine.Job, b dstream.Batch[string]) error {
+		return Save(ctx, j, "firsts", b.Time, Collect(b)[:min(1, b.Len())])
+	})
+	h, err := status.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RunBatches(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlsink.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fams := metricstest.Scrape(t, h)
+	for kind, sink := range map[string]string{"": "results", "firsts": "results-firsts"} {
+		var rows float64
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sluice_results WHERE job = 'ex' AND kind = ?`, kind).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]string{"sink": sink, "job_name": "ex"}
+		if got := metricstest.Value(t, fams, "sluice_sink_records_total", labels); got != rows || rows == 0 {
+			t.Errorf("sink %s: sluice_sink_records_total = %v; sluice_results holds %v rows of kind %q", sink, got, rows, kind)
+		}
+		for name, want := range map[string]float64{"sluice_sink_batches_total": 4, "sluice_sink_failures_total": 0, "sluice_sink_write_seconds": 4} {
+			if got := metricstest.Value(t, fams, name, labels); got != want {
+				t.Errorf("sink %s: %s = %v; want %v", sink, name, got, want)
+			}
+		}
 	}
 }
 
