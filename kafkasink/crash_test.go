@@ -1,19 +1,16 @@
 package kafkasink
 
 import (
-	"bufio"
 	"context"
-	"math/rand/v2"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/crashtest"
 )
 
 // TestCrashExactlyOnce kills a child job that writes with WriteTxn at least
@@ -26,10 +23,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "crashchild")
-	if out, err := exec.Command("go", "build", "-o", bin, "./internal/crashchild").CombinedOutput(); err != nil {
-		t.Fatalf("build the child: %v: %s", err, out)
-	}
+	bin := crashtest.Build(t, "./internal/crashchild")
 	seeds := cluster(t)
 	const batches = 60
 	// Ground truth, computed here from the input's definition.
@@ -41,63 +35,14 @@ func TestCrashExactlyOnce(t *testing.T) {
 	}
 	slices.Sort(want)
 
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("kill schedule seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed>>1|1))
 	ckpt := t.TempDir()
-	child := func(killp float64) *exec.Cmd {
-		return exec.Command(bin, "-brokers", seeds[0], "-checkpoint", ckpt, "-batches", strconv.Itoa(batches),
-			"-killp", strconv.FormatFloat(killp, 'f', -1, 64), "-seed", strconv.FormatUint(rng.Uint64(), 10))
-	}
-	kills, selfKills := 0, 0
-	for kills < 20 {
-		cmd := child(0.1)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		finished, self := false, false
-		target := 1 + rng.IntN(2)
-		for seen := 0; sc.Scan(); {
-			switch l := sc.Text(); {
-			case l == "finished":
-				finished = true
-			case l == "self-kill":
-				self = true
-			case strings.HasPrefix(l, "batch "):
-				if seen++; seen == target {
-					time.AfterFunc(time.Duration(rng.IntN(20000))*time.Microsecond, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-				}
-			}
-		}
-		err = cmd.Wait()
-		if finished {
-			if err != nil {
-				t.Fatalf("child: %v: %s", err, stderr.String())
-			}
-			break
-		}
-		if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("child died on its own: %v: %s", err, stderr.String())
-		}
-		kills++
-		if self {
-			selfKills++
-		}
-	}
-	if out, err := child(0).CombinedOutput(); err != nil {
-		t.Fatalf("final run: %v: %s", err, out)
-	}
-	t.Logf("%d kills, %d of them between the sink's commit and the checkpoint's", kills, selfKills)
-	if kills < 20 {
-		t.Fatalf("the child finished after %d kills; want 20", kills)
-	}
+	crashtest.Loop{
+		Command: func(killp float64, seed uint64) *exec.Cmd {
+			return exec.Command(bin, "-brokers", seeds[0], "-checkpoint", ckpt, "-batches", strconv.Itoa(batches),
+				"-killp", strconv.FormatFloat(killp, 'f', -1, 64), "-seed", strconv.FormatUint(seed, 10))
+		},
+		KillP: 0.1, SelfKill: true, MaxDelay: 20 * time.Millisecond,
+	}.Run(t)
 
 	committed := readN(t, seeds, kgo.ReadCommitted(), len(want))
 	slices.Sort(committed)

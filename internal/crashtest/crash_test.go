@@ -1,52 +1,26 @@
 package crashtest
 
 import (
-	"bufio"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-// buildChild compiles the job the test kills.
+// buildChild compiles the job the test kills, with the race detector
+// when the test runs with it.
 func buildChild(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "child")
-	cmd := exec.Command("go", "build", "-race", "-o", bin, "./child")
-	if !raceEnabled {
-		cmd = exec.Command("go", "build", "-o", bin, "./child")
+	if raceEnabled {
+		return Build(t, "./child", "-race")
 	}
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "build child: %s", out)
-	readChildSources(t)
-	return bin
-}
-
-// readChildSources reads every Go file of the module's packages the child
-// is built from. The child is built outside the test cache's sight; files
-// the test reads are part of its cache key, so a change to the engine or
-// its operators runs the test again instead of reporting a cached pass.
-func readChildSources(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", "./child").Output()
-	require.NoError(t, err, "list the child's packages")
-	for _, dir := range strings.Fields(string(out)) {
-		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-		require.NoError(t, err)
-		for _, f := range files {
-			_, err := os.ReadFile(f)
-			require.NoError(t, err)
-		}
-	}
+	return Build(t, "./child")
 }
 
 // readOutputs returns every output file of a run, each as its sorted lines:
@@ -85,47 +59,13 @@ func TestKillAndRestartGivesTheSameResults(t *testing.T) {
 	want := readOutputs(t, refOut)
 	require.Len(t, want, 5*batches-batches/2, "every operator wrote its batches (the slide-2s window every other batch)")
 
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("kill schedule seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed>>1))
 	ckpt, crashOut := t.TempDir(), t.TempDir()
-	kills := 0
-	for kills < 20 {
-		cmd := exec.Command(bin, "-checkpoint", ckpt, "-out", crashOut, "-batches", strconv.Itoa(batches))
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		require.NoError(t, cmd.Start())
-		// Kill at a random moment after the child completes its next batch
-		// (so every life makes progress), a random few milliseconds in.
-		sc := bufio.NewScanner(stdout)
-		finished := false
-		target := 1 + rng.IntN(2)
-		for seen := 0; sc.Scan(); {
-			if sc.Text() == "finished" {
-				finished = true
-				break
-			}
-			if seen++; seen == target {
-				time.AfterFunc(time.Duration(rng.IntN(3000))*time.Microsecond, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-			}
-		}
-		err = cmd.Wait()
-		if finished {
-			require.NoError(t, err, stderr.String())
-			break
-		}
-		var exit *exec.ExitError
-		require.ErrorAs(t, err, &exit, "child died on its own: %s", stderr.String())
-		require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), stderr.String())
-		kills++
-	}
-	// Run to the end.
-	out, err = exec.Command(bin, "-checkpoint", ckpt, "-out", crashOut, "-batches", strconv.Itoa(batches)).CombinedOutput()
-	require.NoError(t, err, "final run: %s", out)
-	t.Logf("%d kills", kills)
-	require.GreaterOrEqual(t, kills, 20)
+	Loop{
+		Command: func(float64, uint64) *exec.Cmd {
+			return exec.Command(bin, "-checkpoint", ckpt, "-out", crashOut, "-batches", strconv.Itoa(batches))
+		},
+		MaxDelay: 3 * time.Millisecond,
+	}.Run(t)
 	got := readOutputs(t, crashOut)
 	require.Equal(t, slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)), "the same output files")
 	for name, lines := range want {
