@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/outage"
 	"github.com/sluicehq/sluice/internal/sinkstats"
 )
 
@@ -42,7 +43,10 @@ type Config struct {
 	// ClientOpts go to the kgo producer (TLS, SASL, compression, acks).
 	ClientOpts []kgo.Opt
 	// Logger, when set, receives a warning for every batch with elements
-	// encode rejected. By default nothing is logged.
+	// encode rejected, and a broker outage while the sink writes: one
+	// WARN when the producer's requests or connections start failing
+	// (kgo retries them), one INFO when the brokers answer again, the
+	// retries between them at DEBUG. By default nothing is logged.
 	Logger *slog.Logger
 }
 
@@ -91,11 +95,12 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 		return nil, errors.New("kafkasink: WriteTxn got no brokers; set Config.Brokers to host:port seeds")
 	}
 	c := s.Context()
-	w, err := NewTxn(ctx, cfg.Brokers, c.JobName(), cfg.Sink, cfg.ClientOpts...)
+	opts, o := outageOpts(cfg, cfg.Sink)
+	w, err := NewTxn(ctx, cfg.Brokers, c.JobName(), cfg.Sink, opts...)
 	if err != nil {
 		return nil, err
 	}
-	c.OnClose(func() error { w.Close(); return nil })
+	c.OnClose(func() error { o.Close(); w.Close(); return nil })
 	sink := &Sink{name: cfg.Sink}
 	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "kafkaTxnSink", Metrics: sink.Metrics}, func(ctx context.Context, _ *engine.Job, b dstream.Batch[T]) error {
 		start := time.Now()
@@ -127,6 +132,7 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 		case !wrote:
 			sink.c.Skipped.Add(1)
 		default:
+			o.Succeeded("write transaction")
 			n := int64(len(recs))
 			if cfg.DeadLetterTopic != "" {
 				n -= dead
@@ -142,4 +148,15 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 		return nil
 	})
 	return sink, nil
+}
+
+// outageOpts returns the producer options of a sink: cfg.ClientOpts, with
+// a hook logging broker outages to cfg.Logger when it is set, and the
+// outage log (nil without a logger), to close with the producer.
+func outageOpts(cfg Config, sink string) ([]kgo.Opt, *outage.Log) {
+	if cfg.Logger == nil {
+		return cfg.ClientOpts, nil
+	}
+	o := outage.New(cfg.Logger.With("sink", sink), "kafkasink", "the producer")
+	return append(cfg.ClientOpts[:len(cfg.ClientOpts):len(cfg.ClientOpts)], kgo.WithHooks(o.Hooks())), o
 }

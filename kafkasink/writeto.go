@@ -46,16 +46,17 @@ func WriteTo[T any](s *dstream.Stream[T], topic string, cfg Config, encode func(
 	case len(cfg.Brokers) == 0 || cfg.Brokers[0] == "":
 		return nil, errors.New("kafkasink: WriteTo got no brokers; set Config.Brokers to host:port seeds")
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafkasink: the Kafka producer refused its options: %w", err)
-	}
-	c := s.Context()
-	c.OnClose(func() error { cl.Close(); return nil })
 	name := cfg.Sink
 	if name == "" {
 		name = topic
 	}
+	opts, o := outageOpts(cfg, name)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafkasink: the Kafka producer refused its options: %w", err)
+	}
+	c := s.Context()
+	c.OnClose(func() error { o.Close(); cl.Close(); return nil })
 	sink := &Sink{name: name}
 	w := &atLeastOnce[T]{sink: sink, cl: cl, cfg: cfg, topic: topic, encode: encode, op: "kafkaSink(" + topic + ")"}
 	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "kafkaSink", Metrics: sink.Metrics}, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
@@ -66,6 +67,7 @@ func WriteTo[T any](s *dstream.Stream[T], topic string, cfg Config, encode func(
 			sink.c.Failures.Add(1)
 			return err
 		}
+		o.Succeeded("write batch")
 		sink.c.Batches.Add(1)
 		return nil
 	})

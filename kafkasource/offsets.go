@@ -22,6 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/sluicehq/sluice/internal/outage"
 )
 
 // Errors of the direct stream's offsets and brokers.
@@ -66,7 +68,7 @@ type kclient struct {
 	retryTimeout time.Duration
 	logger       *slog.Logger
 	retries      atomic.Int64
-	outage       *outage
+	outage       *outage.Log
 
 	mu       sync.Mutex
 	brokers  map[int32]string // node id → host:port
@@ -77,8 +79,8 @@ type kclient struct {
 }
 
 func newKClient(cfg *config) (*kclient, error) {
-	o := &outage{logger: cfg.logger}
-	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.brokers...), kgo.WithHooks(connectHook{o})}, cfg.clientOpts...)
+	o := outage.New(cfg.logger, "kafkasource", "the stream")
+	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.brokers...), kgo.WithHooks(o.ConnectHook())}, cfg.clientOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the Kafka client refused its options: %w", ErrOption, err)
@@ -115,7 +117,7 @@ func consumes(cl *kgo.Client) bool {
 }
 
 func (k *kclient) close() {
-	k.outage.close()
+	k.outage.Close()
 	k.cl.Close()
 }
 
@@ -137,7 +139,7 @@ func (k *kclient) brokerName(id int32) string {
 // answer cannot stall the batch past it. op returns who it talked to, for
 // the error message. retry backs off exponentially between calls. The
 // first retry of an outage logs a WARN and the end of the outage an INFO
-// (see outage); the retries between them log at DEBUG.
+// (see package internal/outage); the retries between them log at DEBUG.
 func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Context) (who string, err error)) (err error) {
 	start := time.Now()
 	deadline := start.Add(k.retryTimeout)
@@ -145,7 +147,7 @@ func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Co
 	var lastWho string
 	var lastErr error
 	retried := false
-	defer func() { k.outage.ended(what, lastWho, retried, err == nil) }()
+	defer func() { k.outage.Ended(what, lastWho, retried, err == nil) }()
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithDeadline(ctx, deadline)
 		who, err := op(actx)
@@ -179,7 +181,7 @@ func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Co
 				ErrRetryTimeout, what, lastWho, time.Since(start).Round(time.Millisecond), trimmed{err})
 		}
 		k.retries.Add(1)
-		k.outage.failed(what, lastWho, err, !retried, wait)
+		k.outage.Failed(what, lastWho, err, !retried, wait)
 		retried = true
 		t := time.NewTimer(wait)
 		select {
