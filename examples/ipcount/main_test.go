@@ -333,6 +333,61 @@ func TestSinkByDefault(t *testing.T) {
 	require.DirExists(t, filepath.Join(p.Dir, "sluice-data", "ipcount", "checkpoint"))
 }
 
+// TestHostileRecords runs ipcount on lines a lenient reader would take:
+// non-UTF-8 bytes in client_real_ip (two distinct ids that would both read
+// as "q\ufffd") and elsewhere in the line, JSON that is not RFC 8259 or has
+// data after the object, the field twice, addresses with leading zeros or a
+// port, a number. Each is counted as malformed and skipped, a field in
+// another case counts as without client_real_ip, and the saved window holds
+// only the good lines' addresses in canonical form, each once. A rerun on
+// the same checkpoint succeeds and saves the same counts.
+func TestHostileRecords(t *testing.T) {
+	addr := exampletest.StartBroker(t, "access-log", 1)
+	bad := []string{
+		"{\"client_real_ip\":\"q\xfe\"}", "{\"client_real_ip\":\"q\xff\"}",
+		"{\"client_real_ip\":\"192.0.2.1\",\"agent\":\"\xff\"}",
+		`{'client_real_ip':'192.0.2.1'}`, `{"client_real_ip":"192.0.2.1",}`, `{"client_real_ip":"192.0.2.1"}{}`,
+		`{"client_real_ip":"192.0.2.1","client_real_ip":"192.0.2.2"}`, `{"client_real_ip":"192.0.2.010"}`,
+		`{"client_real_ip":"192.0.2.1:443"}`, `{"client_real_ip":42}`, `{"client_real_ip":"192.0.2.1"`,
+	}
+	good := []string{`{"client_real_ip":"192.0.2.1"}`, `{"client_real_ip":"2001:DB8::1"}`, `{"client_real_ip":"::ffff:192.0.2.1"}`,
+		`{"bytes":1e999,"client_real_ip":"192.0.2.1"}`}
+	var values [][]byte
+	for i, b := range bad {
+		values = append(values, []byte(b))
+		if i < len(good) {
+			values = append(values, []byte(good[i]))
+		}
+	}
+	values = append(values, []byte(`{"Client_Real_IP":"192.0.2.9"}`))
+	exampletest.Produce(t, addr, "access-log", nil, values)
+	bin := exampletest.Build(t, "./examples/ipcount")
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "out", "ip")
+	args := []string{"--brokers", addr, "--checkpoint", filepath.Join(dir, "ck"), "--save", prefix, "--sink", "", "--http", "",
+		"--batch", "100ms", "--window", "60s", "--slide", "100ms", "--stop-when-idle", "2"}
+	for run := range 2 {
+		p := exampletest.Start(t, bin, args...)
+		out := p.Wait(t, 30*time.Second)
+		require.NoError(t, p.Err, "run %d stderr: %s", run, p.Stderr)
+		var malformed, without int
+		for _, l := range out {
+			if m := batchLine.FindStringSubmatch(l); m != nil {
+				n, _ := strconv.Atoi(m[2])
+				malformed += n
+				n, _ = strconv.Atoi(m[3])
+				without += n
+			}
+		}
+		if run == 0 {
+			require.Equal(t, len(bad), malformed, strings.Join(out, "\n"))
+			require.Equal(t, 1, without, strings.Join(out, "\n"))
+		}
+		rows := exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, ""))
+		require.Equal(t, []saved{{"192.0.2.1", 3}, {"2001:db8::1", 1}}, rows, "run %d", run)
+	}
+}
+
 var batchRecords = regexp.MustCompile(`^batch \S+: (\d+) records?`)
 
 // BenchmarkClientIP reads a typical access-log line, beside a plain

@@ -289,3 +289,48 @@ func TestGeneratorSpreadsPartitions(t *testing.T) {
 	require.Greater(t, counts[0], 800, "%v", counts)
 	require.Greater(t, counts[1], 800, "%v", counts)
 }
+
+// TestHostileRecords runs wordcount on lines that are not UTF-8 text
+// (Latin-1, lone continuation bytes, a cut multi-byte rune) beside good
+// ones: each such line is counted as malformed, named by the batch line,
+// and skipped; the totals and the window count only the good lines' words,
+// and every saved word is UTF-8.
+func TestHostileRecords(t *testing.T) {
+	addr := exampletest.StartBroker(t, "words", 1)
+	good := []string{"to be or not to be", "café au lait"}
+	bad := []string{"caf\xe9 au lait", "\xff\xfe", "to be \xe2\x82"}
+	var values [][]byte
+	truth := map[string]int64{}
+	for i := range good {
+		values = append(values, []byte(bad[i]), []byte(good[i]))
+		for _, w := range Words(good[i]) {
+			truth[w]++
+		}
+	}
+	values = append(values, []byte(bad[2]))
+	exampletest.Produce(t, addr, "words", nil, values)
+	bin := exampletest.Build(t, "./examples/wordcount")
+	prefix := filepath.Join(t.TempDir(), "out", "wc")
+	p := exampletest.Start(t, bin, "--brokers", addr, "--checkpoint", "", "--save", prefix, "--http", "",
+		"--batch", "100ms", "--window", "60s", "--slide", "100ms", "--stop-when-idle", "2")
+	out := p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	var malformed int64
+	for _, l := range out {
+		if m := batchLine.FindStringSubmatch(l); m != nil {
+			malformed += atoi(t, m[2])
+			if m[2] != "0" {
+				require.Regexp(t, `, \d+ malformed \(first words\[0\]@\d+: not UTF-8 text\)`, l)
+			}
+		}
+	}
+	require.Equal(t, int64(len(bad)), malformed, strings.Join(out, "\n"))
+	for _, kind := range []string{"totals", ""} {
+		got := map[string]int64{}
+		for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, kind)) {
+			require.True(t, utf8.ValidString(r.Word), "%q", r.Word)
+			got[r.Word] = r.Count
+		}
+		require.Equal(t, truth, got, "the newest %q file", kind)
+	}
+}

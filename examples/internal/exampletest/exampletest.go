@@ -164,10 +164,12 @@ func StartBroker(t testing.TB, topic string, partitions int) string {
 // Produce writes values (keys too when keys is not nil) to topic at addr:
 // with kcat when it is installed (kcat -P, with -K: for keys), otherwise
 // with franz-go. It then checks that the topic holds exactly that many
-// records. Values must not hold a newline, nor keys a colon.
+// records more than before. Values must not hold a newline, nor keys a
+// colon.
 func Produce(t testing.TB, addr, topic string, keys, values [][]byte) {
 	t.Helper()
 	require.True(t, keys == nil || len(keys) == len(values))
+	before := TopicRecords(t, addr, topic)
 	if path, err := exec.LookPath("kcat"); err == nil {
 		var in bytes.Buffer
 		for i, v := range values {
@@ -205,7 +207,7 @@ func Produce(t testing.TB, addr, topic string, keys, values [][]byte) {
 		require.NoError(t, cl.ProduceSync(ctx, recs...).FirstErr())
 		t.Logf("kcat is not installed; produced %d records with franz-go", len(values))
 	}
-	require.Equal(t, int64(len(values)), TopicRecords(t, addr, topic), "records in topic %s after producing", topic)
+	require.Equal(t, before+int64(len(values)), TopicRecords(t, addr, topic), "records in topic %s after producing", topic)
 }
 
 // TopicRecords returns how many records topic holds: the sum of its

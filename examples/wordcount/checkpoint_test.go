@@ -1,0 +1,76 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/examples/internal/exampletest"
+)
+
+// TestLostFormatFile deletes the FORMAT file of a checkpoint wordcount
+// wrote at --batch 100ms. A run at --batch 200ms is refused with a sentence
+// naming both intervals, and leaves FORMAT missing; a run at --batch 100ms
+// resumes, says in its log that FORMAT was rebuilt from the newest verified
+// commit, and keeps the totals: they count the words of both inputs.
+func TestLostFormatFile(t *testing.T) {
+	addr := exampletest.StartBroker(t, "words", 2)
+	bin := exampletest.Build(t, "./examples/wordcount")
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "ck")
+	prefix := filepath.Join(dir, "out", "wc")
+	args := func(batch string) []string {
+		return []string{"--brokers", addr, "--checkpoint", ckpt, "--save", prefix, "--http", "",
+			"--batch", batch, "--window", "1s", "--slide", batch, "--stop-when-idle", "2"}
+	}
+	truth := map[string]int64{}
+	produce := func(lines ...string) {
+		values := make([][]byte, len(lines))
+		for i, l := range lines {
+			values[i] = []byte(l)
+			for _, w := range Words(l) {
+				truth[w]++
+			}
+		}
+		exampletest.Produce(t, addr, "words", nil, values)
+	}
+	totals := func() map[string]int64 {
+		got := map[string]int64{}
+		for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix, "totals")) {
+			got[r.Word] = r.Count
+		}
+		return got
+	}
+
+	produce("to be or not to be", "that is the question")
+	p := exampletest.Start(t, bin, args("100ms")...)
+	out := p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Equal(t, truth, totals(), strings.Join(out, "\n"))
+
+	format := filepath.Join(ckpt, "FORMAT")
+	require.FileExists(t, format)
+	require.NoError(t, os.Remove(format))
+
+	p = exampletest.Start(t, bin, args("200ms")...)
+	p.Wait(t, 30*time.Second)
+	require.Error(t, p.Err, "a run at another --batch is refused")
+	stderr := strings.TrimSuffix(p.Stderr.String(), "\n")
+	require.NotContains(t, stderr, "\n", "one line")
+	require.Regexp(t, `^wordcount: checkpoint does not match the job: checkpoint dir \S+ was written with batch interval 100ms \(its commit \d+ says so\) but this job uses 200ms; `, stderr)
+	require.Contains(t, stderr, "the same --batch")
+	require.NoFileExists(t, format, "the refused run writes no FORMAT")
+
+	produce("whether tis nobler in the mind to suffer")
+	p = exampletest.Start(t, bin, args("100ms")...)
+	out = p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Contains(t, strings.Join(out, "\n"), "resuming from checkpoint "+ckpt)
+	require.Contains(t, p.Stderr.String(), "the FORMAT file was missing; rebuilt it from the newest verified commit")
+	require.FileExists(t, format)
+	require.Equal(t, truth, totals(), "the totals restored from the checkpoint, plus the new line")
+}
