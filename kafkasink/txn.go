@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -132,28 +134,88 @@ func (t *Txn) LastCommitted() (time.Time, bool) {
 	return time.UnixMilli(t.last), t.last >= 0
 }
 
+// abort drops the records of the transaction still buffered and aborts
+// it.
+func (tx *txn) abort() {
+	ctx := context.WithoutCancel(tx.ctx)
+	_ = tx.t.cl.AbortBufferedRecords(ctx)
+	_ = tx.t.cl.EndTransaction(ctx, kgo.TryAbort)
+}
+
 // Write writes recs and the marker of the batch at batch in one
 // transaction and commits it. A batch no newer than the last committed one
 // writes nothing and reports false.
 func (t *Txn) Write(ctx context.Context, batch time.Time, recs []*kgo.Record) (bool, error) {
+	tx, ok, err := t.begin(ctx, batch)
+	if !ok || err != nil {
+		return false, err
+	}
+	for _, r := range recs {
+		tx.produce(r)
+	}
+	return true, tx.commit()
+}
+
+// txn is the transaction of one batch, between [Txn.begin] and its
+// commit. Its produce is safe for concurrent use.
+type txn struct {
+	t   *Txn
+	ctx context.Context
+	ms  int64
+
+	failed atomic.Bool
+	mu     sync.Mutex
+	err    error // the first record's failure
+	done   func(*kgo.Record, error)
+}
+
+// begin starts the transaction of the batch at batch and produces its
+// marker; ok is false when the batch is already committed.
+func (t *Txn) begin(ctx context.Context, batch time.Time) (tx *txn, ok bool, err error) {
 	ms := batch.UnixMilli()
 	if ms <= t.last {
-		return false, nil
+		return nil, false, nil
 	}
 	if err := t.cl.BeginTransaction(); err != nil {
-		return false, t.fail(err)
+		return nil, false, t.fail(err)
 	}
-	marker := &kgo.Record{Topic: t.markerTopic, Partition: 0, Key: []byte(t.job + "/" + t.sink), Value: strconv.AppendInt(nil, ms, 10)}
-	all := append(recs[:len(recs):len(recs)], marker)
-	if err := t.cl.ProduceSync(ctx, all...).FirstErr(); err != nil {
-		_ = t.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
-		return false, t.fail(err)
+	tx = &txn{t: t, ctx: ctx, ms: ms}
+	tx.done = func(_ *kgo.Record, err error) {
+		if err != nil && !tx.failed.Swap(true) {
+			tx.mu.Lock()
+			tx.err = err
+			tx.mu.Unlock()
+		}
 	}
-	if err := t.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return false, t.fail(err)
+	// The marker goes first: the transaction holds it with the batch's
+	// records whatever their order.
+	tx.produce(&kgo.Record{Topic: t.markerTopic, Partition: 0, Key: []byte(t.job + "/" + t.sink), Value: strconv.AppendInt(nil, ms, 10)})
+	return tx, true, nil
+}
+
+// produce adds r to the transaction; the producer sends it while the
+// batch's other records are still being encoded.
+func (tx *txn) produce(r *kgo.Record) { tx.t.cl.Produce(tx.ctx, r, tx.done) }
+
+// commit waits until every record of the transaction is written and
+// commits it, or aborts it when one failed.
+func (tx *txn) commit() error {
+	t := tx.t
+	err := t.cl.Flush(tx.ctx)
+	if err == nil && tx.failed.Load() {
+		tx.mu.Lock()
+		err = tx.err
+		tx.mu.Unlock()
 	}
-	t.last = ms
-	return true, nil
+	if err != nil {
+		tx.abort()
+		return t.fail(err)
+	}
+	if err := t.cl.EndTransaction(tx.ctx, kgo.TryCommit); err != nil {
+		return t.fail(err)
+	}
+	t.last = tx.ms
+	return nil
 }
 
 func (t *Txn) fail(err error) error {

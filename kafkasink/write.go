@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -102,48 +103,68 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 	}
 	c.OnClose(func() error { o.Close(); w.Close(); return nil })
 	sink := &Sink{name: cfg.Sink}
-	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "kafkaTxnSink", Metrics: sink.Metrics}, func(ctx context.Context, _ *engine.Job, b dstream.Batch[T]) error {
+	op := "kafkaTxnSink(" + cfg.Sink + ")"
+	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "kafkaTxnSink", Metrics: sink.Metrics}, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
 		start := time.Now()
 		defer func() { sink.c.ObserveWrite(time.Since(start)) }()
-		bt := kgo.RecordHeader{Key: BatchTimeHeader, Value: strconv.AppendInt(nil, b.Time.UnixMilli(), 10)}
-		recs := make([]*kgo.Record, 0, b.Len())
-		var dead int64
-		for x := range b.All() {
-			r, err := encode(x)
-			if err == nil && (r == nil || r.Topic == "") {
-				err = errors.New("encode returned a record without a topic")
-			}
-			if err != nil {
-				dead++
-				if cfg.DeadLetterTopic != "" {
-					recs = append(recs, &kgo.Record{Topic: cfg.DeadLetterTopic, Value: []byte(fmt.Sprint(x)),
-						Headers: []kgo.RecordHeader{bt, {Key: ErrorHeader, Value: []byte(err.Error())}}})
-				}
-				continue
-			}
-			r.Headers = append(r.Headers, bt)
-			recs = append(recs, r)
-		}
-		wrote, err := w.Write(ctx, b.Time, recs)
-		switch {
-		case err != nil:
+		tx, ok, err := w.begin(ctx, b.Time)
+		if err != nil {
 			sink.c.Failures.Add(1)
 			return err
-		case !wrote:
-			sink.c.Skipped.Add(1)
-		default:
-			o.Succeeded("write transaction")
-			n := int64(len(recs))
-			if cfg.DeadLetterTopic != "" {
-				n -= dead
-			}
-			sink.c.Batches.Add(1)
-			sink.c.Records.Add(n)
-			sink.c.DeadLetters.Add(dead)
 		}
-		if dead > 0 && cfg.Logger != nil {
+		if !ok {
+			sink.c.Skipped.Add(1)
+			return nil
+		}
+		// Shared by the records whose encode sets no headers: the
+		// producer only reads them.
+		bt := []kgo.RecordHeader{{Key: BatchTimeHeader, Value: strconv.AppendInt(nil, b.Time.UnixMilli(), 10)}}
+		var n, dead atomic.Int64
+		// Partitions are encoded in parallel tasks, each record produced
+		// as soon as it is encoded.
+		err = j.Run(ctx, op, len(b.Parts), func(_ context.Context, tk *engine.Task) error {
+			for _, x := range b.Parts[tk.Index] {
+				if tx.failed.Load() {
+					return nil
+				}
+				r, err := encode(x)
+				if err == nil && (r == nil || r.Topic == "") {
+					err = errors.New("encode returned a record without a topic")
+				}
+				if err != nil {
+					dead.Add(1)
+					if cfg.DeadLetterTopic != "" {
+						tx.produce(&kgo.Record{Topic: cfg.DeadLetterTopic, Value: []byte(fmt.Sprint(x)),
+							Headers: []kgo.RecordHeader{bt[0], {Key: ErrorHeader, Value: []byte(err.Error())}}})
+					}
+					continue
+				}
+				if r.Headers == nil {
+					r.Headers = bt[:1:1]
+				} else {
+					r.Headers = append(r.Headers, bt[0])
+				}
+				n.Add(1)
+				tx.produce(r)
+			}
+			return nil
+		})
+		if err != nil {
+			tx.abort()
+		} else {
+			err = tx.commit()
+		}
+		if err != nil {
+			sink.c.Failures.Add(1)
+			return err
+		}
+		o.Succeeded("write transaction")
+		sink.c.Batches.Add(1)
+		sink.c.Records.Add(n.Load())
+		sink.c.DeadLetters.Add(dead.Load())
+		if d := dead.Load(); d > 0 && cfg.Logger != nil {
 			cfg.Logger.Warn("kafkasink: elements failed to encode and were not written to their topic",
-				"sink", cfg.Sink, "batch_ms", b.Time.UnixMilli(), "count", dead, "dead_letter_topic", cfg.DeadLetterTopic)
+				"sink", cfg.Sink, "batch_ms", b.Time.UnixMilli(), "count", d, "dead_letter_topic", cfg.DeadLetterTopic)
 		}
 		return nil
 	})
