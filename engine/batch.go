@@ -28,7 +28,9 @@ func (c *Context) runBatch(t time.Time) error {
 	var sched time.Duration
 	if !c.manual {
 		sched = max(startedAt.Sub(t), 0)
-		c.noteStart(t, sched, startedAt)
+		if c.ckpt == nil || !c.ckpt.isRecovered(t) {
+			c.noteStart(t, sched, startedAt)
+		}
 	}
 	ctx := c.hard
 	j := newJob(c, t)

@@ -395,6 +395,8 @@ func (k *checkpointer) recover() error {
 	if len(k.plans) > 0 {
 		times := slices.Sorted(maps.Keys(k.plans))
 		c.next = time.UnixMilli(times[0])
+		c.logger.Info("checkpoint: batches planned before the restart and not committed run again first, at their own times and over their recorded input; they start late by the downtime, which the late-batch warning does not count",
+			slog.Int("batches", len(times)), slog.Int64("first_ms", times[0]), slog.Int64("last_ms", times[len(times)-1]))
 		for _, t := range setAside {
 			if _, ok := k.plans[t]; !ok && t < times[len(times)-1] {
 				// Only recorded batches are replayed; an empty one between
@@ -717,6 +719,13 @@ func (k *checkpointer) recoveredPlans(t time.Time) (map[string][]byte, bool) {
 		k.unsaved = true
 	}
 	return p, ok
+}
+
+// isRecovered reports whether t is a batch planned before a restart and
+// not committed, which runs again at its own time: late by the downtime.
+func (k *checkpointer) isRecovered(t time.Time) bool {
+	_, ok := k.plans[t.UnixMilli()]
+	return ok
 }
 
 // replayDone reports, once, that the last recovered batch has run.

@@ -18,6 +18,11 @@ type lateness struct {
 // the job was on time until then; the first batch that starts within one
 // interval after that logs an INFO saying how long the job was behind: from
 // the time of the first late batch until now.
+//
+// Batches planned before a restart and run again at their own times are
+// not passed here: they start late by the downtime, not because the job
+// cannot keep up, and the checkpoint's restore logs them once instead (as
+// Spark's JobGenerator logs its "batches to reschedule").
 func (c *Context) noteStart(t time.Time, sched time.Duration, now time.Time) {
 	l := &c.late
 	if sched > c.batch {

@@ -2,7 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -72,5 +74,77 @@ func TestLateBatchesLogOnce(t *testing.T) {
 		// time: the batch after it ran 3.5 intervals late, that is 3 batch
 		// times later plus half an interval.
 		require.Equal(t, 7*interval/2, a["behind_for"].Duration())
+	})
+}
+
+// TestRecoveredBatchesAreNotLate stops a job whose checkpoint commits
+// every third batch after its fifth batch fails, so batches 4 and 5 are
+// planned and not committed, and restarts it an hour later (fake time).
+// Batches 4 and 5 run again first, at their own times, an hour late: one
+// INFO at the restore names them, and no WARN says the job is behind,
+// since it is not (Spark logs its "batches to reschedule" the same way).
+// Their scheduling delay still reports the hour.
+func TestRecoveredBatchesAreNotLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Second
+		dir := t.TempDir()
+		in := make([][]int, 20)
+		for i := range in {
+			in[i] = []int{i + 1}
+		}
+		run := func(h slog.Handler, fail func(n int) bool, stopAfter int) (*batchLog, error) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			log := &batchLog{onCompleted: func(n int) {
+				if n == stopAfter {
+					cancel()
+				}
+			}}
+			c, err := engine.NewContext(interval, engine.WithLogger(slog.New(h)), engine.WithListener(log),
+				engine.WithCheckpoint(dir), engine.WithCheckpointOptions(engine.CheckpointEvery(3)))
+			require.NoError(t, err)
+			defer c.Close()
+			n := 0
+			dstream.ForEachBatch(dstream.Queue(c, in), func(context.Context, dstream.Batch[int]) error {
+				if n++; fail(n) {
+					return errors.New("output down")
+				}
+				return nil
+			})
+			return log, c.Run(ctx)
+		}
+		first, err := run(slog.DiscardHandler, func(n int) bool { return n == 5 }, -1)
+		require.Error(t, err, "the fifth batch fails")
+		_, done := first.snapshot()
+		require.Len(t, done, 5)
+
+		time.Sleep(time.Hour) // the job is down for an hour of fake time
+		h := logtest.NewRecords()
+		second, err := run(h, func(int) bool { return false }, 4)
+		require.NoError(t, err)
+		_, again := second.snapshot()
+		require.Len(t, again, 4)
+		require.Equal(t, []time.Time{done[3].Time, done[4].Time}, []time.Time{again[0].Time, again[1].Time},
+			"batches 4 and 5 run again at their own times")
+		for _, info := range again[:2] {
+			require.GreaterOrEqual(t, info.SchedulingDelay, time.Hour, "a recovered batch's scheduling delay counts the downtime")
+		}
+		for _, info := range again[2:] {
+			require.Less(t, info.SchedulingDelay, interval, "the batches after the recovered ones are on time")
+		}
+
+		var recovered []slog.Record
+		for _, r := range h.Snapshot() {
+			require.NotEqual(t, slog.LevelWarn, r.Level, "no WARN: %s", r.Message)
+			require.NotContains(t, r.Message, "batches caught up")
+			if strings.Contains(r.Message, "planned before the restart") {
+				recovered = append(recovered, r)
+			}
+		}
+		require.Len(t, recovered, 1, "one INFO names the recovered batches")
+		a := logtest.Attrs(recovered[0])
+		require.Equal(t, int64(2), a["batches"].Int64())
+		require.Equal(t, done[3].Time.UnixMilli(), a["first_ms"].Int64())
+		require.Equal(t, done[4].Time.UnixMilli(), a["last_ms"].Int64())
 	})
 }
