@@ -1,0 +1,160 @@
+package exampleutil
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// goodBadCluster starts a one-broker kfake cluster with topic goodbad of
+// one partition.
+func goodBadCluster(t *testing.T) (addr string, adm *kadm.Client, produce func(n int)) {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, goodBad.Topic))
+	require.NoError(t, err)
+	t.Cleanup(kc.Close)
+	addr = kc.ListenAddrs()[0]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	produce = func(n int) {
+		t.Helper()
+		// A client of its own each time: a recreated topic has a new ID.
+		p, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(goodBad.Topic))
+		require.NoError(t, err)
+		defer p.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		for range n {
+			require.NoError(t, p.ProduceSync(ctx, &kgo.Record{Value: []byte("good")}).FirstErr())
+		}
+	}
+	return addr, kadm.NewClient(cl), produce
+}
+
+// readAll runs the goodbad job on the cluster at addr until it has read
+// nothing for two batches, and returns its exit status, standard error and
+// how many records it read.
+func readAll(t *testing.T, addr string, args ...string) (code int, stderr string, read int64) {
+	t.Helper()
+	c := &counting{}
+	code, _, stderr = run(t, t.Context(), c, append([]string{"--brokers", addr, "--http", "", "--batch", "50ms",
+		"--stop-when-idle", "2"}, args...)...)
+	return code, stderr, c.good.Load() + c.bad.Load()
+}
+
+// TestRunStartOffsets checks where --start-offsets starts a job whose
+// checkpoint holds no position: by default at the group's committed
+// offsets, else the earliest; with earliest or latest at the log's start
+// or end whatever the group committed; with topic:partition:offset there.
+func TestRunStartOffsets(t *testing.T) {
+	addr, _, produce := goodBadCluster(t)
+	produce(10)
+	for _, c := range []struct {
+		name  string
+		args  []string
+		reads int64
+	}{
+		{"a new group starts at the earliest offset", []string{"--group", "g"}, 10},
+		{"the group's committed offsets come next", []string{"--group", "g"}, 0},
+		{"earliest ignores the group's offsets", []string{"--group", "g", "--start-offsets", "earliest"}, 10},
+		{"latest starts at the end", []string{"--group", "h", "--start-offsets", "latest"}, 0},
+		{"an offset of a partition", []string{"--group", "i", "--start-offsets", "goodbad:0:7"}, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, stderr, read := readAll(t, addr, append([]string{"--checkpoint", ""}, c.args...)...)
+			require.Equal(t, ExitOK, code, stderr)
+			require.Equal(t, c.reads, read)
+		})
+	}
+}
+
+// TestRunOffsetAboveHighWatermark recreates the topic under a job's
+// checkpoint: the job refuses to run with one sentence naming the flags
+// (not the library option), and the advice it gives, a fresh --checkpoint
+// dir with --start-offsets earliest, reads the new topic from its start
+// although the group committed higher offsets.
+func TestRunOffsetAboveHighWatermark(t *testing.T) {
+	addr, adm, produce := goodBadCluster(t)
+	produce(10)
+	ckpt := t.TempDir()
+	code, stderr, read := readAll(t, addr, "--checkpoint", ckpt)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Equal(t, int64(10), read)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := adm.DeleteTopic(ctx, goodBad.Topic)
+	require.NoError(t, err)
+	created, err := adm.CreateTopic(ctx, 1, 1, nil, goodBad.Topic)
+	require.NoError(t, err)
+	require.NoError(t, created.Err)
+	produce(2)
+
+	code, stderr, _ = readAll(t, addr, "--checkpoint", ckpt)
+	require.Equal(t, ExitFailure, code)
+	require.Len(t, lines(stderr), 1, stderr)
+	require.Contains(t, stderr, "goodbad: offset 10 of goodbad[0] is above its high watermark 2")
+	require.Contains(t, stderr, "a fresh --checkpoint dir and --start-offsets earliest")
+	require.NotContains(t, stderr, "WithStartOffsets")
+
+	code, stderr, read = readAll(t, addr, "--checkpoint", t.TempDir(), "--start-offsets", "earliest")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Equal(t, int64(2), read, "the new topic's records, from its start")
+}
+
+// TestRunLogFlags checks --log-level and --log-format on what the job logs
+// on standard error: nothing below the level, and with json one object a
+// line.
+func TestRunLogFlags(t *testing.T) {
+	args := []string{"--listen", "127.0.0.1:0", "--checkpoint", "", "--http", "", "--batch", "50ms", "--generate", "0", "--stop-when-idle", "1"}
+
+	code, _, stderr := run(t, t.Context(), &counting{}, args...)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Empty(t, stderr, "warnings and errors only, by default")
+
+	code, _, stderr = run(t, t.Context(), &counting{}, append(args, "--log-level", "info")...)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, stderr, `level=INFO msg="embedded Kafka broker started"`)
+
+	code, _, stderr = run(t, t.Context(), &counting{}, append(args, "--log-level", "info", "--log-format", "json")...)
+	require.Equal(t, ExitOK, code, stderr)
+	var msgs []string
+	for _, l := range lines(stderr) {
+		var rec struct{ Level, Msg string }
+		require.NoError(t, json.Unmarshal([]byte(l), &rec), "a JSON object: %q", l)
+		require.NotEmpty(t, rec.Level, l)
+		msgs = append(msgs, rec.Msg)
+	}
+	require.Contains(t, msgs, "embedded Kafka broker started")
+}
+
+// TestRunParallelism checks that --parallelism reaches the engine, and that
+// 0 leaves it at the engine's default, GOMAXPROCS.
+func TestRunParallelism(t *testing.T) {
+	for _, c := range []struct {
+		flag string
+		want int
+	}{
+		{"3", 3},
+		{"0", runtime.GOMAXPROCS(0)},
+	} {
+		var got int
+		build := func(j *Job) error {
+			got = j.Context.Parallelism()
+			return (&counting{}).build(j)
+		}
+		code := Run(t.Context(), goodBad, []string{"--listen", "127.0.0.1:0", "--checkpoint", "", "--http", "", "--batch", "50ms",
+			"--generate", "0", "--stop-when-idle", "1", "--parallelism", c.flag}, io.Discard, io.Discard, build)
+		require.Equal(t, ExitOK, code)
+		require.Equal(t, c.want, got, "--parallelism %s", c.flag)
+	}
+}
