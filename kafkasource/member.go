@@ -1,0 +1,158 @@
+package kafkasource
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/groupcommit"
+	"github.com/sluicehq/sluice/kafkasource/copart"
+)
+
+// member is one process's membership of its job's consumer group in group
+// mode: a kgo client that joins the group with the co-partitioning
+// balancer and never fetches records (the direct stream reads its ranges
+// itself), and the partitions, by task, that the group has given it.
+//
+// A batch pins what the member owns from planning to commit ([member.begin]
+// and the function it returns): a revocation waits for the batch in flight,
+// so a task moves to its next owner only after its last batch here has
+// committed or failed. The group gives a member as long as its rebalance
+// timeout for that; past it, the group drops the member and generation
+// fencing refuses the batch's commit.
+type member struct {
+	cl     *kgo.Client
+	group  string
+	logger *slog.Logger
+
+	inFlight sync.Mutex // held by a batch from begin to end
+
+	mu      sync.Mutex
+	owned   map[TopicPartition]bool
+	changed chan struct{} // closed and replaced when owned changes
+
+	// revoking, if set, is called when the group takes partitions back,
+	// before waiting for the batch in flight (tests).
+	revoking func(gone []TopicPartition)
+}
+
+// memberConfig says how a member joins its group.
+type memberConfig struct {
+	seeds      []string
+	clientOpts []kgo.Opt // the stream's own client options (TLS, SASL)
+	group      string
+	topics     []string
+	logger     *slog.Logger
+	groupOpts  []kgo.Opt                   // override the group defaults (tests shorten the timeouts)
+	revoking   func(gone []TopicPartition) // see member.revoking
+}
+
+// joinGroup starts the membership of cfg.group for cfg.topics.
+func joinGroup(cfg memberConfig) (*member, error) {
+	m := &member{group: cfg.group, logger: cfg.logger, owned: make(map[TopicPartition]bool), changed: make(chan struct{}), revoking: cfg.revoking}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.seeds...)}, cfg.clientOpts...)
+	opts = append(opts,
+		kgo.ConsumerGroup(cfg.group),
+		kgo.ConsumeTopics(cfg.topics...),
+		kgo.Balancers(copart.Balancer()),
+		kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, added map[string][]int32) { m.assigned(added) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { m.revoked(gone, "revoked") }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { m.revoked(gone, "lost") }),
+	)
+	cl, err := kgo.NewClient(append(opts, cfg.groupOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the Kafka client of group %q refused its options: %w", ErrOption, cfg.group, err)
+	}
+	cl.PauseFetchTopics(cfg.topics...)
+	m.cl = cl
+	return m, nil
+}
+
+func (m *member) assigned(added map[string][]int32) {
+	tps := flatten(added)
+	m.mu.Lock()
+	for _, tp := range tps {
+		m.owned[tp] = true
+	}
+	m.signal()
+	m.mu.Unlock()
+	if len(tps) > 0 {
+		m.logger.Info("kafkasource: the group assigned partitions", "group", m.group, "tasks", tasksOf(tps))
+	}
+}
+
+// revoked waits for the batch in flight, then gives the partitions up.
+func (m *member) revoked(gone map[string][]int32, how string) {
+	tps := flatten(gone)
+	if len(tps) == 0 {
+		return
+	}
+	if m.revoking != nil {
+		m.revoking(tps)
+	}
+	m.inFlight.Lock()
+	defer m.inFlight.Unlock()
+	m.mu.Lock()
+	for _, tp := range tps {
+		delete(m.owned, tp)
+	}
+	m.signal()
+	m.mu.Unlock()
+	m.logger.Info("kafkasource: the group took partitions back", "group", m.group, "how", how, "tasks", tasksOf(tps))
+}
+
+func (m *member) signal() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// begin pins the partitions the member owns for one batch and returns
+// them, sorted, with the membership to commit the batch's offsets under.
+// Until end is called, revocations wait. begin and end are called from the
+// goroutine that drives batches.
+func (m *member) begin() (owned []TopicPartition, who groupcommit.Member, end func()) {
+	m.inFlight.Lock()
+	m.mu.Lock()
+	owned = slices.SortedFunc(maps.Keys(m.owned), compareTP)
+	m.mu.Unlock()
+	return owned, groupcommit.MemberOf(m.cl), m.inFlight.Unlock
+}
+
+// snapshot returns the partitions the member owns and a channel closed at
+// their next change.
+func (m *member) snapshot() ([]TopicPartition, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.SortedFunc(maps.Keys(m.owned), compareTP), m.changed
+}
+
+// close leaves the group, giving every partition back; it waits for a
+// batch in flight. It must not be called between begin and end.
+func (m *member) close() { m.cl.Close() }
+
+func flatten(ps map[string][]int32) []TopicPartition {
+	var out []TopicPartition
+	for topic, parts := range ps {
+		for _, p := range parts {
+			out = append(out, TopicPartition{Topic: topic, Partition: p})
+		}
+	}
+	slices.SortFunc(out, compareTP)
+	return out
+}
+
+// tasksOf returns the tasks (partition numbers) of tps, ascending.
+func tasksOf(tps []TopicPartition) []int32 {
+	out := make([]int32, 0, len(tps))
+	for _, tp := range tps {
+		out = append(out, tp.Partition)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
