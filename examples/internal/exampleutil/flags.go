@@ -171,7 +171,7 @@ func (p *parser) kafkaFlags() {
 	fs.StringVar(&cfg.Topic, "topic", spec.Topic, "Kafka `topic` to read (and to generate into)")
 	fs.IntVar(&cfg.Partitions, "partitions", DefaultPartitions, "`N` partitions of the topic when the example creates it (embedded broker, or --generate with --brokers)")
 	fs.StringVar(&cfg.Group, "group", "sluice-"+spec.Name, "consumer `group` the job commits its offsets to after every batch, for lag tools")
-	fs.StringVar(&p.startOffsets, "start-offsets", "", "where partitions start when the checkpoint holds no position: `earliest`, latest, or topic:partition:offset[,...]; default: the group's committed offsets, else earliest")
+	fs.StringVar(&p.startOffsets, "start-offsets", "", "where partitions start when the checkpoint holds no position: `earliest|latest|topic:partition:offset[,...]`; default: the group's committed offsets, else earliest")
 	fs.Int64Var(&cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
 	fs.BoolVar(&cfg.Backpressure, "backpressure", false, "adapt the read rate to how fast batches complete (PID controller)")
 	rateDefault := "off"
