@@ -23,7 +23,7 @@ func TestReadmeFlagsTable(t *testing.T) {
 	row := regexp.MustCompile("(?m)^\\| (`--.*?) \\| (.*?) \\|")
 	flagName := regexp.MustCompile("`--([a-z-]+)")
 	literal := regexp.MustCompile("^`?([^` <]+)`?$") // 2s, `warn`; not "0 (unlimited)"
-	documented := map[string]string{} // flag → the README's literal default, if any
+	documented := map[string]string{}                // flag → the README's literal default, if any
 	for _, m := range row.FindAllStringSubmatch(string(section[1]), -1) {
 		names := flagName.FindAllStringSubmatch(m[1], -1)
 		for _, n := range names {
