@@ -185,6 +185,7 @@ type Context struct {
 	tickers    []Ticker
 	closers    []func() error
 	started    bool
+	startedAt  time.Time // wall-clock time the context started; under mu
 	zero       time.Time
 	next       time.Time // time of the next batch to run
 	startErr   error
@@ -306,6 +307,15 @@ func (c *Context) Parallelism() int { return c.parallelism }
 // Logger returns the context's logger.
 func (c *Context) Logger() *slog.Logger { return c.logger }
 
+// StartTime returns when the context started (its first Start, Run or
+// RunBatches), on the wall clock even with a manual clock, or the zero time
+// before it has. A restarted job's start is its new context's.
+func (c *Context) StartTime() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.startedAt
+}
+
 // Zero returns the zero time of batch times. It is known once the context
 // starts (or at once with a manual clock).
 func (c *Context) Zero() time.Time {
@@ -394,6 +404,7 @@ func (c *Context) start() error {
 	}
 	c.mu.Lock()
 	c.started = true
+	c.startedAt = time.Now()
 	c.mu.Unlock()
 	c.startErr = c.doStart()
 	return c.startErr

@@ -12,6 +12,7 @@ import (
 type jobJSON struct {
 	Name            string         `json:"name"`
 	BatchIntervalMS int64          `json:"batch_interval_ms"`
+	StartTime       *time.Time     `json:"start_time,omitempty"`
 	ZeroTime        *time.Time     `json:"zero_time,omitempty"`
 	Checkpointing   bool           `json:"checkpointing"`
 	CheckpointDir   string         `json:"checkpoint_dir,omitempty"`
@@ -79,6 +80,10 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request) {
 		Parallelism:     c.Parallelism(),
 		History:         len(h.hist.ring),
 		Operators:       []operatorJSON{},
+	}
+	if st := c.StartTime(); !st.IsZero() {
+		st = st.UTC()
+		j.StartTime = &st
 	}
 	if z := c.Zero(); !z.IsZero() {
 		z = z.UTC()

@@ -1,16 +1,20 @@
 package status_test
 
 import (
-	"context"
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/metricstest"
+	"github.com/sluicehq/sluice/kafkasink"
 	"github.com/sluicehq/sluice/kafkasource"
 	"github.com/sluicehq/sluice/state"
 )
@@ -56,9 +61,10 @@ func checkpointBodies(t *testing.T, dir, op string) (all, opState int64) {
 
 // TestJobMetrics checks the metrics of checkpoints, keyed state, records
 // lost to retention and a job's own counter against what the job did and
-// what its checkpoint dir holds, and that /api/job names the dir.
+// what its checkpoint dir holds, that /api/job names the dir, and that the
+// README's table of metrics lists what the job exports, no more, no less.
 func TestJobMetrics(t *testing.T) {
-	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 2))
+	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 2), kafkasource.EmbeddedTopic("totals", 1))
 	require.NoError(t, err)
 	t.Cleanup(func() { broker.Close() })
 	producer, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -75,7 +81,7 @@ func TestJobMetrics(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	s, err := kafkasource.NewDirectStream(c, []string{"clicks"},
-		kafkasource.WithBrokers(broker.Addrs()...), kafkasource.WithResetPolicy(kafkasource.Earliest))
+		kafkasource.WithBrokers(broker.Addrs()...), kafkasource.WithResetPolicy(kafkasource.Earliest), kafkasource.WithGroup("clicks-group"))
 	require.NoError(t, err)
 	var malformed atomic.Int64
 	pages := dstream.Map(dstream.Filter(s, func(r kafkasource.Record) bool {
@@ -86,7 +92,10 @@ func TestJobMetrics(t *testing.T) {
 		return true
 	}), func(r kafkasource.Record) dstream.KV[string, int] { return dstream.Pair(string(r.Value), 1) })
 	totals := dstream.UpdateStateByKey(pages, func(vs []int, st int, _ bool) (int, bool) { return st + len(vs), true })
-	dstream.ForEachBatch(totals, func(context.Context, dstream.Batch[dstream.KV[string, int]]) error { return nil })
+	_, err = kafkasink.WriteTo(totals, "totals", kafkasink.Config{Brokers: broker.Addrs()}, func(kv dstream.KV[string, int]) (key, value []byte, err error) {
+		return []byte(kv.Key), strconv.AppendInt(nil, int64(kv.Value), 10), nil
+	})
+	require.NoError(t, err)
 	h, err := newHandler(c, malformed.Load)
 	require.NoError(t, err)
 
@@ -118,6 +127,7 @@ func TestJobMetrics(t *testing.T) {
 	require.Equal(t, float64(all), metricstest.Value(t, fams, "sluice_checkpoint_written_bytes_total", nil), "every file written is still there")
 	require.Equal(t, float64(opState), metricstest.Value(t, fams, "sluice_checkpoint_state_bytes", map[string]string{"operator": op}))
 	require.Positive(t, opState)
+	requireReadmeListsMetrics(t, fams)
 
 	code, body := get(t, h, "/api/job")
 	require.Equal(t, http.StatusOK, code)
@@ -126,4 +136,52 @@ func TestJobMetrics(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(body), &job))
 	require.Equal(t, dir, job.CheckpointDir)
+}
+
+// requireReadmeListsMetrics checks that the README's table of /metrics
+// names every sluice_ family of fams with its labels (job_name apart), and
+// names no family fams lacks: the job of fams exports every one.
+func requireReadmeListsMetrics(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	body, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	documented := map[string][]string{}
+	in := false
+	for line := range strings.Lines(string(body)) {
+		switch {
+		case strings.HasPrefix(line, "| metric | type | labels | what |"):
+			in = true
+		case in && !strings.HasPrefix(line, "|"):
+			in = false
+		case in:
+			cols := strings.Split(line, "|")
+			name := strings.Trim(strings.TrimSpace(cols[1]), "`")
+			if !strings.HasPrefix(name, "sluice_") || strings.Contains(name, "<") {
+				continue // the header's rule, or the row of any node's metrics
+			}
+			labels := regexp.MustCompile(`\([^)]*\)`).ReplaceAllString(cols[3], "")
+			var names []string
+			for _, m := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(labels, -1) {
+				names = append(names, m[1])
+			}
+			slices.Sort(names)
+			documented[name] = names
+		}
+	}
+	require.NotEmpty(t, documented, "the README has a table of metrics")
+	exported := map[string][]string{}
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "sluice_") {
+			continue
+		}
+		var names []string
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			if l.GetName() != "job_name" {
+				names = append(names, l.GetName())
+			}
+		}
+		slices.Sort(names)
+		exported[name] = names
+	}
+	require.Equal(t, documented, exported, "the README's table of metrics (name → labels) and what a job with a Kafka source in a group, keyed state, a checkpoint, a counter and a Kafka sink exports")
 }

@@ -33,8 +33,9 @@
 //     sluice_sink_dead_letters_total, sluice_sink_skipped_batches_total and
 //     the histogram sluice_sink_write_seconds, labelled with the sink's
 //     name as "sink".
-//   - /api/job: the job's name, batch interval, zero time, checkpoint dir
-//     and operators.
+//   - /api/job: the job's name, batch interval, start time (when its
+//     context started), zero time of batch times, checkpoint dir and
+//     operators with their kinds.
 //   - /api/batches?n=N: the last N batches (default and most: the history
 //     size, 1,000 unless [WithHistory] says otherwise), newest first, with
 //     their delays (scheduling, processing and its breakdown into

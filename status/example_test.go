@@ -2,8 +2,8 @@ package status_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"net/http/httptest"
 	"time"
 
@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/status"
 )
 
-// Serve a job's status and read its latest batch from the JSON API.
+// Serve a job's status and read the job from the JSON API.
 func ExampleNew() {
 	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)), engine.WithJobName("words"), engine.WithParallelism(2))
 	if err != nil {
@@ -36,8 +36,29 @@ func ExampleNew() {
 		panic(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	fmt.Print(string(body))
+	var job struct {
+		Name            string    `json:"name"`
+		BatchIntervalMS int64     `json:"batch_interval_ms"`
+		StartTime       time.Time `json:"start_time"`
+		Parallelism     int       `json:"parallelism"`
+		History         int       `json:"history"`
+		Operators       []struct {
+			ID      int    `json:"id"`
+			Name    string `json:"name"`
+			Kind    string `json:"kind"`
+			Parents []int  `json:"parents"`
+		} `json:"operators"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&job); err != nil {
+		panic(err)
+	}
+	fmt.Printf("job %s: batches every %d ms, started: %v, parallelism %d, history of %d batches\n",
+		job.Name, job.BatchIntervalMS, !job.StartTime.IsZero(), job.Parallelism, job.History)
+	for _, op := range job.Operators {
+		fmt.Printf("operator %d %s (%s), parents %v\n", op.ID, op.Name, op.Kind, op.Parents)
+	}
 	// Output:
-	// {"name":"words","batch_interval_ms":1000,"zero_time":"1970-01-01T00:00:00Z","checkpointing":false,"parallelism":2,"history":1000,"operators":[{"id":1,"name":"queue-1","kind":"queue","parents":[]},{"id":2,"name":"forEachBatch-1","kind":"forEachBatch","parents":[1]}]}
+	// job words: batches every 1000 ms, started: true, parallelism 2, history of 1000 batches
+	// operator 1 queue-1 (queue), parents []
+	// operator 2 forEachBatch-1 (forEachBatch), parents [1]
 }

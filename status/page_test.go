@@ -79,6 +79,10 @@ func TestPageInBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"clicks/0@5", "clicks/1@2", "clicks/2@3"}, parts)
 
+	summary, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('summary').textContent`))
+	require.NoError(t, err)
+	require.Contains(t, summary, "started "+k.c.StartTime().UTC().Format("2006-01-02 15:04:05")+"Z", "the summary says when the job started")
+
 	ops, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#graph .op')].map(g => g.dataset.name)`))
 	require.NoError(t, err)
 	require.Equal(t, []string{"kafka", "map-1", "forEachBatch-1"}, ops)

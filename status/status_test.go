@@ -91,7 +91,9 @@ func TestMetricsCountWhatTheJobDid(t *testing.T) {
 	k.failAt = 4
 	k.produce(t, 0, 5)
 	k.produce(t, 1, 2)
+	beforeStart := time.Now()
 	require.NoError(t, k.c.RunBatches(t.Context(), 1))
+	afterStart := time.Now()
 	k.produce(t, 2, 4)
 	require.NoError(t, k.c.RunBatches(t.Context(), 2)) // the second of these has no input
 	k.produce(t, 0, 3)
@@ -157,7 +159,8 @@ func TestMetricsCountWhatTheJobDid(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	var job struct {
 		Name            string
-		BatchIntervalMS int64 `json:"batch_interval_ms"`
+		BatchIntervalMS int64     `json:"batch_interval_ms"`
+		StartTime       time.Time `json:"start_time"`
 		Operators       []struct {
 			ID      int
 			Name    string
@@ -168,6 +171,8 @@ func TestMetricsCountWhatTheJobDid(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &job))
 	require.Equal(t, "clicks-job", job.Name)
 	require.Equal(t, int64(1000), job.BatchIntervalMS)
+	require.False(t, job.StartTime.Before(beforeStart) || job.StartTime.After(afterStart),
+		"start_time %v is when the job started, between %v and %v", job.StartTime, beforeStart, afterStart)
 	require.Len(t, job.Operators, 3)
 	require.Equal(t, "kafka", job.Operators[0].Name)
 	require.Equal(t, []int{1}, job.Operators[1].Parents)
