@@ -118,7 +118,13 @@ type sluiceJob struct {
 // from creating the job to the end of its last batch.
 func (h *harness) runSluice(ctx context.Context, job sluiceJob) (time.Duration, error) {
 	start := time.Now()
+	// The batches run in one RunBatches call, as Run runs them, so that a
+	// batch's commit is made durable while the next one runs; the listener
+	// stops the call once every record is read, or after 10 empty batches.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	var consumed int64
+	idle := 0
 	opts := []engine.Option{
 		engine.WithManualClock(time.Unix(0, 0)),
 		engine.WithParallelism(job.parallelism),
@@ -126,6 +132,13 @@ func (h *harness) runSluice(ctx context.Context, job sluiceJob) (time.Duration, 
 			consumed += info.Records
 			if job.listen != nil {
 				job.listen(info)
+			}
+			idle++
+			if info.Records > 0 {
+				idle = 0
+			}
+			if consumed >= int64(job.records) || idle == 10 {
+				stop()
 			}
 		}}),
 	}
@@ -154,16 +167,11 @@ func (h *harness) runSluice(ctx context.Context, job sluiceJob) (time.Duration, 
 		return 0, err
 	}
 	job.build(recs)
-	for idle := 0; consumed < int64(job.records); {
-		before := consumed
-		if err := c.RunBatches(ctx, 1); err != nil {
-			return 0, err
-		}
-		if consumed == before {
-			if idle++; idle == 10 {
-				return 0, fmt.Errorf("%w: %s, %d of %d records after 10 empty batches", errShortRead, job.topic, consumed, job.records)
-			}
-		}
+	if err := c.RunBatches(runCtx, math.MaxInt); err != nil && (!errors.Is(err, context.Canceled) || ctx.Err() != nil) {
+		return 0, err
+	}
+	if consumed < int64(job.records) {
+		return 0, fmt.Errorf("%w: %s, %d of %d records after 10 empty batches", errShortRead, job.topic, consumed, job.records)
 	}
 	return time.Since(start), nil
 }

@@ -145,6 +145,10 @@ func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error 
 		start := time.Now()
 		err := c.ckpt.commit(ctx, j)
 		info.CheckpointDelay += time.Since(start)
+		var be *BatchError
+		if errors.As(err, &be) {
+			return be // the commit of the batch before failed
+		}
 		if err != nil {
 			return &BatchError{Time: t, Op: "checkpoint", Err: err}
 		}
@@ -154,7 +158,56 @@ func (c *Context) execBatch(ctx context.Context, j *Job, info *BatchInfo) error 
 			return batchErr(t, s, err)
 		}
 	}
+	c.publish(ctx, j)
 	return nil
+}
+
+// publish calls Publish on the sources that implement [Publisher]: at once
+// without a checkpoint, else once the batch's commit is durable.
+func (c *Context) publish(ctx context.Context, j *Job) {
+	var ps []Publisher
+	for _, s := range c.sources {
+		if p, ok := s.(Publisher); ok {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return
+	}
+	run := func() error {
+		for _, p := range ps {
+			p.Publish(ctx, j)
+		}
+		return nil
+	}
+	if c.ckpt == nil {
+		_ = run()
+		return
+	}
+	c.ckpt.queue(run)
+}
+
+// settle waits for the commits still being made durable in the background.
+// It returns err when a batch failed; otherwise the failure of one of those
+// commits, which fails the context as a failed batch does, or else err (a
+// cancelled context's error, or nil).
+func (c *Context) settle(err error) error {
+	if c.ckpt == nil {
+		return err
+	}
+	serr := c.ckpt.settle()
+	var be *BatchError
+	if serr == nil || errors.As(err, &be) {
+		return err // a failed batch already failed the context
+	}
+	if !errors.As(serr, &be) {
+		be = &BatchError{Op: "checkpoint", Err: serr}
+	}
+	if c.failed == nil {
+		c.failed = be
+		c.logger.Error("batch failed", slog.Int64("time_ms", be.Time.UnixMilli()), slog.String("error", be.Error()))
+	}
+	return be
 }
 
 // prepareOutputs computes, in order, what the outputs that implement

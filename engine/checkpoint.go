@@ -191,6 +191,51 @@ type checkpointer struct {
 	snapReady map[string]FileRef
 
 	collecting chan struct{} // closed when the last collection started is done; nil before the first
+
+	// Commits are made durable in the background, while the next batch
+	// plans, reads and computes: last is the last step queued (see queue),
+	// nil before the first; covered holds the batches that planned no input
+	// and that only the manifest being written covers (see writePlans).
+	last    *step
+	covered []emptyPlan
+}
+
+// step is work done in the background after a batch's commit: writing its
+// manifest, publishing the sources' progress.
+type step struct {
+	done chan struct{}
+	err  error // once done is closed: the failure of this step or of one before it
+}
+
+// queue runs f in the background once every step queued before it is done,
+// unless one of them failed: steps run one at a time, in the order queued.
+func (k *checkpointer) queue(f func() error) *step {
+	prev := k.last
+	s := &step{done: make(chan struct{})}
+	k.last = s
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		defer close(s.done)
+		if prev != nil {
+			<-prev.done
+			if s.err = prev.err; s.err != nil {
+				return
+			}
+		}
+		s.err = f()
+	}()
+	return s
+}
+
+// settle waits until every step queued is done, and returns the first
+// failure of one.
+func (k *checkpointer) settle() error {
+	if k.last == nil {
+		return nil
+	}
+	<-k.last.done
+	return k.last.err
 }
 
 func openCheckpointer(c *Context, dir string, opts ...CheckpointOption) (k *checkpointer, err error) {
@@ -760,11 +805,12 @@ type emptyPlan struct {
 // plans no input at all is not recorded: re-planning it after a crash reads
 // from the same positions, so no record is lost or read twice, and empty
 // batches cost no disk write. But once a later batch's input is recorded
-// before the next commit, the empty batches since the last commit are
-// recorded first, each durable before the next is written: a restart replays
-// recorded batches and jumps over unrecorded times, which would skip the
-// state those batches changed (with CheckpointEvery they are not committed on
-// their own).
+// before the next commit, the empty batches since the last commit, and those
+// the last commit covers (its manifest may not be durable yet), are recorded
+// first, each durable before the next is written: a restart replays recorded
+// batches and jumps over unrecorded times, which would skip the state those
+// batches changed (with CheckpointEvery they are not committed on their
+// own).
 func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map[string]any, records int64) (wait func() error) {
 	if records == 0 {
 		k.empty = append(k.empty, emptyPlan{t, plans, info})
@@ -777,7 +823,12 @@ func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map
 		body []byte
 	}
 	var files []file
-	for _, e := range append(k.empty, emptyPlan{t, plans, info}) {
+	// The previous batch's manifest may still be on its way to the disk:
+	// until it is there, this record would make a restart replay from the
+	// commit before it and jump over the empty batches that manifest
+	// covers, so they are recorded first (whether it is there yet or not,
+	// so that what a restart replays does not depend on timing).
+	for _, e := range slices.Concat(k.covered, k.empty, []emptyPlan{{t, plans, info}}) {
 		body, err := json.Marshal(plansFile{BatchMS: e.t.UnixMilli(), Plans: e.plans, Info: marshalInfos(e.info)})
 		if err != nil {
 			return func() error { return err }
@@ -785,6 +836,7 @@ func (k *checkpointer) writePlans(t time.Time, plans map[string][]byte, info map
 		files = append(files, file{filepath.Join(k.dir, offsetsDir, strconv.FormatInt(e.t.UnixMilli(), 10)), body})
 	}
 	k.empty = k.empty[:0]
+	k.covered = nil
 	k.unsaved = true
 	done := make(chan error, 1)
 	go func() {
@@ -823,8 +875,13 @@ func marshalInfos(info map[string]any) map[string]json.RawMessage {
 	return out
 }
 
-// commit saves every stateful operator's changes and writes the manifest of
-// batch j; the manifest's rename is the commit point.
+// commit saves every stateful operator's changes and starts writing the
+// manifest of batch j; the manifest's rename is the commit point. The
+// manifest is written in the background, after the previous batch's is
+// durable, while the next batch plans, reads and computes: commit first
+// waits for the manifest before it, and returns its failure. A restart after
+// a crash before the manifest is durable replays the batch over its recorded
+// input. [checkpointer.settle] waits for the manifest.
 func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 	k.sinceCk++
 	if k.sinceCk < k.cfg.every {
@@ -848,6 +905,12 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 		m.Operators = append(m.Operators, OperatorFiles{Name: name, Kind: op.Meta().Kind, Files: slices.Clone(k.chains[name])})
 	}
 	m.Sources = marshalInfos(j.sourceInfos())
+	// One manifest on its way at a time: the previous one is durable
+	// before this one is written, and a failure of it fails this batch.
+	if err := k.settle(); err != nil {
+		return err
+	}
+	k.covered = nil
 	if !wrote && !k.unsaved && len(k.retained) > 0 {
 		// No operator's state changed and no input was recorded: the newest
 		// commit already describes this batch's state, and a restart
@@ -861,19 +924,24 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	if err := state.WriteFile(k.fs, filepath.Join(k.dir, commitsDir, strconv.FormatInt(ms, 10)), state.KindCommit, body); err != nil {
-		return err
-	}
-	k.c.ckptStats.bytes.Add(int64(len(body)))
-	k.c.ckptStats.committed(m, true)
 	k.sinceCk = 0
+	k.covered = slices.Clone(k.empty)
 	k.empty = k.empty[:0]
 	k.unsaved = false
 	k.retained = append(k.retained, m)
 	for _, start := range async {
 		start()
 	}
-	k.collect(ms)
+	p := filepath.Join(k.dir, commitsDir, strconv.FormatInt(ms, 10))
+	s := k.queue(func() error {
+		if err := state.WriteFile(k.fs, p, state.KindCommit, body); err != nil {
+			return &BatchError{Time: j.Time, Op: "checkpoint", Err: err}
+		}
+		k.c.ckptStats.bytes.Add(int64(len(body)))
+		k.c.ckptStats.committed(m, true)
+		return nil
+	})
+	k.collect(ms, s)
 	return nil
 }
 
@@ -882,8 +950,10 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 // deletes it in the background, after the previous collection finished:
 // the next batch need not wait for the disk. Only files of batches up to
 // nowMS are deleted, so nothing a later batch writes meanwhile is touched.
-// Failures are logged, not returned: the commit already happened.
-func (k *checkpointer) collect(nowMS int64) {
+// Nothing is deleted before the manifest written by step s is durable, nor
+// when writing it failed. Failures are logged, not returned: the commit
+// already happened.
+func (k *checkpointer) collect(nowMS int64, s *step) {
 	var old []int64
 	for len(k.retained) > k.cfg.keep {
 		old = append(old, k.retained[0].BatchMS)
@@ -928,6 +998,10 @@ func (k *checkpointer) collect(nowMS int64) {
 		defer close(done)
 		if prev != nil {
 			<-prev
+		}
+		<-s.done
+		if s.err != nil {
+			return
 		}
 		k.remove(old, keep, dirs, nowMS, oldest)
 	}()

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -817,13 +818,15 @@ func TestCheckpointSurvivesDeathAtEveryWrite(t *testing.T) {
 	}
 }
 
-// TestCheckpointRollbackWarnsOfUnrecordedBatch rolls back past the commit of
-// a batch that planned no input, to a batch whose input was recorded after
-// it: the empty batch cannot be planned anew without taking later input, so
-// it is not run again, and a warning names it.
+// TestCheckpointRollbackWarnsOfUnrecordedBatch rolls back past the commits
+// of two batches that planned no input, to a batch whose input was recorded
+// after them. The first is not recorded: it cannot be planned anew without
+// taking later input, so it is not run again, and a warning names it. The
+// second is recorded with the input after it, because its manifest might
+// not have been durable yet when that input was recorded, and runs again.
 func TestCheckpointRollbackWarnsOfUnrecordedBatch(t *testing.T) {
 	dir := t.TempDir()
-	in := [][]int{{1}, {2}, {3}, {4}, {}, {6}, {7}}
+	in := [][]int{{1}, {2}, {3}, {4}, {}, {}, {7}, {8}}
 	var log bytes.Buffer
 	open := func() (*engine.Context, *batchCounter) {
 		c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)),
@@ -838,20 +841,92 @@ func TestCheckpointRollbackWarnsOfUnrecordedBatch(t *testing.T) {
 	c, o := open()
 	boom := errors.New("crash")
 	o.fail = func(t time.Time) error {
-		if t.Equal(time.Unix(6, 0)) {
+		if t.Equal(time.Unix(7, 0)) {
 			return boom
 		}
 		return nil
 	}
-	require.ErrorIs(t, c.RunBatches(context.Background(), 7), boom)
+	require.ErrorIs(t, c.RunBatches(context.Background(), 8), boom)
 	require.NoError(t, c.Close())
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "commits", "5000"), []byte("damaged"), 0o644))
+	for _, ms := range []string{"5000", "6000"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "commits", ms), []byte("damaged"), 0o644))
+	}
 	require.NotContains(t, log.String(), "not run again")
 
 	c, o = open()
 	defer c.Close()
-	require.NoError(t, c.RunBatches(context.Background(), 2))
-	require.Equal(t, []int64{6000, 7000}, o.times, "batch 5 planned no input and is not run again")
+	require.NoError(t, c.RunBatches(context.Background(), 3))
+	require.Equal(t, []int64{6000, 7000, 8000}, o.times, "batch 5 planned no input and is not run again")
 	require.Contains(t, log.String(), "planned no input, so it was not recorded and is not run again")
 	require.Contains(t, log.String(), "batch_ms=5000")
+}
+
+// publisher is a source of no input that records, as it publishes each
+// batch, whether the batch's commit was on disk by then.
+type publisher struct {
+	meta engine.Meta
+	dir  string
+
+	mu        sync.Mutex
+	published []int64 // batch times (ms), in the order published
+	missing   []int64 // those whose commit file was not there yet
+}
+
+func (p *publisher) Meta() *engine.Meta                                { return &p.meta }
+func (p *publisher) Plan(context.Context, *engine.Job) ([]byte, error) { return []byte{}, nil }
+func (p *publisher) Replan(context.Context, *engine.Job, []byte) error { return nil }
+func (p *publisher) Commit(context.Context, *engine.Job) error         { return nil }
+func (p *publisher) SaveState(w engine.StateWriter) error              { return nil }
+func (p *publisher) RestoreState(engine.StateReader) error             { return nil }
+func (p *publisher) Publish(_ context.Context, j *engine.Job) {
+	ms := j.Time.UnixMilli()
+	_, err := os.Stat(filepath.Join(p.dir, "commits", strconv.FormatInt(ms, 10)))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.published = append(p.published, ms)
+	if err != nil {
+		p.missing = append(p.missing, ms)
+	}
+}
+
+var _ engine.Publisher = (*publisher)(nil)
+
+// TestCheckpointPublishesOnceTheCommitIsDurable runs batches in one call, so
+// that each batch's manifest is written while the next batch runs: a source
+// publishes a batch's progress only once its commit is on disk, in batch
+// order, and a manifest that cannot be written fails the call, publishes
+// nothing of its batch and commits no batch after it.
+func TestCheckpointPublishesOnceTheCommitIsDurable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	in := input(10)
+	ffs := state.NewFaultFS(state.OSFS{})
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)),
+		engine.WithCheckpoint(dir), engine.WithCheckpointOptions(engine.CheckpointFS(ffs)))
+	require.NoError(t, err)
+	defer c.Close()
+	p := &publisher{meta: engine.Meta{Kind: "publisher"}, dir: dir}
+	c.Register(p)
+	n := newCounter(c, "")
+	dstream.ForEachBatch(dstream.Queue(c, in), func(_ context.Context, b dstream.Batch[string]) error {
+		for w := range b.All() {
+			n.add(w)
+		}
+		return nil
+	})
+	require.NoError(t, c.RunBatches(ctx, 5))
+	require.Equal(t, []int64{1_001_000, 1_002_000, 1_003_000, 1_004_000, 1_005_000}, p.published)
+	require.Empty(t, p.missing, "published before the commit was on disk")
+
+	// The manifest of batch 7 fails: batch 8 finds out and fails with it.
+	ffs.Arm(state.Fault{Op: state.OpSync, Match: func(path string) bool { return strings.Contains(path, "commits") }, After: 1})
+	err = c.RunBatches(ctx, 5)
+	require.ErrorIs(t, err, syscall.EIO)
+	var be *engine.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, time.Unix(1007, 0), be.Time, "the error names the batch whose commit failed")
+	require.Equal(t, []int64{1_001_000, 1_002_000, 1_003_000, 1_004_000, 1_005_000, 1_006_000}, p.published)
+	require.Empty(t, p.missing)
+	require.Equal(t, time.UnixMilli(1_006_000), c.CheckpointStats().LastCommit)
+	require.ErrorIs(t, c.RunBatches(ctx, 1), engine.ErrFailed)
 }

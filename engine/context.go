@@ -490,7 +490,8 @@ func (c *Context) release() {
 
 // Run runs batches on the real clock until ctx is done or a batch fails.
 // When ctx is cancelled during a batch, that batch finishes, outputs and
-// commit included, and Run returns nil: a graceful stop. A failed batch makes
+// commit included, and Run returns nil once the commit is durable: a
+// graceful stop. A failed batch makes
 // Run return a [*BatchError] naming the batch time and the operator.
 // With a manual clock Run is an error: use [Context.RunBatches].
 func (c *Context) Run(ctx context.Context) error {
@@ -504,6 +505,10 @@ func (c *Context) Run(ctx context.Context) error {
 	if err := c.start(); err != nil {
 		return err
 	}
+	return c.settle(c.run(ctx))
+}
+
+func (c *Context) run(ctx context.Context) error {
 	for {
 		if err := c.waitUntil(ctx, c.next); err != nil {
 			if errors.Is(err, ErrClosed) {
@@ -521,7 +526,7 @@ func (c *Context) Run(ctx context.Context) error {
 }
 
 // RunBatches runs exactly n more batches, one after another, and returns
-// when they are done or one fails. With a manual clock the batches run at
+// when they are done, with a checkpoint committed durably, or one fails. With a manual clock the batches run at
 // once; with the real clock each waits for its time. Cancelling ctx stops
 // before the next batch, not during one, and returns ctx's error.
 func (c *Context) RunBatches(ctx context.Context, n int) error {
@@ -532,6 +537,10 @@ func (c *Context) RunBatches(ctx context.Context, n int) error {
 	if err := c.start(); err != nil {
 		return err
 	}
+	return c.settle(c.runBatches(ctx, n))
+}
+
+func (c *Context) runBatches(ctx context.Context, n int) error {
 	for range n {
 		if err := ctx.Err(); err != nil {
 			return err

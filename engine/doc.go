@@ -33,7 +33,7 @@
 //
 // The engine knows nothing of record types. It drives [Node] values, and
 // recognises what a node does by the interfaces it implements: [Source],
-// [Output], [Ticker], [Validator], [Stateful], [Closer].
+// [Output], [Ticker], [Validator], [Stateful], [Closer], [Publisher].
 //
 // # Checkpoints
 //
@@ -41,5 +41,9 @@
 // any of the batch's outputs runs (the file is written while the batch reads
 // and computes; see [Preparer]), and after its outputs commits the state of
 // every [Stateful] node with the sources' positions in one manifest, so that
-// a job killed at any instant resumes exactly where it stopped.
+// a job killed at any instant resumes exactly where it stopped. The manifest
+// is made durable in the background while the next batch plans, reads and
+// computes, one manifest at a time; sources that publish their progress
+// ([Publisher]) do so once it is durable. [Context.RunBatches] and
+// [Context.Run] return once every batch they ran is committed.
 package engine

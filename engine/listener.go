@@ -31,7 +31,9 @@ type BatchInfo struct {
 	// CheckpointDelay is the part of ProcessingDelay spent recording the
 	// batch's planned input and committing its checkpoint; zero without
 	// checkpoints. The planned input is written while the batch reads and
-	// computes: only the wait for it after computing counts here.
+	// computes, and the manifest while the next batch runs: only the wait
+	// for the planned input after computing, saving the state, and the wait
+	// for the previous batch's manifest count here.
 	CheckpointDelay time.Duration
 	// OutputOps is the number of output operations of the job, and
 	// OutputOpsSucceeded how many of them succeeded in this batch.

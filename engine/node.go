@@ -129,6 +129,21 @@ type Source interface {
 	Commit(ctx context.Context, j *Job) error
 }
 
+// Publisher is implemented by sources that make their progress known outside
+// the job, as a Kafka source commits its offsets to a consumer group. The
+// engine calls Publish for batch j after [Source.Commit] and, with a
+// checkpoint, once the batch's commit is durable: that is in the background,
+// while later batches run, one batch at a time and in batch order. Publish
+// must therefore not touch what Plan, Replan, Commit or the tasks change
+// without synchronizing with them. It returns nothing: the checkpoint, not
+// what a source publishes, is the truth, so a failure to publish fails no
+// batch and is the source's to log and count. ctx is done when the context
+// closes.
+type Publisher interface {
+	Source
+	Publish(ctx context.Context, j *Job)
+}
+
 // Closer is implemented by nodes that hold resources (clients, files) to
 // release when the context closes.
 type Closer interface {

@@ -102,7 +102,7 @@ type directNode struct {
 	sub    subscription
 
 	// Read and written on the goroutine that drives batches; mu guards
-	// positions against StatsOf.
+	// positions against StatsOf and unpublished against Publish.
 	mu             sync.Mutex
 	positions      map[TopicPartition]int64 // next offset to read, as of the last committed batch
 	ends           map[TopicPartition]int64 // end (last stable offset) of each partition when the last batch was planned
@@ -110,8 +110,9 @@ type directNode struct {
 	restoredTopics map[string]bool          // topics the checkpoint or a re-run plan knew
 	restoredSub    []string                 // the checkpoint's subscription (see subscribedNames)
 	planned        []OffsetRange
-	plannedFor     int64      // batch time (ns) the planned ranges belong to
-	ahead          *readAhead // the planned ranges' first fetches, or nil
+	plannedFor     int64                              // batch time (ns) the planned ranges belong to
+	ahead          *readAhead                         // the planned ranges' first fetches, or nil
+	unpublished    map[int64]map[TopicPartition]int64 // batch time (ns) → offsets Publish commits to the group
 
 	lost           atomic.Int64
 	commitFailures atomic.Int64
@@ -120,9 +121,10 @@ type directNode struct {
 }
 
 var (
-	_ engine.Source   = (*directNode)(nil)
-	_ engine.Stateful = (*directNode)(nil)
-	_ engine.Closer   = (*directNode)(nil)
+	_ engine.Source    = (*directNode)(nil)
+	_ engine.Stateful  = (*directNode)(nil)
+	_ engine.Closer    = (*directNode)(nil)
+	_ engine.Publisher = (*directNode)(nil)
 )
 
 func (n *directNode) Meta() *engine.Meta { return &n.meta }
@@ -230,34 +232,48 @@ func (n *directNode) readRange(tk *engine.Task, j *engine.Job, i int) ([]Record,
 	return n.r.read(tk.Context(), rg, n.ahead.first(tk.Context(), i))
 }
 
-// Commit advances the positions past batch j and commits them to the
-// group. A failed group commit is logged and counted, not fatal: the
-// checkpoint, not the group, is the truth, and the next batch commits again.
+// Commit advances the positions past batch j, and keeps the offsets that
+// Publish commits to the group, if the stream has one.
 func (n *directNode) Commit(ctx context.Context, j *engine.Job) error {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	for _, r := range n.planned {
 		n.positions[r.TopicPartition()] = r.Until
 	}
-	var offsets map[TopicPartition]int64
 	if n.cfg.group != "" && len(n.planned) > 0 {
-		offsets = make(map[TopicPartition]int64, len(n.planned))
+		offsets := make(map[TopicPartition]int64, len(n.planned))
 		for _, r := range n.planned {
 			offsets[r.TopicPartition()] = r.Until
 		}
-	}
-	n.mu.Unlock()
-	n.batches.Add(1)
-	if offsets != nil {
-		if err := n.k.commitGroup(ctx, n.cfg.group, offsets, j.Time); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			n.commitFailures.Add(1)
-			n.logger.Warn("kafkasource: committing offsets to the group failed; lag tools see old offsets until a later batch commits",
-				"group", n.cfg.group, "batch_ms", j.Time.UnixMilli(), "error", err.Error())
+		if n.unpublished == nil {
+			n.unpublished = make(map[int64]map[TopicPartition]int64)
 		}
+		n.unpublished[j.Time.UnixNano()] = offsets
 	}
+	n.batches.Add(1)
 	return nil
+}
+
+// Publish commits the positions after batch j to the group, once the
+// engine made the batch's commit durable. A failed group commit is logged
+// and counted, not fatal: the checkpoint, not the group, is the truth, and
+// the next batch commits again.
+func (n *directNode) Publish(ctx context.Context, j *engine.Job) {
+	n.mu.Lock()
+	offsets := n.unpublished[j.Time.UnixNano()]
+	delete(n.unpublished, j.Time.UnixNano())
+	n.mu.Unlock()
+	if offsets == nil {
+		return
+	}
+	if err := n.k.commitGroup(ctx, n.cfg.group, offsets, j.Time); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		n.commitFailures.Add(1)
+		n.logger.Warn("kafkasource: committing offsets to the group failed; lag tools see old offsets until a later batch commits",
+			"group", n.cfg.group, "batch_ms", j.Time.UnixMilli(), "error", err.Error())
+	}
 }
 
 // Close closes the stream's Kafka client. It is idempotent.
