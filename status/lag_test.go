@@ -35,7 +35,7 @@ func apiLag(t *testing.T, k *kafkaJob) []lagRow {
 // /metrics and /api/lag is what the partition holds beyond the last
 // committed batch, with the end offsets the broker itself reports.
 func TestLagIsBrokerEndMinusCommitted(t *testing.T) {
-	k := newKafkaJobWith(t, time.Second, []kafkasource.Option{
+	k := newKafkaJobWith(t, time.Second, time.Unix(0, 0), []kafkasource.Option{
 		kafkasource.WithRateLimits(kafkasource.RateLimits{MaxRatePerPartition: 10})})
 	produced := []int{35, 12, 0}
 	for p, n := range produced {

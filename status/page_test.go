@@ -46,7 +46,8 @@ func browser(t *testing.T) context.Context {
 // failed batch, a lag row per partition and the operator graph.
 func TestPageInBrowser(t *testing.T) {
 	ctx := browser(t)
-	k := newKafkaJobEvery(t, 200*time.Millisecond)
+	// Batch times from now, as a job on the real clock has them (the screenshot shows them).
+	k := newKafkaJobWith(t, 200*time.Millisecond, time.Now().Truncate(time.Second), nil)
 	srv := httptest.NewServer(k.h)
 	defer srv.Close()
 

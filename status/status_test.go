@@ -40,10 +40,12 @@ func newKafkaJob(t *testing.T, opts ...status.Option) *kafkaJob {
 
 func newKafkaJobEvery(t *testing.T, interval time.Duration, opts ...status.Option) *kafkaJob {
 	t.Helper()
-	return newKafkaJobWith(t, interval, nil, opts...)
+	return newKafkaJobWith(t, interval, time.Unix(0, 0), nil, opts...)
 }
 
-func newKafkaJobWith(t *testing.T, interval time.Duration, srcOpts []kafkasource.Option, opts ...status.Option) *kafkaJob {
+// newKafkaJobWith is newKafkaJob with the batch interval, the manual
+// clock's start and options of the source.
+func newKafkaJobWith(t *testing.T, interval time.Duration, start time.Time, srcOpts []kafkasource.Option, opts ...status.Option) *kafkaJob {
 	t.Helper()
 	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 3))
 	require.NoError(t, err)
@@ -51,7 +53,7 @@ func newKafkaJobWith(t *testing.T, interval time.Duration, srcOpts []kafkasource
 	producer, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	require.NoError(t, err)
 	t.Cleanup(producer.Close)
-	c, err := engine.NewContext(interval, engine.WithManualClock(time.Unix(0, 0)), engine.WithJobName("clicks-job"))
+	c, err := engine.NewContext(interval, engine.WithManualClock(start), engine.WithJobName("clicks-job"))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	s, err := kafkasource.NewDirectStream(c, []string{"clicks"}, append([]kafkasource.Option{
