@@ -110,7 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&sizes, "state-sizes", "1000,10000,100000,1000000", "keys in state of the checkpoint workload (-quick: up to 100,000)")
 	fs.IntVar(&cfg.checkpointRounds, "checkpoint-batches", 30, "batches timed per state size (-quick: 10)")
 	fs.StringVar(&costs, "cost-batches", "10,30,100,300,1000", "batch counts the batchcost workload cuts the word count lines into (-quick: 10,30,100,300); -batches is added")
-	fs.IntVar(&cfg.sinkBatches, "sink-batches", 10, "batches each sink writes (-quick: 5)")
+	fs.IntVar(&cfg.sinkBatches, "sink-batches", 20, "batches each sink writes, each side of a comparison in turn (-quick: 5)")
 	fs.IntVar(&cfg.sinkRecords, "sink-records", 5000, "records per batch of the Kafka sinks (-quick: 2,000)")
 	fs.IntVar(&cfg.sqlRows, "sql-rows", 2000, "upserts per batch of the SQL sinks (-quick: 1,000)")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch dir for checkpoints (default: a new temp dir, removed afterwards)")

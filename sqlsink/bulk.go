@@ -48,22 +48,51 @@ func NewBulk(db *sql.DB, table string, keys, values []string, opts ...UpsertOpti
 		add: c.add, pg: dialectOf(db).dollar}
 	if b.pg {
 		b.tmp = "sluice_bulk_" + strings.ReplaceAll(table, ".", "_")
-		// Rows merged by key: the newest one's values, the sum of the
-		// additive ones', as row-by-row upserts would leave them.
-		sel := make([]string, 0, len(b.all))
-		sel = append(sel, keys...)
-		for _, v := range values {
-			if c.add[v] {
-				sel = append(sel, "sum("+v+") OVER (PARTITION BY "+strings.Join(keys, ", ")+")")
+		b.merge = b.pgMerge()
+	}
+	return b, nil
+}
+
+// pgMerge is the statement that moves the rows of the temporary table
+// into the table, merged by key as row-by-row upserts would leave them: the
+// newest row's values, the sum of the additive ones'. The temporary table
+// is emptied by the same statement, so that a second Exec in the
+// transaction starts from nothing.
+func (b *Bulk) pgMerge() string {
+	keys := strings.Join(b.keys, ", ")
+	additive := 0
+	for _, v := range b.values {
+		if b.add[v] {
+			additive++
+		}
+	}
+	sel := make([]string, 0, len(b.all))
+	sel = append(sel, b.keys...)
+	var from string
+	switch {
+	case additive > 0 && additive == len(b.values):
+		// Only sums: a plain grouping, no order needed.
+		for _, v := range b.values {
+			sel = append(sel, "sum("+v+")")
+		}
+		from = " FROM staged GROUP BY " + keys
+	case additive == 0:
+		sel = append(sel, b.values...)
+		from = " FROM staged ORDER BY " + keys + ", sluice_seq DESC"
+		sel[0] = "DISTINCT ON (" + keys + ") " + sel[0]
+	default:
+		for _, v := range b.values {
+			if b.add[v] {
+				sel = append(sel, "sum("+v+") OVER (PARTITION BY "+keys+")")
 			} else {
 				sel = append(sel, v)
 			}
 		}
-		b.merge = "INSERT INTO " + table + " (" + strings.Join(b.all, ", ") + ") SELECT DISTINCT ON (" + strings.Join(keys, ", ") + ") " +
-			strings.Join(sel, ", ") + " FROM " + b.tmp + " ORDER BY " + strings.Join(keys, ", ") + ", sluice_seq DESC" +
-			onConflict(table, keys, values, c.add)
+		from = " FROM staged ORDER BY " + keys + ", sluice_seq DESC"
+		sel[0] = "DISTINCT ON (" + keys + ") " + sel[0]
 	}
-	return b, nil
+	return "WITH staged AS (DELETE FROM " + b.tmp + " RETURNING *) INSERT INTO " + b.table + " (" + strings.Join(b.all, ", ") + ") SELECT " +
+		strings.Join(sel, ", ") + from + onConflict(b.table, b.keys, b.values, b.add)
 }
 
 // sqliteChunk is the most rows one SQLite statement carries, kept under
@@ -139,10 +168,6 @@ func (b *Bulk) execPostgres(ctx context.Context, tx *sql.Tx, rows [][]any) error
 		strings.Join(b.all, ", ") + ", 0::bigint AS sluice_seq FROM " + b.table + " WITH NO DATA"
 	if _, err := tx.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("sqlsink: the bulk upsert into %s cannot create its temporary table: %w; check that the table exists with the columns %s", b.table, err, strings.Join(b.all, ", "))
-	}
-	// Rows left by an earlier failed Exec in this transaction go.
-	if _, err := tx.ExecContext(ctx, "TRUNCATE "+b.tmp); err != nil {
-		return fmt.Errorf("sqlsink: the bulk upsert into %s cannot empty its temporary table: %w", b.table, err)
 	}
 	cols := append(append([]string(nil), b.all...), "sluice_seq")
 	copied := false

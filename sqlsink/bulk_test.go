@@ -147,3 +147,104 @@ func TestNewBulkRefusesBadColumns(t *testing.T) {
 		t.Fatal("NewBulk accepted a column that is not an identifier")
 	}
 }
+
+// testBulkForms checks each form of the bulk merge (only additive values,
+// no additive value, no value at all) against row-by-row upserts, with keys
+// repeated within a call and two calls in one transaction.
+func testBulkForms(t *testing.T, db *sql.DB) {
+	ctx := bounded(t)
+	for i, c := range []struct {
+		name   string
+		values []string
+		opts   []UpsertOption
+	}{
+		{"sums", []string{"n"}, []UpsertOption{Additive("n")}},
+		{"last", []string{"n", "label"}, nil},
+		{"keys", nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tables := []string{fmt.Sprintf("form%d_row", i), fmt.Sprintf("form%d_bulk", i)}
+			for _, table := range tables {
+				if _, err := db.ExecContext(ctx, `CREATE TABLE `+table+` (k TEXT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT '')`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			up, err := NewUpsert(db, tables[0], []string{"k"}, c.values, c.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bulk, err := NewBulk(db, tables[1], []string{"k"}, c.values, c.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink, err := Open(ctx, db, "j", "forms-"+c.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			row := func(i int) []any {
+				r := []any{fmt.Sprintf("k%d", i%7)}
+				for _, v := range c.values {
+					if v == "n" {
+						r = append(r, int64(i))
+					} else {
+						r = append(r, fmt.Sprintf("l%d", i))
+					}
+				}
+				return r
+			}
+			for batch := range 2 {
+				var calls [2][][]any
+				for i := range 30 {
+					calls[i%2] = append(calls[i%2], row(batch*30+i))
+				}
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, rows := range calls {
+					for _, r := range rows {
+						if err := up.Exec(ctx, tx, r...); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sink.Commit(ctx, time.Unix(int64(batch+1), 0), nil, func(ctx context.Context, tx *sql.Tx) (int, error) {
+					for _, rows := range calls {
+						if err := bulk.Exec(ctx, tx, rows); err != nil {
+							return 0, err
+						}
+					}
+					return 30, nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			read := func(table string) string {
+				rows, err := db.QueryContext(ctx, `SELECT k, n, label FROM `+table+` ORDER BY k`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				var b strings.Builder
+				for rows.Next() {
+					var k, label string
+					var n int64
+					if err := rows.Scan(&k, &n, &label); err != nil {
+						t.Fatal(err)
+					}
+					fmt.Fprintf(&b, "%s=%d,%s ", k, n, label)
+				}
+				return b.String()
+			}
+			if byRow, byBulk := read(tables[0]), read(tables[1]); byRow != byBulk || byRow == "" {
+				t.Fatalf("row by row: %s\nbulk:       %s", byRow, byBulk)
+			}
+		})
+	}
+}
+
+func TestSQLiteBulkForms(t *testing.T)   { testBulkForms(t, openSQLite(t)) }
+func TestPostgresBulkForms(t *testing.T) { testBulkForms(t, openPostgres(t)) }

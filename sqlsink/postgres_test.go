@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 // openPostgres opens the test server's database with a fresh schema of the
 // test's own, so that tests do not see each other's tables (nor an earlier
 // run's under -count).
-func openPostgres(t *testing.T) *sql.DB {
+func openPostgres(t testing.TB) *sql.DB {
 	t.Helper()
 	dsn := pgtest.DSN(t)
 	admin, err := sql.Open("pgx", dsn)

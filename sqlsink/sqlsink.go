@@ -290,20 +290,65 @@ func (s *Sink) commitTx(ctx context.Context, batch time.Time, ranges []kafkasour
 	if err := write(context.WithValue(ctx, txConnKey{}, txConn{tx, conn}), tx); err != nil {
 		return false, fmt.Errorf("sqlsink: sink %s failed to write the batch at %d ms: %w", s.name, ms, err)
 	}
-	up := s.d.rebind(`INSERT INTO ` + ProgressTable + ` (job, sink, topic, kafka_partition, until_offset, batch_time_ms) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (job, sink, topic, kafka_partition) DO UPDATE SET until_offset = excluded.until_offset, batch_time_ms = excluded.batch_time_ms`)
-	if _, err := tx.ExecContext(ctx, up, s.job, s.name, "", -1, -1, ms); err != nil {
-		return false, fmt.Errorf("sqlsink: sink %s cannot record its progress in the table %s: %w; check the table has the columns the package documents", s.name, ProgressTable, err)
-	}
-	for _, r := range ranges {
-		if _, err := tx.ExecContext(ctx, up, s.job, s.name, r.Topic, r.Partition, r.Until, ms); err != nil {
-			return false, fmt.Errorf("sqlsink: sink %s cannot record its progress in the table %s: %w; check the table has the columns the package documents", s.name, ProgressTable, err)
-		}
+	if err := s.record(ctx, tx, ms, ranges); err != nil {
+		return false, err
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("sqlsink: sink %s cannot commit the batch at %d ms: %w; check that the database is reachable, the job re-runs the batch when it is back", s.name, ms, err)
 	}
 	return true, nil
+}
+
+// progressChunk is the most progress rows one statement records: 6
+// parameters a row, under SQLite's historical limit of 999.
+const progressChunk = 150
+
+// record upserts the progress rows of the batch at ms reading ranges, the
+// batch row and one a partition, with one statement (one per
+// progressChunk partitions).
+func (s *Sink) record(ctx context.Context, tx *sql.Tx, ms int64, ranges []kafkasource.OffsetRange) error {
+	type row struct {
+		tp    kafkasource.TopicPartition
+		until int64
+	}
+	rows := make([]row, 0, len(ranges)+1)
+	rows = append(rows, row{kafkasource.TopicPartition{Partition: -1}, -1})
+	at := make(map[kafkasource.TopicPartition]int, len(ranges))
+	for _, r := range ranges {
+		// One row a partition: a statement may not update a row twice.
+		if i, ok := at[r.TopicPartition()]; ok {
+			rows[i].until = r.Until
+			continue
+		}
+		at[r.TopicPartition()] = len(rows)
+		rows = append(rows, row{r.TopicPartition(), r.Until})
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), progressChunk)
+		var q strings.Builder
+		q.WriteString(`INSERT INTO ` + ProgressTable + ` (job, sink, topic, kafka_partition, until_offset, batch_time_ms) VALUES `)
+		args := make([]any, 0, 6*n)
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteByte('(')
+			for j := range 6 {
+				if j > 0 {
+					q.WriteString(", ")
+				}
+				q.WriteString(s.d.ph(len(args) + j + 1))
+			}
+			q.WriteByte(')')
+			args = append(args, s.job, s.name, r.tp.Topic, r.tp.Partition, r.until, ms)
+		}
+		q.WriteString(` ON CONFLICT (job, sink, topic, kafka_partition) DO UPDATE SET until_offset = excluded.until_offset, batch_time_ms = excluded.batch_time_ms`)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("sqlsink: sink %s cannot record its progress in the table %s: %w; check the table has the columns the package documents", s.name, ProgressTable, err)
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 // recorded reports whether the batch at ms reading ranges is already

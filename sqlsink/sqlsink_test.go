@@ -379,3 +379,39 @@ func TestUpsertNamesTableAndRowOnViolation(t *testing.T) {
 		t.Fatalf("a unique violation = %v; want a sentence naming the table users and the row", err)
 	}
 }
+
+// testManyPartitions commits batches reading more partitions than one
+// progress statement records: every partition's offset is stored, and a
+// partition read twice in a batch keeps its last range's.
+func testManyPartitions(t *testing.T, db *sql.DB) {
+	ctx := bounded(t)
+	sink, err := Open(ctx, db, "j", "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[kafkasource.TopicPartition]int64{}
+	for batch := range 2 {
+		var ranges []kafkasource.OffsetRange
+		for p := range int32(2*progressChunk + 7) {
+			r := kafkasource.OffsetRange{Topic: "t", Partition: p, From: int64(batch * 10), Until: int64(batch*10 + 10 + int(p))}
+			ranges = append(ranges, r)
+			want[r.TopicPartition()] = r.Until
+		}
+		again := kafkasource.OffsetRange{Topic: "t", Partition: 3, From: ranges[3].Until, Until: ranges[3].Until + 5}
+		ranges = append(ranges, again)
+		want[again.TopicPartition()] = again.Until
+		if wrote, err := sink.Commit(ctx, time.Unix(int64(batch+1), 0), ranges, func(context.Context, *sql.Tx) (int, error) { return 0, nil }); err != nil || !wrote {
+			t.Fatalf("batch %d: Commit = %v, %v", batch, wrote, err)
+		}
+	}
+	got, err := StoredOffsets(ctx, db, "j", "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("stored offsets of %d partitions differ from the %d committed", len(got), len(want))
+	}
+}
+
+func TestSQLiteManyPartitions(t *testing.T)   { testManyPartitions(t, openSQLite(t)) }
+func TestPostgresManyPartitions(t *testing.T) { testManyPartitions(t, openPostgres(t)) }
