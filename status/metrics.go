@@ -78,7 +78,11 @@ func newMetrics(c *engine.Context, h *history) *metrics {
 }
 
 func (m *metrics) own() []prometheus.Collector {
-	return []prometheus.Collector{m.batches, m.records, m.processing, m.scheduling, m.total, m.checkpoint, m.lastBatch}
+	own := []prometheus.Collector{m.batches, m.records, m.processing, m.scheduling, m.total, m.lastBatch}
+	if m.ctx.Checkpointing() {
+		own = append(own, m.checkpoint) // a job without a checkpoint writes none
+	}
+	return own
 }
 
 // observe records a completed batch.

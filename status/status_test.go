@@ -109,6 +109,9 @@ func TestMetricsCountWhatTheJobDid(t *testing.T) {
 		require.Equal(t, 4.0, metricstest.Value(t, fams, h, nil), h)
 	}
 	require.Equal(t, 3.0, metricstest.Value(t, fams, "sluice_last_completed_batch_timestamp_seconds", nil))
+	for name := range fams {
+		require.NotContains(t, name, "checkpoint", "a job without a checkpoint exports no checkpoint metrics")
+	}
 	// The failed batch planned [5, 8) on partition 0 but committed nothing.
 	src := map[string]string{"source": "kafka", "topic": "clicks"}
 	for p, want := range map[string][3]float64{"0": {5, 8, 3}, "1": {2, 2, 0}, "2": {4, 4, 0}} {
