@@ -14,10 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/groupcommit"
 )
 
 // Kind is the operator kind of direct streams.
@@ -64,6 +66,9 @@ func NewDirectStream(c *engine.Context, topics []string, opts ...Option) (*dstre
 	if err := cfg.validate(topics); err != nil {
 		return nil, err
 	}
+	if err := cfg.validateGroupMode(c); err != nil {
+		return nil, err
+	}
 	k, err := newKClient(&cfg)
 	if err != nil {
 		return nil, err
@@ -85,6 +90,12 @@ func NewDirectStream(c *engine.Context, topics []string, opts ...Option) (*dstre
 		p := cfg.pid
 		n.rc = &rateController{node: n, est: NewPIDRateEstimator(c.BatchInterval(), p[0], p[1], p[2], p[3])}
 		c.AddListener(n.rc)
+	}
+	if cfg.groupMode {
+		if err := n.startMember(c, topics); err != nil {
+			k.close()
+			return nil, err
+		}
 	}
 	return dstream.NewPartitionedSource(c, n, Kind, n.partitions, n.readRange), nil
 }
@@ -114,6 +125,12 @@ type directNode struct {
 	ahead          *readAhead                         // the planned ranges' first fetches, or nil
 	unpublished    map[int64]map[TopicPartition]int64 // batch time (ns) → offsets Publish commits to the group
 
+	// Group mode (withGroupMode): the membership, and for the batch in
+	// flight the function that unpins its tasks and who planned it.
+	member *member
+	pinned func()
+	who    groupcommit.Member
+
 	lost           atomic.Int64
 	commitFailures atomic.Int64
 	batches        atomic.Int64
@@ -139,8 +156,13 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 	// Work on a copy, so that StatsOf never waits for the brokers.
 	pos := maps.Clone(n.positions)
 	var fix []TopicPartition
+	startCtx := ctx
+	if n.member != nil {
+		ps, fix = n.pinOwned(ps, pos)
+		startCtx = kadm.RequireStable(ctx) // wait for offsets a transaction has pending
+	}
 	for tp := range ps.leaders {
-		if _, ok := pos[tp]; ok {
+		if _, ok := pos[tp]; ok || n.member != nil {
 			continue
 		}
 		if n.started || n.restoredTopics[tp.Topic] || n.savedSubscriptionCovers(tp.Topic) {
@@ -154,7 +176,7 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 		}
 		fix = append(fix, tp)
 	}
-	if err := n.startOffsets(ctx, ps, fix, pos); err != nil {
+	if err := n.startOffsets(startCtx, ps, fix, pos); err != nil {
 		return nil, err
 	}
 	if err := n.checkPositions(ctx, ps, pos); err != nil {
@@ -235,6 +257,9 @@ func (n *directNode) readRange(tk *engine.Task, j *engine.Job, i int) ([]Record,
 // Commit advances the positions past batch j, and keeps the offsets that
 // Publish commits to the group, if the stream has one.
 func (n *directNode) Commit(ctx context.Context, j *engine.Job) error {
+	if n.member != nil {
+		return n.commitGroupMode(ctx, j)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, r := range n.planned {
@@ -278,7 +303,10 @@ func (n *directNode) Publish(ctx context.Context, j *engine.Job) {
 
 // Close closes the stream's Kafka client. It is idempotent.
 func (n *directNode) Close() error {
-	n.closeOnce.Do(n.k.close)
+	n.closeOnce.Do(func() {
+		n.closeMember()
+		n.k.close()
+	})
 	return nil
 }
 

@@ -76,6 +76,8 @@ type config struct {
 	fetchMaxBytes int32
 	clientOpts    []kgo.Opt
 	logger        *slog.Logger
+	groupMode     bool      // withGroupMode
+	groupOpts     []kgo.Opt // withGroupMode's overrides of the membership's options
 
 	regexps []*regexp.Regexp // compiled topics, with WithTopicRegex
 }
