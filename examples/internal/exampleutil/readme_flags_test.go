@@ -22,8 +22,9 @@ func TestReadmeFlagsTable(t *testing.T) {
 	require.NotNil(t, section, `README.md has no "## The examples" section`)
 	row := regexp.MustCompile("(?m)^\\| (`--.*?) \\| (.*?) \\|")
 	flagName := regexp.MustCompile("`--([a-z-]+)")
-	literal := regexp.MustCompile("^`?([^` <]+)`?$") // 2s, `warn`; not "0 (unlimited)"
-	documented := map[string]string{}                // flag → the README's literal default, if any
+	// A default given as one value: 2s, `warn`; not "0 (unlimited)".
+	literal := regexp.MustCompile("^`?([^` <]+)`?$")
+	documented := map[string]string{} // flag → the README's default, when given as one value
 	for _, m := range row.FindAllStringSubmatch(string(section[1]), -1) {
 		names := flagName.FindAllStringSubmatch(m[1], -1)
 		for _, n := range names {
