@@ -63,6 +63,7 @@ func (n *directNode) startMember(ec *engine.Context, topics []string) error {
 		topics:     topics,
 		logger:     n.logger,
 		groupOpts:  n.cfg.groupOpts,
+		revoking:   n.cfg.groupRevoking,
 	})
 	if err != nil {
 		return err

@@ -1,11 +1,17 @@
 package kafkasource
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
@@ -122,4 +128,144 @@ func TestGroupModeRefuses(t *testing.T) {
 			require.ErrorContains(t, err, tc.says)
 		})
 	}
+}
+
+func TestGroupModeDroppedMemberCommitsNothing(t *testing.T) {
+	// A member that the group dropped while it was paused (the broker
+	// stopped hearing its heartbeats) believes it still owns its tasks: it
+	// reads their records again, but the group refuses its commit, and the
+	// member that took the tasks over reads them from the group's offsets.
+	topics := []string{"clicks"}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "clicks"), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	producer, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	t.Cleanup(producer.Close)
+	ctx := bounded(t)
+	for p := range int32(2) {
+		for i := range 10 {
+			require.NoError(t, producer.ProduceSync(ctx, &kgo.Record{Topic: "clicks", Partition: p, Value: []byte(recValue(i))}).FirstErr())
+		}
+	}
+	join := func(ec *engine.Context) (*dstream.Stream[Record], *member) {
+		s, err := NewDirectStream(ec, topics, WithBrokers(c.ListenAddrs()...), WithResetPolicy(Earliest), WithRetryTimeout(5*time.Second),
+			WithGroup("pagepopularity"), withGroupMode(kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second)))
+		require.NoError(t, err)
+		return s, findDirect(s.Node()).member
+	}
+
+	ca := newEngine(t)
+	sa, ma := join(ca)
+	wa := watch(sa)
+	waitMembers(t, "a owning both tasks", splitEvenly(topics, 2), ma)
+	paused, _ := ma.cl.GroupMetadata()
+	c.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.HeartbeatRequest)
+		if req.MemberID != paused {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		return req.ResponseKind(), nil, true // a hears all is well; the group hears nothing
+	})
+
+	cb := newEngine(t)
+	sb, mb := join(cb)
+	wb := watch(sb)
+	waitMembers(t, "b owning both tasks once a is dropped", splitEvenly(topics, 2), mb)
+	owned, _ := ma.snapshot()
+	require.Len(t, owned, 2, "a still believes it owns both tasks")
+
+	err = ca.RunBatches(ctx, 1)
+	require.ErrorIs(t, err, kerr.UnknownMemberID)
+	require.ErrorContains(t, err, `group "pagepopularity" as member "`+paused+`"`)
+	requireRecords(t, wa.all(), topics, 2, 0, 10)
+	committed, err := kadm.NewClient(producer).FetchOffsets(ctx, "pagepopularity")
+	require.NoError(t, err)
+	for p := range int32(2) {
+		_, ok := committed.Lookup("clicks", p)
+		require.Falsef(t, ok, "the dropped member committed nothing for clicks[%d]", p)
+	}
+
+	require.NoError(t, cb.RunBatches(ctx, 1))
+	requireRecords(t, wb.all(), topics, 2, 0, 10)
+}
+
+func TestGroupModeRebalanceWaitsForTheBatchInFlight(t *testing.T) {
+	topics := []string{"clicks"}
+	const n = 4
+	b := startBroker(t, map[string]int32{"clicks": n})
+	for p := range int32(n) {
+		b.produce(t, "clicks", p, 0, 10)
+	}
+	revoking := make(chan []TopicPartition, 1)
+	ca := newEngine(t)
+	sa := b.stream(t, ca, topics, WithGroup("pagepopularity"), withGroupMode(kgo.HeartbeatInterval(100*time.Millisecond)),
+		func(c *config) error {
+			c.groupRevoking = func(gone []TopicPartition) {
+				select {
+				case revoking <- gone:
+				default:
+				}
+			}
+			return nil
+		})
+	ma := findDirect(sa.Node()).member
+	wa := watch(sa)
+	started, release := make(chan struct{}), make(chan struct{})
+	var first bool
+	dstream.ForEachBatch(sa, func(context.Context, dstream.Batch[Record]) error {
+		if !first {
+			first = true
+			close(started)
+			<-release
+		}
+		return nil
+	})
+	waitMembers(t, "a owning every task", splitEvenly(topics, n), ma)
+
+	ctx := bounded(t)
+	done := make(chan error, 1)
+	go func() { done <- ca.RunBatches(ctx, 1) }()
+	<-started
+	cb := newEngine(t)
+	sb, mb := b.groupStream(t, cb, topics)
+	wb := watch(sb)
+	var gone []TopicPartition
+	select {
+	case gone = <-revoking:
+	case <-ctx.Done():
+		t.Fatal("the group did not start moving tasks to b")
+	}
+	ownedB, _ := mb.snapshot()
+	require.Empty(t, ownedB, "b gets nothing while a's batch is in flight")
+	close(release)
+	require.NoError(t, <-done)
+	requireRecords(t, wa.all(), topics, n, 0, 10)
+
+	owned := waitMembers(t, "a and b sharing the tasks", splitEvenly(topics, n), ma, mb)
+	require.Equal(t, gone, owned[1], "b gets what a gave up")
+	for p := range int32(n) {
+		b.produce(t, "clicks", p, 10, 15)
+	}
+	before := len(wa.all())
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.NoError(t, cb.RunBatches(ctx, 1))
+	requireRecords(t, append(wa.all()[before:], wb.all()...), topics, n, 10, 15)
+}
+
+func TestGroupModeFailedBatchLetsTasksGo(t *testing.T) {
+	topics := []string{"clicks"}
+	b := startBroker(t, map[string]int32{"clicks": 2})
+	b.produce(t, "clicks", 0, 0, 3)
+	ca := newEngine(t)
+	sa, ma := b.groupStream(t, ca, topics)
+	dstream.ForEachBatch(sa, func(context.Context, dstream.Batch[Record]) error { return errors.New("sink down") })
+	waitMembers(t, "a owning both tasks", splitEvenly(topics, 2), ma)
+	require.ErrorContains(t, ca.RunBatches(bounded(t), 1), "sink down")
+
+	// The failed batch pins nothing: its tasks can move.
+	cb := newEngine(t)
+	_, mb := b.groupStream(t, cb, topics)
+	waitMembers(t, "a and b sharing the tasks after a's failed batch", splitEvenly(topics, 2), ma, mb)
 }

@@ -76,8 +76,9 @@ type config struct {
 	fetchMaxBytes int32
 	clientOpts    []kgo.Opt
 	logger        *slog.Logger
-	groupMode     bool      // withGroupMode
-	groupOpts     []kgo.Opt // withGroupMode's overrides of the membership's options
+	groupMode     bool                   // withGroupMode
+	groupOpts     []kgo.Opt              // withGroupMode's overrides of the membership's options
+	groupRevoking func([]TopicPartition) // tests: see member.revoking
 
 	regexps []*regexp.Regexp // compiled topics, with WithTopicRegex
 }
