@@ -18,11 +18,11 @@
 // sluice_sink_dead_letters_total, sluice_sink_skipped_batches_total and the
 // histogram sluice_sink_write_seconds, labelled with the sink's name.
 //
-// With Config.Logger set, a broker outage while a sink writes logs one
-// WARN when the producer's first request or connection fails (the
-// producer retries them, each retry at DEBUG) and one INFO, with the
-// outage's duration, when a write succeeds again, as the source's outages
-// do.
+// With Config.Logger set ([WriteTxn], [WriteTo], [OpenTxn]), a broker
+// outage while a sink writes logs one WARN when the producer's first
+// request or connection fails (the producer retries them, each retry at
+// DEBUG) and one INFO, with the outage's duration, when a write succeeds
+// again, as the source's outages do.
 //
 // # Commit marker
 //

@@ -46,11 +46,12 @@ func (b *restartable) start() {
 
 func (b *restartable) addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
 
-// TestSinkBrokerOutageLogsOnce writes a batch with each Kafka writer, stops
-// the broker, runs the next batch, which the producer retries, and starts
-// the broker again: the outage logs one WARN when the writes start failing,
-// naming the broker, and one INFO with its duration when they recover; the
-// batch completes and both batches' records are on the topic.
+// TestSinkBrokerOutageLogsOnce writes a batch with each Kafka writer
+// (WriteTo, WriteTxn, and a Txn from OpenTxn), stops the broker, runs the
+// next batch, which the producer retries, and starts the broker again: the
+// outage logs one WARN when the writes start failing, naming the broker,
+// and one INFO with its duration when they recover; the batch completes
+// and both batches' records are on the topic.
 func TestSinkBrokerOutageLogsOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -66,6 +67,22 @@ func TestSinkBrokerOutageLogsOnce(t *testing.T) {
 				return &kgo.Record{Topic: "out", Value: []byte(strconv.Itoa(n))}, nil
 			})
 			return err
+		}},
+		{"OpenTxn", true, func(ctx context.Context, in *dstream.Stream[int], cfg Config) error {
+			w, err := OpenTxn(ctx, in.Context().JobName(), cfg)
+			if err != nil {
+				return err
+			}
+			in.Context().OnClose(func() error { w.Close(); return nil })
+			dstream.ForEachBatch(in, func(ctx context.Context, b dstream.Batch[int]) error {
+				var recs []*kgo.Record
+				for n := range b.All() {
+					recs = append(recs, &kgo.Record{Topic: "out", Value: []byte(strconv.Itoa(n))})
+				}
+				_, err := w.Write(ctx, b.Time, recs)
+				return err
+			})
+			return nil
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/outage"
 )
 
 // ErrFenced is wrapped by the error of a batch whose producer was fenced by
@@ -25,7 +27,8 @@ type Txn struct {
 	cl          *kgo.Client
 	job, sink   string
 	markerTopic string
-	last        int64 // newest committed batch time, Unix ms; -1: none
+	last        int64       // newest committed batch time, Unix ms; -1: none
+	outage      *outage.Log // broker outages, with OpenTxn's logger; nil: not logged
 }
 
 // MarkerTopic is the compacted topic holding the commit markers of job's
@@ -215,6 +218,7 @@ func (tx *txn) commit() error {
 		return t.fail(err)
 	}
 	t.last = tx.ms
+	t.outage.Succeeded("write transaction")
 	return nil
 }
 
@@ -225,5 +229,23 @@ func (t *Txn) fail(err error) error {
 	return fmt.Errorf("kafkasink: the transaction of sink %s failed: %w", t.sink, err)
 }
 
+// OpenTxn opens a transactional writer as [NewTxn] does, for job's sink
+// cfg.Sink on cfg.Brokers with cfg.ClientOpts, and logs broker outages to
+// cfg.Logger as [WriteTxn] does: one WARN when the producer's first
+// request or connection fails, one INFO when a transaction commits again.
+// cfg.DeadLetterTopic is not used.
+func OpenTxn(ctx context.Context, job string, cfg Config) (*Txn, error) {
+	opts, o := outageOpts(cfg, cfg.Sink)
+	t, err := NewTxn(ctx, cfg.Brokers, job, cfg.Sink, opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.outage = o
+	return t, nil
+}
+
 // Close closes the producer.
-func (t *Txn) Close() { t.cl.Close() }
+func (t *Txn) Close() {
+	t.outage.Close()
+	t.cl.Close()
+}

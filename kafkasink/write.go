@@ -96,12 +96,11 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 		return nil, errors.New("kafkasink: WriteTxn got no brokers; set Config.Brokers to host:port seeds")
 	}
 	c := s.Context()
-	opts, o := outageOpts(cfg, cfg.Sink)
-	w, err := NewTxn(ctx, cfg.Brokers, c.JobName(), cfg.Sink, opts...)
+	w, err := OpenTxn(ctx, c.JobName(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	c.OnClose(func() error { o.Close(); w.Close(); return nil })
+	c.OnClose(func() error { w.Close(); return nil })
 	sink := &Sink{name: cfg.Sink}
 	op := "kafkaTxnSink(" + cfg.Sink + ")"
 	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "kafkaTxnSink", Metrics: sink.Metrics}, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
@@ -158,7 +157,6 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 			sink.c.Failures.Add(1)
 			return err
 		}
-		o.Succeeded("write transaction")
 		sink.c.Batches.Add(1)
 		sink.c.Records.Add(n.Load())
 		sink.c.DeadLetters.Add(dead.Load())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,7 @@ type kafkaSink struct {
 	topic, job string
 	addrs      []string
 	opts       []kgo.Opt                 // --tls…, --sasl-…
+	logger     *slog.Logger              // the job's: broker outages while writing
 	txns       map[string]*kafkasink.Txn // by kind
 
 	mu    sync.Mutex                     // guards stats against Metrics
@@ -53,7 +55,7 @@ type kafkaSink struct {
 
 func openKafkaSink(ctx context.Context, value string, j *Job, addrs []string) (Sink, error) {
 	return &kafkaSink{topic: strings.TrimPrefix(value, "kafka:"), job: j.Context.JobName(), addrs: addrs,
-		opts: j.Config.Security.ClientOpts(), txns: map[string]*kafkasink.Txn{}, stats: map[string]*sinkstats.Counters{}}, nil
+		opts: j.Config.Security.ClientOpts(), logger: j.Context.Logger(), txns: map[string]*kafkasink.Txn{}, stats: map[string]*sinkstats.Counters{}}, nil
 }
 
 func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kafkasource.OffsetRange, rows []json.RawMessage) error {
@@ -117,7 +119,7 @@ func (s *kafkaSink) write(ctx context.Context, kind string, t time.Time, rows []
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return false, fmt.Errorf("cannot create the topic %s: %w", topic, err)
 		}
-		if w, err = kafkasink.NewTxn(ctx, s.addrs, s.job, topic, s.opts...); err != nil {
+		if w, err = kafkasink.OpenTxn(ctx, s.job, kafkasink.Config{Brokers: s.addrs, Sink: topic, ClientOpts: s.opts, Logger: s.logger}); err != nil {
 			return false, err
 		}
 		s.txns[kind] = w
