@@ -259,12 +259,17 @@ func windowSpec(m *engine.Meta, parent, length, slide time.Duration) (window.Spe
 	return spec, nil
 }
 
-// windowMeta sets the slide of a windowed node before it is registered; a
-// slide that is not positive is left for Validate to report.
-func windowMeta(m *engine.Meta, slide time.Duration) {
+// windowMeta sets the slide of a windowed node before it is registered (a
+// slide that is not positive is left for Validate to report), and its
+// window and slide as the Params its checkpointed state holds under: panes
+// restored under another window length or slide would give wrong windows
+// (an incremental window would never take out the panes a shorter window
+// no longer reaches).
+func windowMeta(m *engine.Meta, length, slide time.Duration) {
 	if slide > 0 {
 		m.Slide = slide
 	}
+	m.Params = fmt.Sprintf("window %v, slide %v", length, slide)
 }
 
 // windowNode is the node of Window: a buffer of the parent's recent batches.
@@ -289,7 +294,7 @@ var (
 
 func newWindow[T any](s *Stream[T], length, slide time.Duration) *Stream[T] {
 	n := &windowNode[T]{parent: s, length: length, slide: slide, codec: state.CodecFor[T]()}
-	windowMeta(n.Meta(), slide)
+	windowMeta(n.Meta(), length, slide)
 	out := derive[T]("window", n, s)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[T], error) {
 		if err := n.advance(ctx, j); err != nil {
@@ -464,7 +469,7 @@ func newKeyedWindow[K comparable, V, C any](kind string, s *Stream[KV[K, V]], le
 		},
 	}
 	w.meta.Kind = kind
-	windowMeta(w.Meta(), slide)
+	windowMeta(w.Meta(), length, slide)
 	return w
 }
 

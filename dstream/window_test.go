@@ -674,6 +674,97 @@ func TestWindowCheckpointMismatch(t *testing.T) {
 	require.ErrorContains(t, err, `operator "op" was checkpointed as a reduceByKeyAndWindow but this job builds a reduceByKeyAndWindowInv`)
 }
 
+// TestWindowCheckpointRefusesOtherSettings: a windowed operator's state
+// holds only under the window length and slide that wrote it (a restored
+// incremental window shortened from 3 s to 1 s would never take out the
+// panes of its older 2 s and count them for ever), so a job that builds the
+// operator with another length or slide is refused at start with both named;
+// the same settings resume. Every windowed operator records them.
+func TestWindowCheckpointRefusesOtherSettings(t *testing.T) {
+	input := [][]winKV{winPairs("a", 1), winPairs("a", 1), winPairs("b", 1), {}, {}, {}, {}}
+	inv := func(length, slide time.Duration) func(*engine.Context) {
+		return func(c *engine.Context) {
+			collect(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c, input), winAdd, winSub, length, slide, nil).Name("op"))
+		}
+	}
+	plain := func(length, slide time.Duration) func(*engine.Context) {
+		return func(c *engine.Context) {
+			collect(dstream.Window(dstream.Queue(c, input), length, slide).Name("op"))
+		}
+	}
+	for _, tc := range []struct {
+		name         string
+		build, other func(*engine.Context)
+		refused      string
+	}{
+		{"incremental window shortened", inv(winSeconds(3), winSeconds(1)), inv(winSeconds(1), winSeconds(1)),
+			`operator "op" was checkpointed with window 3s, slide 1s but this job builds it with window 1s, slide 1s`},
+		{"incremental window sliding otherwise", inv(winSeconds(2), winSeconds(1)), inv(winSeconds(2), winSeconds(2)),
+			`operator "op" was checkpointed with window 2s, slide 1s but this job builds it with window 2s, slide 2s`},
+		{"window lengthened", plain(winSeconds(2), winSeconds(1)), plain(winSeconds(4), winSeconds(1)),
+			`operator "op" was checkpointed with window 2s, slide 1s but this job builds it with window 4s, slide 1s`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c1 := newWindowCheckpointContext(t, dir, 2)
+			tc.build(c1)
+			require.NoError(t, c1.RunBatches(t.Context(), 3))
+			require.NoError(t, c1.Close())
+			require.NotEmpty(t, windowManifestParams(t, lastWindowManifest(t, dir), "op"), "the commit records the settings")
+
+			c2 := newWindowCheckpointContext(t, dir, 2)
+			tc.other(c2)
+			err := c2.RunBatches(t.Context(), 1)
+			require.ErrorIs(t, err, engine.ErrCheckpointMismatch)
+			require.ErrorContains(t, err, tc.refused)
+			require.ErrorContains(t, err, "or start with a fresh checkpoint dir")
+
+			c3 := newWindowCheckpointContext(t, dir, 2)
+			tc.build(c3)
+			require.NoError(t, c3.RunBatches(t.Context(), 1), "the settings it was written with resume")
+		})
+	}
+}
+
+// TestWindowCheckpointWithoutSettings: a commit written before operators
+// recorded their settings holds none, and restores under any.
+func TestWindowCheckpointWithoutSettings(t *testing.T) {
+	input := [][]winKV{winPairs("a", 1), winPairs("b", 1), {}}
+	dir := t.TempDir()
+	c1 := newWindowCheckpointContext(t, dir, 2)
+	collect(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c1, input), winAdd, winSub, winSeconds(2), winSeconds(1), nil).Name("op"))
+	require.NoError(t, c1.RunBatches(t.Context(), 2))
+	require.NoError(t, c1.Close())
+	commits, err := filepath.Glob(filepath.Join(dir, "commits", "*"))
+	require.NoError(t, err)
+	for _, p := range commits {
+		body, err := state.ReadFile(state.OSFS{}, p, state.KindCommit)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(body, &m))
+		for _, op := range m["operators"].([]any) {
+			delete(op.(map[string]any), "params")
+		}
+		body, err = json.Marshal(m)
+		require.NoError(t, err)
+		require.NoError(t, state.WriteFile(state.OSFS{}, p, state.KindCommit, body))
+	}
+	c2 := newWindowCheckpointContext(t, dir, 2)
+	collect(dstream.ReduceByKeyAndWindowInv(dstream.Queue(c2, input), winAdd, winSub, winSeconds(3), winSeconds(1), nil).Name("op"))
+	require.NoError(t, c2.RunBatches(t.Context(), 1))
+}
+
+func windowManifestParams(t *testing.T, m engine.Manifest, op string) string {
+	t.Helper()
+	for _, o := range m.Operators {
+		if o.Name == op {
+			return o.Params
+		}
+	}
+	t.Fatalf("operator %s not in the manifest of batch %d", op, m.BatchMS)
+	return ""
+}
+
 func TestSliceCodecThroughCheckpoint(t *testing.T) {
 	// GroupByKeyAndWindow's default codec encodes groups element by element;
 	// a restored window holds the same groups, empty strings included.

@@ -129,9 +129,11 @@ type Manifest struct {
 // OperatorFiles lists the files that restore one stateful operator: an
 // optional snapshot followed by deltas, oldest first.
 type OperatorFiles struct {
-	Name  string    `json:"name"`
-	Kind  string    `json:"kind"`
-	Files []FileRef `json:"files"`
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Params are the operator's Meta.Params when the commit was written.
+	Params string    `json:"params,omitempty"`
+	Files  []FileRef `json:"files"`
 }
 
 // FileRef is one state file as a manifest references it: its path relative
@@ -576,9 +578,11 @@ func (k *checkpointer) writeFormat(fm *format) error {
 // matchOperators refuses a commit whose stateful operators differ from the
 // job's.
 func (k *checkpointer) matchOperators(m *Manifest) error {
-	have := make(map[string]string) // name → kind
+	have := make(map[string]string)   // name → kind
+	params := make(map[string]string) // name → params
 	for _, of := range m.Operators {
 		have[of.Name] = of.Kind
+		params[of.Name] = of.Params
 	}
 	want := make(map[string]bool)
 	for _, name := range k.names() {
@@ -600,8 +604,20 @@ func (k *checkpointer) matchOperators(m *Manifest) error {
 			return fmt.Errorf("%w: this job defines stateful operator %q (%s) which checkpoint dir %s does not hold; name it as the checkpoint does, or start with a fresh checkpoint dir",
 				ErrCheckpointMismatch, name, op.Meta().Kind, k.dir)
 		}
+		if had, want := params[name], op.Meta().Params; had != "" && had != want {
+			return fmt.Errorf("%w: checkpoint dir %s: operator %q was checkpointed with %s but this job builds it with %s, and its state holds only under the settings it was written with; build it with those, or start with a fresh checkpoint dir",
+				ErrCheckpointMismatch, k.dir, name, had, orNone(want))
+		}
 	}
 	return nil
+}
+
+// orNone is params, or "no settings" when it is empty.
+func orNone(params string) string {
+	if params == "" {
+		return "no settings"
+	}
+	return params
 }
 
 // listMS lists the batch times that name the files of the checkpoint's
@@ -902,7 +918,7 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 		if w.snap != nil {
 			async = append(async, w.startSnapshot)
 		}
-		m.Operators = append(m.Operators, OperatorFiles{Name: name, Kind: op.Meta().Kind, Files: slices.Clone(k.chains[name])})
+		m.Operators = append(m.Operators, OperatorFiles{Name: name, Kind: op.Meta().Kind, Params: op.Meta().Params, Files: slices.Clone(k.chains[name])})
 	}
 	m.Sources = marshalInfos(j.sourceInfos())
 	// One manifest on its way at a time: the previous one is durable

@@ -35,6 +35,13 @@ type Meta struct {
 	// input recorded under it) as if it had been checkpointed under its
 	// current name.
 	FormerNames []string
+	// Params describes the settings the node's checkpointed state holds
+	// only under, such as a window's length and slide ("window 30s, slide
+	// 10s"). Every commit records them beside the node's files, and a
+	// checkpoint whose newest commit holds the node's state under other
+	// Params is refused when the context starts. Empty: none. Commits written
+	// before Params existed hold none and restore under any.
+	Params string
 
 	id      int
 	ordinal int // position among the registered nodes of the same kind

@@ -74,3 +74,36 @@ func TestLostFormatFile(t *testing.T) {
 	require.FileExists(t, format)
 	require.Equal(t, truth, totals(), "the totals restored from the checkpoint, plus the new line")
 }
+
+// TestOtherWindowRefused resumes a checkpoint written with --window 1s
+// under --window 500ms and under --slide 200ms: each is refused with a
+// sentence naming the window operator, the settings it was written with and
+// the flags; the settings it was written with resume.
+func TestOtherWindowRefused(t *testing.T) {
+	addr := exampletest.StartBroker(t, "words", 1)
+	exampletest.Produce(t, addr, "words", nil, [][]byte{[]byte("to be or not to be")})
+	bin := exampletest.Build(t, "./examples/wordcount")
+	ckpt := filepath.Join(t.TempDir(), "ck")
+	args := func(window, slide string) []string {
+		return []string{"--brokers", addr, "--checkpoint", ckpt, "--http", "",
+			"--batch", "100ms", "--window", window, "--slide", slide, "--stop-when-idle", "2"}
+	}
+	p := exampletest.Start(t, bin, args("1s", "100ms")...)
+	p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+
+	for _, other := range [][2]string{{"500ms", "100ms"}, {"1s", "200ms"}} {
+		p = exampletest.Start(t, bin, args(other[0], other[1])...)
+		p.Wait(t, 30*time.Second)
+		require.Error(t, p.Err, "--window %s --slide %s is refused", other[0], other[1])
+		stderr := strings.TrimSuffix(p.Stderr.String(), "\n")
+		require.NotContains(t, stderr, "\n", "one line")
+		require.Contains(t, stderr, `operator "window-counts" was checkpointed with window 1s, slide 100ms but this job builds it with window `+other[0]+", slide "+other[1])
+		require.Contains(t, stderr, "the same --batch, --window and --slide")
+	}
+
+	p = exampletest.Start(t, bin, args("1s", "100ms")...)
+	out := p.Wait(t, 30*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Contains(t, strings.Join(out, "\n"), "resuming from checkpoint "+ckpt)
+}
