@@ -105,29 +105,43 @@ func BenchmarkHistoryMemory(b *testing.B) {
 }
 
 // BenchmarkListenerEvents times what the status listener does per batch on
-// its own: the started and completed events of an empty batch. On a loaded
-// machine this cost is steadier than the difference of two whole-batch
-// timings; divide (plain + this) by plain from BenchmarkBatchOverhead.
+// its own: the started and completed events of a batch, without sources
+// (as the empty batch of BenchmarkBatchOverhead) and reading three Kafka
+// partitions, whose offset ranges the history keeps. On a loaded machine
+// this cost is steadier than the difference of two whole-batch timings;
+// divide (plain + this) by plain from BenchmarkBatchOverhead.
 func BenchmarkListenerEvents(b *testing.B) {
-	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	h, err := status.New(c)
-	if err != nil {
-		b.Fatal(err)
-	}
-	l := status.Listener(h)
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		info := engine.BatchInfo{Time: time.Unix(int64(i), 0), OutputOps: 1}
-		l.BatchStarted(info)
-		info.OutputOpsSucceeded = 1
-		info.ProcessingDelay = 5 * time.Microsecond
-		info.TotalDelay = info.ProcessingDelay
-		l.BatchCompleted(info)
-		i++
+	ranges := []kafkasource.OffsetRange{{Topic: "clicks", Partition: 0, From: 0, Until: 10}, {Topic: "clicks", Partition: 1, From: 0, Until: 10}, {Topic: "clicks", Partition: 2, From: 0, Until: 10}}
+	for _, tc := range []struct {
+		name    string
+		sources map[string]any
+	}{
+		{"no-source", nil},
+		{"kafka-3-partitions", map[string]any{"kafka": ranges}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			h, err := status.New(c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l := status.Listener(h)
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				info := engine.BatchInfo{Time: time.Unix(int64(i), 0), OutputOps: 1, Records: 30}
+				l.BatchStarted(info)
+				info.Sources = tc.sources // known once the batch has run, as the engine gives them
+				info.OutputOpsSucceeded = 1
+				info.ProcessingDelay = 5 * time.Microsecond
+				info.TotalDelay = info.ProcessingDelay
+				l.BatchCompleted(info)
+				i++
+			}
+		})
 	}
 }

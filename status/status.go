@@ -178,6 +178,15 @@ func newBatch(info engine.BatchInfo, running bool) batch {
 	if info.Err != nil {
 		b.Err = info.Err.Error()
 	}
+	n := 0
+	for _, v := range info.Sources {
+		if rs, ok := v.([]kafkasource.OffsetRange); ok {
+			n += len(rs)
+		}
+	}
+	if n > 0 {
+		b.Ranges = make([]sourceRange, 0, n) // one allocation a batch
+	}
 	for name, v := range info.Sources {
 		rs, ok := v.([]kafkasource.OffsetRange)
 		if !ok {
