@@ -200,6 +200,45 @@ type checkpointer struct {
 	// and that only the manifest being written covers (see writePlans).
 	last    *step
 	covered []emptyPlan
+	writes  []stateFile // the state files the commit being saved writes
+}
+
+// stateFile is a state file a commit writes: deltas and small snapshots,
+// encoded while the operators save their state, written in the background.
+type stateFile struct {
+	path string
+	kind state.Kind
+	body []byte
+}
+
+// writeFiles writes files at once, each in a goroutine of its own, and
+// returns a function that waits until all are durable and returns the first
+// failure.
+func (k *checkpointer) writeFiles(files []stateFile) (wait func() error) {
+	if len(files) == 0 {
+		return func() error { return nil }
+	}
+	errs := make(chan error, len(files))
+	for _, f := range files {
+		k.wg.Add(1)
+		go func() {
+			defer k.wg.Done()
+			err := state.WriteFile(k.fs, f.path, f.kind, f.body)
+			if err == nil {
+				k.c.ckptStats.bytes.Add(int64(len(f.body)))
+			}
+			errs <- err
+		}()
+	}
+	return func() error {
+		var first error
+		for range files {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
 }
 
 // step is work done in the background after a batch's commit: writing its
@@ -905,6 +944,7 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 	}
 	ms := j.Time.UnixMilli()
 	k.adoptSnapshots()
+	k.writes = k.writes[:0]
 	var async []func()
 	m := &Manifest{Version: FormatVersion, BatchMS: ms, ZeroMS: k.c.zero.UnixMilli(), IntervalMS: k.c.batch.Milliseconds()}
 	wrote := false
@@ -921,6 +961,10 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 		m.Operators = append(m.Operators, OperatorFiles{Name: name, Kind: op.Meta().Kind, Params: op.Meta().Params, Files: slices.Clone(k.chains[name])})
 	}
 	m.Sources = marshalInfos(j.sourceInfos())
+	// The state files go to the disk at once, together and beside the
+	// previous manifest: no commit references them yet.
+	files := k.writeFiles(k.writes)
+	k.writes = nil
 	// One manifest on its way at a time: the previous one is durable
 	// before this one is written, and a failure of it fails this batch.
 	if err := k.settle(); err != nil {
@@ -950,6 +994,9 @@ func (k *checkpointer) commit(ctx context.Context, j *Job) error {
 	}
 	p := filepath.Join(k.dir, commitsDir, strconv.FormatInt(ms, 10))
 	s := k.queue(func() error {
+		if err := files(); err != nil {
+			return &BatchError{Time: j.Time, Op: "checkpoint", Err: err}
+		}
 		if err := state.WriteFile(k.fs, p, state.KindCommit, body); err != nil {
 			return &BatchError{Time: j.Time, Op: "checkpoint", Err: err}
 		}
@@ -1127,6 +1174,19 @@ func (w *stateWriter) write(kind state.Kind, suffix string, body func(io.Writer)
 	return FileRef{Path: path.Join(stateDir, w.op, name), Kind: kind.String(), BatchMS: w.ms, Len: n, CRC: crc}, nil
 }
 
+// later encodes body now, for the manifest's reference, and leaves the file
+// to the commit, which writes it in the background before the manifest.
+func (w *stateWriter) later(kind state.Kind, suffix string, body []byte) (FileRef, error) {
+	dir, err := w.opDir()
+	if err != nil {
+		return FileRef{}, err
+	}
+	name := strconv.FormatInt(w.ms, 10) + "." + suffix
+	w.k.writes = append(w.k.writes, stateFile{path: filepath.Join(dir, name), kind: kind, body: body})
+	return FileRef{Path: path.Join(stateDir, w.op, name), Kind: kind.String(), BatchMS: w.ms,
+		Len: int64(len(body)), CRC: crc32.Checksum(body, crcTable)}, nil
+}
+
 func (w *stateWriter) Snapshot(body []byte) error {
 	if last, ok := w.k.lastSnap[w.op]; ok && bytes.Equal(last, body) && len(w.k.chains[w.op]) == 1 {
 		return nil // unchanged since the last commit
@@ -1139,10 +1199,7 @@ func (w *stateWriter) Snapshot(body []byte) error {
 			CRC: crc32.Checksum(body, crcTable), Inline: body}}
 		return nil
 	}
-	ref, err := w.write(state.KindSnapshot, "snapshot", func(out io.Writer) error {
-		_, err := out.Write(body)
-		return err
-	})
+	ref, err := w.later(state.KindSnapshot, "snapshot", body)
 	if err != nil {
 		return err
 	}
@@ -1153,7 +1210,11 @@ func (w *stateWriter) Snapshot(body []byte) error {
 func (w *stateWriter) WriteDelta(write func(io.Writer) error) error {
 	w.wrote = true
 	delete(w.k.lastSnap, w.op)
-	ref, err := w.write(state.KindDelta, "delta", write)
+	var body bytes.Buffer
+	if err := write(&body); err != nil {
+		return err
+	}
+	ref, err := w.later(state.KindDelta, "delta", body.Bytes())
 	if err != nil {
 		return err
 	}
