@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Upsert inserts rows into a table, updating the row already there when
@@ -15,6 +16,10 @@ type Upsert struct {
 	table string
 	n     int
 	query string
+
+	mu     sync.Mutex
+	tx     *sql.Tx   // the transaction of the last Exec
+	txStmt *sql.Stmt // the query prepared in tx
 }
 
 // UpsertOption changes what [NewUpsert] builds.
@@ -102,14 +107,38 @@ func onConflict(table string, keys, values []string, add map[string]bool) string
 func (u *Upsert) SQL() string { return u.query }
 
 // Exec upserts one row in tx: args are the keys' values then the values'.
+// The statement is prepared once a transaction and reused by every Exec
+// in it, so that the database parses it once, not once a row.
 func (u *Upsert) Exec(ctx context.Context, tx *sql.Tx, args ...any) error {
 	if len(args) != u.n {
 		return fmt.Errorf("sqlsink: the upsert into %s got %d values for %d columns; pass the keys' values then the values'", u.table, len(args), u.n)
 	}
-	if _, err := tx.ExecContext(ctx, u.query, args...); err != nil {
+	st, err := u.stmtIn(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("sqlsink: the upsert into %s cannot prepare its statement: %w", u.table, err)
+	}
+	if _, err := st.ExecContext(ctx, args...); err != nil {
 		return fmt.Errorf("sqlsink: the upsert into %s failed for the row %v: %w", u.table, args, err)
 	}
 	return nil
+}
+
+// stmtIn returns the upsert's statement in tx.
+func (u *Upsert) stmtIn(ctx context.Context, tx *sql.Tx) (*sql.Stmt, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.tx == tx {
+		return u.txStmt, nil
+	}
+	// Prepared in the transaction, on its connection: a database with one
+	// connection (SQLite's writer) has no other to prepare it on. The
+	// statement closes with the transaction.
+	st, err := tx.PrepareContext(ctx, u.query)
+	if err != nil {
+		return nil, err
+	}
+	u.tx, u.txStmt = tx, st
+	return st, nil
 }
 
 func ident(s string) bool {
