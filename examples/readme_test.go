@@ -121,7 +121,7 @@ var readmeSteps = []readmeStep{
 	{text: "go run ./examples/pagepopularity", until: `^top 10 of \d+ pages in state`},
 	{text: "go run ./examples/pagepopularity --generate 5000 --batch 1s --checkpoint sluice-data/pagepopularity/load", until: `^batch \S+: [1-9]\d* records`},
 	{text: "go run ./examples/ipcount", until: `^batch \S+: \d+ records`},
-	{text: "go run ./examples/ipcount --brokers kafka1:9092 --topic proxy-access-log --window 5m --slide 30s", until: `^batch \S+: 0 records`},
+	{text: "go run ./examples/ipcount --brokers kafka1:9092 --topic proxy-access-log --window 5m --slide 30s --checkpoint sluice-data/ipcount/proxy", until: `^batch \S+: 0 records`},
 	// The Kafka sink
 	{text: "go run ./examples/pagepopularity --listen 127.0.0.1:19092 --sink kafka:popularity", ready: `^batch \S+: [1-9]\d* records`},
 	{text: "kcat -b 127.0.0.1:19092 -X isolation.level=read_committed -C -t popularity -f '%h %s\\n'", until: `^sluice-batch-time=\d+ \{"page":"page\d+","popularity":-?\d+\.\d{6}\}$`},

@@ -131,6 +131,7 @@ func TestOffsetAboveHighWatermarkIsAnError(t *testing.T) {
 	require.ErrorAs(t, err, &oor)
 	require.Equal(t, OffsetOutOfRangeError{Topic: "hwm", Partition: 0, Offset: 25, HighWatermark: 10}, *oor)
 	require.Contains(t, err.Error(), "offset 25 of hwm[0] is above its high watermark 10")
+	require.Contains(t, err.Error(), "pass WithStartOffsets", "the library names its option")
 }
 
 func TestGroupCommitsFollowBatches(t *testing.T) {

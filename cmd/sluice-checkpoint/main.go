@@ -123,7 +123,11 @@ func inspect(dir string, w io.Writer) (bad int, err error) {
 				size += f.Len
 				kinds = append(kinds, f.Kind)
 			}
-			fmt.Fprintf(w, "  operator %-28s %-22s %s (%s), %s\n", op.Name, op.Kind, plural(len(op.Files), "file"), summarize(kinds), plural(int(size), "byte"))
+			params := ""
+			if op.Params != "" {
+				params = "; " + op.Params
+			}
+			fmt.Fprintf(w, "  operator %-28s %-22s %s (%s), %s%s\n", op.Name, op.Kind, plural(len(op.Files), "file"), summarize(kinds), plural(int(size), "byte"), params)
 		}
 		names := slices.Sorted(maps.Keys(m.Sources))
 		for _, name := range names {

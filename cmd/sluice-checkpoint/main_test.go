@@ -138,3 +138,21 @@ func TestVerifyCrossChecksCommitsWithFormat(t *testing.T) {
 	require.Equal(t, 1, run([]string{"verify", dir}, &out, &errOut))
 	require.Contains(t, errOut.String(), p+" is missing; the job rebuilds it from the newest verified commit")
 }
+
+// TestInspectShowsSettings: inspect prints the window and slide a windowed
+// operator's state was written with, which a job must build it with.
+func TestInspectShowsSettings(t *testing.T) {
+	dir := t.TempDir()
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)), engine.WithCheckpoint(dir))
+	require.NoError(t, err)
+	q := dstream.Queue(c, [][]dstream.KV[string, int]{{dstream.Pair("a", 1)}, {dstream.Pair("b", 2)}})
+	add := func(a, b int) int { return a + b }
+	w := dstream.ReduceByKeyAndWindow(q, add, 3*time.Second, time.Second).Name("counts")
+	dstream.ForEachBatch(w, func(context.Context, dstream.Batch[dstream.KV[string, int]]) error { return nil })
+	require.NoError(t, c.RunBatches(context.Background(), 2))
+	require.NoError(t, c.Close())
+
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run([]string{"inspect", dir}, &out, &errOut), errOut.String())
+	require.Regexp(t, `(?m)^  operator counts +reduceByKeyAndWindow +.*; window 3s, slide 1s$`, out.String())
+}
