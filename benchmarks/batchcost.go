@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/sluicehq/sluice/dstream"
@@ -187,6 +188,44 @@ func (h *harness) batchCost(ctx context.Context) error {
 		h.add(r)
 	}
 	h.batchCosts = fits
+	if h.cfg.largeLines > 0 && slices.Contains(modes, true) {
+		return h.largeWordCount(ctx)
+	}
+	return nil
+}
+
+// largeWordCount compares the durable word count of the large input, in
+// cfg.batches batches, with the plain loop over the same lines, cfg.repeat
+// times in turn.
+func (h *harness) largeWordCount(ctx context.Context) error {
+	n := h.cfg.largeLines
+	plain, totals := map[string]int64{}, map[string]int64{}
+	durable := func(ctx context.Context) (time.Duration, error) {
+		clear(totals)
+		d, err := h.runSluice(ctx, sluiceJob{topic: topicLarge, records: n, parallelism: h.cfg.parallelism, checkpoint: true,
+			build: func(recs *dstream.Stream[kafkasource.Record]) {
+				wc := dstream.ReduceByKey(wordPairs(recs), add)
+				dstream.ForEachBatch(wc, func(_ context.Context, bt dstream.Batch[dstream.KV[string, int64]]) error {
+					for kv := range bt.All() {
+						totals[kv.Key] += kv.Value
+					}
+					return nil
+				})
+			}})
+		if err == nil && !maps.Equal(totals, plain) {
+			err = fmt.Errorf("durable word count of %s lines: %d words, the plain loop %d", thousands(n), len(totals), len(plain))
+		}
+		return d, err
+	}
+	rates, err := h.compare(ctx, n, h.plainWordCountOf(topicLarge, n, plain), durable)
+	if err != nil {
+		return err
+	}
+	r := h.throughput("batchcost", fmt.Sprintf("durable word count ÷ plain loop, %d batches, %s lines", h.cfg.batches, thousands(n)),
+		fmt.Sprintf("durable word count, %s lines in %d batches, checkpoints on", thousands(n), h.cfg.batches),
+		rates[1], rates[0], "plain loop (strings.Fields, m[w]++)")
+	r.ratioGoal("≥ 1.0× plain loop", 1.0)
+	h.add(r)
 	return nil
 }
 

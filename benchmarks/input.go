@@ -17,6 +17,7 @@ import (
 const (
 	topicPass     = "pass"
 	topicLines    = "lines"
+	topicLarge    = "lines-large" // the batchcost workload's large word count input
 	topicBehavior = "behavior"
 	topicEmpty    = "empty"
 )
@@ -101,6 +102,13 @@ func (h *harness) load(ctx context.Context) error {
 			return err
 		}
 		h.logf("loaded %d lines into %s", cfg.lines, topicLines)
+	}
+	if cfg.has("batchcost") && cfg.largeLines > 0 {
+		gen := newLineGen()
+		if err := h.loadTopic(ctx, topicLarge, cfg.largeLines, gen.next); err != nil {
+			return err
+		}
+		h.logf("loaded %d lines into %s", cfg.largeLines, topicLarge)
 	}
 	if cfg.has("pagepop") {
 		gen := newBehaviorGen()

@@ -26,6 +26,7 @@ type config struct {
 	workloads   []string // subset of workloads, in run order
 	records     int      // records of the pass-through input
 	lines       int      // lines of the word count input
+	largeLines  int      // lines of the batchcost workload's large word count; 0 skips it
 	behaviors   int      // records of the page popularity input
 	partitions  int      // partitions of every input topic
 	parallelism int      // Sluice's parallelism for the main figures
@@ -96,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&wl, "workloads", "all", "comma-separated workloads to run: all or "+strings.Join(workloads, ","))
 	fs.IntVar(&cfg.records, "records", 5_000_000, "records of the pass-through input (-quick: 1,000,000)")
 	fs.IntVar(&cfg.lines, "lines", 1_000_000, "lines of 8 words of the word count input (-quick: 200,000)")
+	fs.IntVar(&cfg.largeLines, "large-lines", 5_000_000, "lines of the batchcost workload's second durable word count, in -batches batches beside the plain loop over the same lines; 0 skips it (-quick: 0)")
 	fs.IntVar(&cfg.behaviors, "behaviors", 1_000_000, "pageID|clicks|stay|like records of the page popularity input (-quick: 200,000)")
 	fs.IntVar(&cfg.partitions, "partitions", 8, "partitions of every input topic")
 	fs.IntVar(&cfg.parallelism, "parallelism", runtime.GOMAXPROCS(0), "Sluice's parallelism for the main figures")
@@ -129,6 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"records":            func() { cfg.records = 1_000_000 },
 			"lines":              func() { cfg.lines = 200_000 },
 			"behaviors":          func() { cfg.behaviors = 200_000 },
+			"large-lines":        func() { cfg.largeLines = 0 },
 			"repeat":             func() { cfg.repeat = 1 },
 			"empty-batches":      func() { cfg.emptyBatches = 50 },
 			"state-sizes":        func() { sizes = "1000,10000,100000" },
@@ -186,6 +189,8 @@ func (c *config) validate() error {
 	switch {
 	case c.records < 1 || c.lines < 1 || c.behaviors < 1:
 		return fmt.Errorf("%w: -records, -lines and -behaviors must be at least 1", errUsage)
+	case c.largeLines < 0:
+		return fmt.Errorf("%w: -large-lines %d; pass 0 (skip) or more", errUsage, c.largeLines)
 	case c.partitions < 1:
 		return fmt.Errorf("%w: -partitions %d; pass 1 or more", errUsage, c.partitions)
 	case c.parallelism < 1:

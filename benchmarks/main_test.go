@@ -19,7 +19,7 @@ import (
 func tinyConfig(t *testing.T) config {
 	dir := t.TempDir()
 	cfg, err := parseFlags([]string{
-		"-records", "20000", "-lines", "4000", "-behaviors", "4000", "-batches", "4", "-repeat", "1",
+		"-records", "20000", "-lines", "4000", "-large-lines", "8000", "-behaviors", "4000", "-batches", "4", "-repeat", "1",
 		"-empty-batches", "10", "-latency-batches", "1s", "-latency-duration", "2500ms", "-latency-rate", "2000",
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3", "-cost-batches", "2,50",
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3",
@@ -76,10 +76,10 @@ func TestHarnessTinyRun(t *testing.T) {
 		require.Positive(t, bc.Breakdown.Batches)
 	}
 	// pass-through, word count twice, fixed cost off and on, durable word
-	// count, empty batches, latency p99, checkpoint cost, the transactional
-	// Kafka sink, the SQL sink into SQLite and, with a PostgreSQL server,
-	// into PostgreSQL.
-	want := 12
+	// count of the lines and of the large input, empty batches, latency
+	// p99, checkpoint cost, the transactional Kafka sink, the SQL sink into
+	// SQLite and, with a PostgreSQL server, into PostgreSQL.
+	want := 13
 	for _, s := range rep.Skipped {
 		require.Contains(t, s, "install", "a skip says how to install what is missing")
 		want--

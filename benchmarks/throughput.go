@@ -94,9 +94,14 @@ func (h *harness) wordCountJob(parallelism int, totals map[string]int64) runner 
 // plainWordCount counts the words of the lines input in a plain loop over
 // franz-go's consumer, as most Go code would: strings.Fields and m[word]++.
 func (h *harness) plainWordCount(totals map[string]int64) runner {
+	return h.plainWordCountOf(topicLines, h.cfg.lines, totals)
+}
+
+// plainWordCountOf is plainWordCount over the n lines of topic.
+func (h *harness) plainWordCountOf(topic string, n int, totals map[string]int64) runner {
 	return func(ctx context.Context) (time.Duration, error) {
 		clear(totals)
-		return h.runKgo(ctx, topicLines, h.cfg.lines, func(fs kgo.Fetches) {
+		return h.runKgo(ctx, topic, n, func(fs kgo.Fetches) {
 			fs.EachRecord(func(r *kgo.Record) {
 				for _, w := range strings.Fields(string(r.Value)) {
 					totals[w]++
