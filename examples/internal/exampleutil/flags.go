@@ -169,10 +169,10 @@ func (p *parser) kafkaFlags() {
 	fs.StringVar(&p.brokers, "brokers", "", "Kafka seed brokers as `host:port[,host:port...]`; empty starts an embedded broker")
 	fs.StringVar(&cfg.Listen, "listen", DefaultListen, "`host:port` the embedded broker listens on, for kcat and other clients; port 0 picks a free port")
 	fs.StringVar(&cfg.Topic, "topic", spec.Topic, "Kafka `topic` to read (and to generate into)")
-	fs.IntVar(&cfg.Partitions, "partitions", DefaultPartitions, "`N` partitions of the topic when the example creates it (embedded broker, or --generate with --brokers)")
+	wholeVar(fs, &cfg.Partitions, "partitions", DefaultPartitions, "`N` partitions of the topic when the example creates it (embedded broker, or --generate with --brokers)")
 	fs.StringVar(&cfg.Group, "group", "sluice-"+spec.Name, "consumer `group` the job commits its offsets to after every batch, for lag tools")
 	fs.StringVar(&p.startOffsets, "start-offsets", "", "where partitions start when the checkpoint holds no position: `earliest|latest|topic:partition:offset[,...]`; default: the group's committed offsets, else earliest")
-	fs.Int64Var(&cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
+	wholeVar(fs, &cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
 	fs.BoolVar(&cfg.Backpressure, "backpressure", false, "adapt the read rate to how fast batches complete (PID controller)")
 	rateDefault := "off"
 	if spec.Generator != nil {
@@ -217,7 +217,8 @@ func (p *parser) checkKafka() error {
 	switch {
 	case p.generate != "":
 		r, err := strconv.ParseFloat(p.generate, 64)
-		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+		// ParseFloat also reads hex (0x1p4) and, after a base prefix, underscores.
+		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) || strings.ContainsAny(p.generate, "xX_") {
 			return usagef("--generate %q is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.", p.generate)
 		}
 		if r > 0 && spec.Generator == nil {
@@ -240,11 +241,11 @@ func (p *parser) jobFlags() {
 		fs.DurationVar(&cfg.Window, "window", spec.Window, "window `length`, a multiple of --batch")
 		fs.DurationVar(&cfg.Slide, "slide", spec.Slide, "window `slide`: results print every slide; a multiple of --batch")
 	}
-	fs.IntVar(&cfg.Parallelism, "parallelism", 0, "most `N` tasks that run at once, and the partitions of keyed results; 0 is the number of CPUs")
+	wholeVar(fs, &cfg.Parallelism, "parallelism", 0, "most `N` tasks that run at once, and the partitions of keyed results; 0 is the number of CPUs")
 	fs.StringVar(&cfg.Checkpoint, "checkpoint", defaultCkpt, "checkpoint `DIR` for state and offsets, so that a restart resumes; the embedded broker keeps its log in DIR-broker; empty: no checkpoint")
 	fs.BoolVar(&cfg.RollbackOnCorrupt, "rollback-on-corrupt", false, "when the newest checkpoint commit does not verify, restore the newest one that does instead of stopping")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop gracefully after `D`; 0 runs until Ctrl-C")
-	fs.IntVar(&cfg.StopWhenIdle, "stop-when-idle", 0, "stop gracefully after `N` batches in a row that read nothing (no backlog left); 0 never")
+	wholeVar(fs, &cfg.StopWhenIdle, "stop-when-idle", 0, "stop gracefully after `N` batches in a row that read nothing (no backlog left); 0 never")
 }
 
 func (p *parser) checkJob() error {
@@ -292,7 +293,7 @@ func (p *parser) checkJob() error {
 // outputFlags registers what the job prints and saves.
 func (p *parser) outputFlags() {
 	fs, cfg := p.fs, p.cfg
-	fs.IntVar(&cfg.Top, "top", DefaultTop, "print the top `N` rows")
+	wholeVar(fs, &cfg.Top, "top", DefaultTop, "print the top `N` rows")
 	fs.StringVar(&cfg.Save, "save", "", "write each batch's results as JSON lines to `PREFIX`-<batch ms>.jsonl")
 	defaultSink, none := "", ""
 	if p.spec.SinkByDefault {
@@ -353,6 +354,40 @@ func checkListen(addr string) error {
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
 		return usagef("--listen %q has no valid port; use a number from 0 to 65535, as in --listen %s:9092.", addr, host)
 	}
+	return nil
+}
+
+// wholeValue is a flag holding a whole number written in decimal digits,
+// with a leading minus for a negative one (which the checks then refuse in
+// a sentence of their own). Package flag's IntVar would also take 0x10,
+// 010 (as octal 8) and 1_0.
+type wholeValue[T int | int64] struct{ p *T }
+
+func wholeVar[T int | int64](fs *flag.FlagSet, p *T, name string, value T, usage string) {
+	*p = value
+	fs.Var(wholeValue[T]{p}, name, usage)
+}
+
+func (w wholeValue[T]) String() string {
+	if w.p == nil {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*w.p), 10)
+}
+
+func (w wholeValue[T]) Set(s string) error {
+	digits, neg := strings.CutPrefix(s, "-")
+	v, err := parseWhole(digits, 63)
+	if err != nil {
+		return err
+	}
+	if neg {
+		v = -v
+	}
+	if int64(T(v)) != v {
+		return strconv.ErrRange
+	}
+	*w.p = T(v)
 	return nil
 }
 

@@ -83,6 +83,9 @@ func TestParseFlagsDefaults(t *testing.T) {
 			require.Equal(t, "text", c.LogFormat)
 			require.Zero(t, c.StartOffsets)
 		}},
+		{"a leading zero is decimal, not octal", testSpec, []string{"--partitions", "010"}, func(t *testing.T, c Config) {
+			require.Equal(t, 10, c.Partitions)
+		}},
 		{"start offsets earliest", testSpec, []string{"--start-offsets", "earliest"}, func(t *testing.T, c Config) {
 			require.Equal(t, StartOffsets{Policy: "earliest"}, c.StartOffsets)
 		}},
@@ -113,6 +116,11 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"missing value", testSpec, []string{"--batch"}, "flag --batch needs a value; run demo -h for its form."},
 		{"bad duration", testSpec, []string{"--batch", "soon"}, `--batch "soon" is not a valid value; pass a duration such as 2s, 500ms or 1m.`},
 		{"bad number", testSpec, []string{"--top", "many"}, `--top "many" is not a valid value; pass a whole number.`},
+		{"hex number", testSpec, []string{"--top", "0x10"}, `--top "0x10" is not a valid value; pass a whole number.`},
+		{"underscore in a number", testSpec, []string{"--partitions", "1_0"}, `--partitions "1_0" is not a valid value; pass a whole number.`},
+		{"sign before a number", testSpec, []string{"--stop-when-idle", "+3"}, `--stop-when-idle "+3" is not a valid value; pass a whole number.`},
+		{"number overflow", testSpec, []string{"--max-rate-per-partition", "99999999999999999999"}, `--max-rate-per-partition "99999999999999999999" is not a valid value; pass a whole number.`},
+		{"negative parallelism", testSpec, []string{"--parallelism", "-2"}, "--parallelism -2 is negative; pass 0 (the number of CPUs) or a number of tasks such as --parallelism 4."},
 		{"bad boolean", testSpec, []string{"--backpressure=maybe"}, `--backpressure "maybe" is not true or false; write --backpressure or --backpressure=false.`},
 		{"argument", testSpec, []string{"extra"}, `unexpected argument "extra"; every setting is a flag, see demo -h.`},
 		{"broker not host:port", testSpec, []string{"--brokers", "kafka"}, `--brokers "kafka" holds "kafka", which is not host:port; write it as --brokers 127.0.0.1:9092.`},
@@ -132,6 +140,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"zero top", testSpec, []string{"--top", "0"}, "--top 0 prints nothing; pass 1 or more."},
 		{"negative rate limit", testSpec, []string{"--max-rate-per-partition", "-1"}, "--max-rate-per-partition -1 is negative; pass 0 (unlimited) or a rate in records/s."},
 		{"bad generate", testSpec, []string{"--generate", "fast"}, `--generate "fast" is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.`},
+		{"hex generate", testSpec, []string{"--generate", "0x1p4"}, `--generate "0x1p4" is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.`},
 		{"negative generate", testSpec, []string{"--generate", "-3"}, `--generate "-3" is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.`},
 		{"generate without a generator", noGen, []string{"--generate", "3"}, "--generate: demo has no generator; drop the flag."},
 		{"negative duration", testSpec, []string{"--duration", "-1s"}, "--duration -1s is negative; pass 0 (run until Ctrl-C) or a duration such as --duration 1m."},
