@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,13 +29,11 @@ func benchRows(batches int) [][]dstream.KV[string, int64] {
 	return in
 }
 
-// BenchmarkPostgresUpsertAgainstPgx writes the same batches of 2000
-// upserts with Write and NewUpsert (one Exec a row) and with a plain pgx
-// loop (one transaction a batch, tx.Exec a row), alternating, and reports
-// the sink's rows/s over the loop's (1 = as fast) and the time the sink
-// adds per batch.
-func BenchmarkPostgresUpsertAgainstPgx(b *testing.B) {
-	db := openPostgres(b)
+// benchUpsertAgainstLoop writes the same batches of 2000 upserts into db
+// with Write and NewUpsert (one Exec a row) and with loop, alternating,
+// and reports the sink's rows/s over the loop's (1 = as fast) and the time
+// the sink adds per batch.
+func benchUpsertAgainstLoop(b *testing.B, db *sql.DB, loop func(ctx context.Context, rows []dstream.KV[string, int64]) error) {
 	// Cancellable, as a job's is: pgx watches such a context during each
 	// query.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -44,15 +43,6 @@ func BenchmarkPostgresUpsertAgainstPgx(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var schema string
-	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-		b.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, pgtest.DSN(b)+"&search_path="+schema)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	const batches = 100_000
 	in := benchRows(50)
 	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)), engine.WithJobName("bench"))
@@ -78,7 +68,6 @@ func BenchmarkPostgresUpsertAgainstPgx(b *testing.B) {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	q := "INSERT INTO bench_loop (k, n) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET n = bench_loop.n + excluded.n"
 	var sinkT, loopT time.Duration
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -88,20 +77,66 @@ func BenchmarkPostgresUpsertAgainstPgx(b *testing.B) {
 		}
 		sinkT += time.Since(start)
 		start = time.Now()
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, kv := range in[i%len(in)] {
-			if _, err := tx.Exec(ctx, q, kv.Key, kv.Value); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := tx.Commit(ctx); err != nil {
+		if err := loop(ctx, in[i%len(in)]); err != nil {
 			b.Fatal(err)
 		}
 		loopT += time.Since(start)
 	}
 	b.ReportMetric(float64(loopT)/float64(sinkT), "loop/sink")
 	b.ReportMetric(float64(sinkT-loopT)/float64(b.N)/1e6, "added-ms/batch")
+}
+
+const loopUpsert = "INSERT INTO bench_loop (k, n) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET n = bench_loop.n + excluded.n"
+
+// BenchmarkPostgresUpsertAgainstPgx is benchUpsertAgainstLoop into
+// PostgreSQL against a plain pgx loop (one transaction a batch, tx.Exec a
+// row, pgx's statement cache).
+func BenchmarkPostgresUpsertAgainstPgx(b *testing.B) {
+	db := openPostgres(b)
+	var schema string
+	if err := db.QueryRow("SELECT current_schema()").Scan(&schema); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), pgtest.DSN(b)+"&search_path="+schema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	benchUpsertAgainstLoop(b, db, func(ctx context.Context, rows []dstream.KV[string, int64]) error {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(ctx)
+		for _, kv := range rows {
+			if _, err := tx.Exec(ctx, loopUpsert, kv.Key, kv.Value); err != nil {
+				return err
+			}
+		}
+		return tx.Commit(ctx)
+	})
+}
+
+// BenchmarkSQLiteUpsertAgainstLoop is benchUpsertAgainstLoop into SQLite
+// against a plain database/sql loop (one transaction and one prepared
+// statement a batch).
+func BenchmarkSQLiteUpsertAgainstLoop(b *testing.B) {
+	db := openSQLite(b)
+	benchUpsertAgainstLoop(b, db, func(ctx context.Context, rows []dstream.KV[string, int64]) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		st, err := tx.PrepareContext(ctx, strings.ReplaceAll(strings.ReplaceAll(loopUpsert, "$1", "?"), "$2", "?"))
+		if err != nil {
+			return err
+		}
+		for _, kv := range rows {
+			if _, err := st.ExecContext(ctx, kv.Key, kv.Value); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	})
 }

@@ -145,7 +145,7 @@ func wantCounts(t *testing.T, db *sql.DB, want map[string]int64, when string) {
 	}
 }
 
-func openSQLite(t *testing.T) *sql.DB {
+func openSQLite(t testing.TB) *sql.DB {
 	t.Helper()
 	db, err := OpenSQLite(filepath.Join(t.TempDir(), "out.db"))
 	if err != nil {
