@@ -28,12 +28,16 @@
 //   - scaling: pass-through and word count at parallelism and GOMAXPROCS 1
 //     and 2.
 //   - sinks: the outputs, each against a baseline writing the same records
-//     in the same run: the transactional Kafka sink against the
-//     at-least-once one and a plain kgo producer, the SQL sink's upserts
-//     into SQLite against a plain database/sql loop and into PostgreSQL
-//     against a plain pgx loop (one transaction a batch), and the time each
-//     sink adds to a batch. PostgreSQL runs on a server the workload starts
-//     as internal/pgtest does; without PostgreSQL's binaries it is skipped,
+//     in the same run, the sides taking turns batch by batch: the
+//     transactional Kafka sink against the at-least-once one and a plain
+//     kgo producer; the SQL sink's row-by-row upserts into SQLite and
+//     PostgreSQL against plain loops (database/sql, pgx) of the same
+//     upserts in one transaction a batch, and its bulk path against a
+//     plain bulk loop (prepared multi-row upserts on SQLite; pgx CopyFrom
+//     into a temporary table and one merge on PostgreSQL) and raw CopyFrom;
+//     and the time each sink takes per batch, which is what it adds to a
+//     1 s batch. PostgreSQL runs on a server the workload starts as
+//     internal/pgtest does; without PostgreSQL's binaries it is skipped,
 //     saying how to install them.
 //
 // Throughput workloads run on the manual clock as fast as they can: each
