@@ -168,3 +168,53 @@ func ExampleWriteRows() {
 	// sql 3
 	// dead letters: 1 (empty word)
 }
+
+// ExampleSink_Commit runs an output operation of its own through an opened
+// sink: each batch's rows and progress commit together, a batch already
+// recorded is skipped, and registering the output with
+// dstream.ForEachBatchWith puts the sink's counters on the job's metrics.
+func ExampleSink_Commit() {
+	dir, _ := os.MkdirTemp("", "sqlsink")
+	defer os.RemoveAll(dir)
+	db, err := sqlsink.OpenSQLite(filepath.Join(dir, "results.db"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer db.Close()
+	ctx := context.Background()
+	db.ExecContext(ctx, `CREATE TABLE lines (batch_ms BIGINT NOT NULL, line TEXT NOT NULL)`)
+	sink, err := sqlsink.Open(ctx, db, "lines", "out")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	c, _ := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)), engine.WithJobName("lines"))
+	defer c.Close()
+	lines := dstream.Queue(c, [][]string{{"x", "y"}, {"z"}})
+	dstream.ForEachBatchWith(lines, dstream.OutputOptions{Kind: "sqlSink", Metrics: sink.Metrics},
+		func(ctx context.Context, _ *engine.Job, b dstream.Batch[string]) error {
+			_, err := sink.Commit(ctx, b.Time, nil, func(ctx context.Context, tx *sql.Tx) (int, error) {
+				for l := range b.All() {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO lines VALUES (?, ?)`, b.Time.UnixMilli(), l); err != nil {
+						return 0, err
+					}
+				}
+				return b.Len(), nil
+			})
+			return err
+		})
+	if err := c.RunBatches(ctx, 2); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// The second batch again, as a job restarted before its checkpoint
+	// committed would run it: already recorded, so nothing is written.
+	wrote, err := sink.Commit(ctx, time.Unix(1002, 0), nil, func(context.Context, *sql.Tx) (int, error) { return 0, errors.New("not called") })
+	fmt.Println("wrote again:", wrote, err)
+	st := sink.Stats()
+	fmt.Println("records:", st.Records, "batches:", st.Batches, "skipped:", st.Skipped)
+	// Output:
+	// wrote again: false <nil>
+	// records: 3 batches: 2 skipped: 1
+}
