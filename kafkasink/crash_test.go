@@ -15,7 +15,8 @@ import (
 
 // TestCrashExactlyOnce kills a child job that writes with WriteTxn at least
 // 20 times, at random moments (the parent's SIGKILL) and between the
-// sink's commit and the checkpoint's (the child's own), restarting it from
+// sink's commit and the checkpoint's and inside a transaction once its
+// first record is on the broker (the child's own), restarting it from
 // its checkpoint each time against a broker that lives in this process.
 // Read read_committed, every input element appears exactly once; read
 // uncommitted, the aborted transactions of the killed children show.
@@ -25,7 +26,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 	}
 	bin := crashtest.Build(t, "./internal/crashchild")
 	seeds := cluster(t)
-	const batches = 60
+	const batches = 200 // enough that 20 lives, each killed within a few batches, never reach the end
 	// Ground truth, computed here from the input's definition.
 	var want []string
 	for k := range batches {

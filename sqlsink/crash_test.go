@@ -32,7 +32,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 	dsn := pgtest.DSN(t) + "&search_path=" + strings.ToLower(t.Name())
 	bin := crashtest.Build(t, "./internal/crashchild")
 	b := startBroker(t)
-	const perPartition = 400 // 80 batches at 5 records a partition a batch
+	const perPartition = 1000 // 200 batches at 5 records a partition a batch: 20 lives, each killed within a few batches, never reach the end
 	var recs []*kgo.Record
 	truth := map[string]int64{}
 	for p := range int32(2) {

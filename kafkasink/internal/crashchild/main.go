@@ -1,7 +1,11 @@
 // Command crashchild is the job the sink's crash test kills: a
 // deterministic Queue input written with kafkasink.WriteTxn, then an output
 // that, with probability -killp, kills its own process between the sink's
-// commit and the checkpoint's.
+// commit and the checkpoint's. With the same probability it also kills
+// itself inside a batch's transaction, once a reader sees the batch's first
+// record on the broker uncommitted: a parent's kill at a random moment
+// often falls between transactions, and the test must see aborted records
+// to show that read_committed hides them.
 package main
 
 import (
@@ -11,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,8 +59,15 @@ func run(brokers, ckpt string, batches int, killp float64, seed uint64) error {
 	defer c.Close()
 	in := dstream.Queue(c, Input(batches))
 	ctx := context.Background()
+	mid := rand.New(rand.NewPCG(seed+1, seed>>1|1))
 	if _, err := kafkasink.WriteTxn(ctx, in, kafkasink.Config{Brokers: []string{brokers}, Sink: "out"},
-		func(s string) (*kgo.Record, error) { return &kgo.Record{Topic: "out", Value: []byte(s)}, nil }); err != nil {
+		func(s string) (*kgo.Record, error) {
+			if k, ok := strings.CutSuffix(s, "-1"); ok && mid.Float64() < killp && seen(ctx, brokers, k+"-0") {
+				fmt.Println("mid-kill")
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+			return &kgo.Record{Topic: "out", Value: []byte(s)}, nil
+		}); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(seed, seed>>1|1))
@@ -80,4 +92,25 @@ func run(brokers, ckpt string, batches int, killp float64, seed uint64) error {
 	}
 	fmt.Println("finished")
 	return nil
+}
+
+// seen reports whether a read_uncommitted reader of topic out finds a
+// record whose value is v within two seconds.
+func seen(ctx context.Context, brokers, v string) bool {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics("out"),
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return false
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		found := false
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { found = found || string(r.Value) == v })
+		if found {
+			return true
+		}
+	}
+	return false
 }
