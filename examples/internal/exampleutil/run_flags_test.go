@@ -119,7 +119,8 @@ func TestRunLogFlags(t *testing.T) {
 
 	code, _, stderr := run(t, t.Context(), &counting{}, args...)
 	require.Equal(t, ExitOK, code, stderr)
-	require.Empty(t, stderr, "warnings and errors only, by default")
+	// Warnings may come (a batch late on a loaded machine); INFO does not.
+	require.NotContains(t, stderr, "level=INFO", "warnings and errors only, by default")
 
 	code, _, stderr = run(t, t.Context(), &counting{}, append(args, "--log-level", "info")...)
 	require.Equal(t, ExitOK, code, stderr)
