@@ -56,7 +56,7 @@ func TestLostFormatFile(t *testing.T) {
 	require.FileExists(t, format)
 	require.NoError(t, os.Remove(format))
 
-	p = exampletest.Start(t, bin, args("200ms")...)
+	p = exampletest.Start(t, bin, append(args("200ms"), "--log-level", "error")...)
 	p.Wait(t, 30*time.Second)
 	require.Error(t, p.Err, "a run at another --batch is refused")
 	stderr := strings.TrimSuffix(p.Stderr.String(), "\n")
@@ -93,7 +93,7 @@ func TestOtherWindowRefused(t *testing.T) {
 	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
 
 	for _, other := range [][2]string{{"500ms", "100ms"}, {"1s", "200ms"}} {
-		p = exampletest.Start(t, bin, args(other[0], other[1])...)
+		p = exampletest.Start(t, bin, append(args(other[0], other[1]), "--log-level", "error")...)
 		p.Wait(t, 30*time.Second)
 		require.Error(t, p.Err, "--window %s --slide %s is refused", other[0], other[1])
 		stderr := strings.TrimSuffix(p.Stderr.String(), "\n")
