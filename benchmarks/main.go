@@ -42,7 +42,9 @@ type config struct {
 	stateSizes       []int
 	checkpointRounds int
 	costBatches      []int // batch counts of the batchcost sweep
-	sinkBatches      int   // batches of the sinks workload
+	sinkBatches      int   // batches of the PostgreSQL sinks
+	sqliteBatches    int   // batches of the SQLite sinks
+	kafkaBatches     int   // batches of the Kafka sinks
 	sinkRecords      int   // records per batch of the Kafka sinks
 	sqlRows          int   // rows per batch of the SQL sinks
 
@@ -112,7 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&sizes, "state-sizes", "1000,10000,100000,1000000", "keys in state of the checkpoint workload (-quick: up to 100,000)")
 	fs.IntVar(&cfg.checkpointRounds, "checkpoint-batches", 30, "batches timed per state size (-quick: 10)")
 	fs.StringVar(&costs, "cost-batches", "10,30,100,300,1000", "batch counts the batchcost workload cuts the word count lines into (-quick: 10,30,100,300); -batches is added")
-	fs.IntVar(&cfg.sinkBatches, "sink-batches", 20, "batches each sink writes, each side of a comparison in turn (-quick: 5)")
+	fs.IntVar(&cfg.sinkBatches, "sink-batches", 20, "batches each PostgreSQL sink writes, each side of a comparison in turn (-quick: 5)")
+	fs.IntVar(&cfg.sqliteBatches, "sqlite-sink-batches", 100, "batches each SQLite sink writes, each side of a comparison in turn (-quick: 5)")
+	fs.IntVar(&cfg.kafkaBatches, "kafka-sink-batches", 200, "batches each Kafka sink writes, each side of a comparison in turn (-quick: 20)")
 	fs.IntVar(&cfg.sinkRecords, "sink-records", 5000, "records per batch of the Kafka sinks (-quick: 2,000)")
 	fs.IntVar(&cfg.sqlRows, "sql-rows", 2000, "upserts per batch of the SQL sinks (-quick: 1,000)")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch dir for checkpoints (default: a new temp dir, removed afterwards)")
@@ -128,18 +132,20 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.quick {
 		quickDefaults := map[string]func(){
-			"records":            func() { cfg.records = 1_000_000 },
-			"lines":              func() { cfg.lines = 200_000 },
-			"behaviors":          func() { cfg.behaviors = 200_000 },
-			"large-lines":        func() { cfg.largeLines = 0 },
-			"repeat":             func() { cfg.repeat = 1 },
-			"empty-batches":      func() { cfg.emptyBatches = 50 },
-			"state-sizes":        func() { sizes = "1000,10000,100000" },
-			"checkpoint-batches": func() { cfg.checkpointRounds = 10 },
-			"cost-batches":       func() { costs = "10,30,100,300" },
-			"sink-batches":       func() { cfg.sinkBatches = 5 },
-			"sink-records":       func() { cfg.sinkRecords = 2000 },
-			"sql-rows":           func() { cfg.sqlRows = 1000 },
+			"records":             func() { cfg.records = 1_000_000 },
+			"lines":               func() { cfg.lines = 200_000 },
+			"behaviors":           func() { cfg.behaviors = 200_000 },
+			"large-lines":         func() { cfg.largeLines = 0 },
+			"repeat":              func() { cfg.repeat = 1 },
+			"empty-batches":       func() { cfg.emptyBatches = 50 },
+			"state-sizes":         func() { sizes = "1000,10000,100000" },
+			"checkpoint-batches":  func() { cfg.checkpointRounds = 10 },
+			"cost-batches":        func() { costs = "10,30,100,300" },
+			"sink-batches":        func() { cfg.sinkBatches = 5 },
+			"kafka-sink-batches":  func() { cfg.kafkaBatches = 20 },
+			"sqlite-sink-batches": func() { cfg.sqliteBatches = 5 },
+			"sink-records":        func() { cfg.sinkRecords = 2000 },
+			"sql-rows":            func() { cfg.sqlRows = 1000 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -205,8 +211,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: -repeat %d; pass 1 or more", errUsage, c.repeat)
 	case c.emptyBatches < 1 || c.checkpointRounds < 1:
 		return fmt.Errorf("%w: -empty-batches and -checkpoint-batches must be at least 1", errUsage)
-	case c.sinkBatches < 1 || c.sinkRecords < 1 || c.sqlRows < 1:
-		return fmt.Errorf("%w: -sink-batches, -sink-records and -sql-rows must be at least 1", errUsage)
+	case c.sinkBatches < 1 || c.sqliteBatches < 1 || c.kafkaBatches < 1 || c.sinkRecords < 1 || c.sqlRows < 1:
+		return fmt.Errorf("%w: -sink-batches, -sqlite-sink-batches, -kafka-sink-batches, -sink-records and -sql-rows must be at least 1", errUsage)
 	case c.latencyRate < 0 || c.latencyDuration < 0:
 		return fmt.Errorf("%w: -latency-rate and -latency-duration must not be negative", errUsage)
 	}

@@ -23,7 +23,7 @@ func tinyConfig(t *testing.T) config {
 		"-empty-batches", "10", "-latency-batches", "1s", "-latency-duration", "2500ms", "-latency-rate", "2000",
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3", "-cost-batches", "2,50",
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3",
-		"-sink-batches", "2", "-sink-records", "200", "-sql-rows", "100",
+		"-sink-batches", "2", "-kafka-sink-batches", "2", "-sqlite-sink-batches", "2", "-sink-records", "200", "-sql-rows", "100",
 		"-dir", filepath.Join(dir, "scratch"), "-out", filepath.Join(dir, "out.json"),
 	}, io.Discard)
 	require.NoError(t, err)

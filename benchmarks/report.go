@@ -142,6 +142,8 @@ type settings struct {
 	CheckpointRounds int      `json:"checkpoint_batches"`
 	CostBatches      []int    `json:"cost_batches"`
 	SinkBatches      int      `json:"sink_batches"`
+	SQLiteBatches    int      `json:"sqlite_sink_batches"`
+	KafkaSinkBatches int      `json:"kafka_sink_batches"`
 	SinkRecords      int      `json:"sink_records"`
 	SQLRows          int      `json:"sql_rows"`
 	Quick            bool     `json:"quick"`
@@ -168,7 +170,7 @@ func (h *harness) report() *report {
 			Parallelism: cfg.parallelism, BatchMS: cfg.batch.Milliseconds(), Batches: cfg.batches,
 			Checkpoint: cfg.checkpoint, Repeat: cfg.repeat, EmptyBatches: cfg.emptyBatches,
 			LatencyBatchesMS: lat, StateSizes: cfg.stateSizes, CheckpointRounds: cfg.checkpointRounds, CostBatches: cfg.costBatches,
-			SinkBatches: cfg.sinkBatches, SinkRecords: cfg.sinkRecords, SQLRows: cfg.sqlRows, Quick: cfg.quick,
+			SinkBatches: cfg.sinkBatches, SQLiteBatches: cfg.sqliteBatches, KafkaSinkBatches: cfg.kafkaBatches, SinkRecords: cfg.sinkRecords, SQLRows: cfg.sqlRows, Quick: cfg.quick,
 		},
 		ProduceRate:    h.produceRate,
 		SluicePassRate: h.passRate,

@@ -35,10 +35,10 @@ const (
 // record's key and value.
 type sinkRecord struct{ key, value []byte }
 
-// kafkaSinkInput returns the input of the Kafka sinks: cfg.sinkBatches batches
-// of cfg.sinkRecords pass-through records.
+// kafkaSinkInput returns the input of the Kafka sinks: cfg.kafkaBatches
+// batches of cfg.sinkRecords pass-through records.
 func (h *harness) kafkaSinkInput() [][]sinkRecord {
-	in := make([][]sinkRecord, h.cfg.sinkBatches)
+	in := make([][]sinkRecord, h.cfg.kafkaBatches)
 	for b := range in {
 		in[b] = make([]sinkRecord, h.cfg.sinkRecords)
 		for i := range in[b] {
@@ -49,10 +49,10 @@ func (h *harness) kafkaSinkInput() [][]sinkRecord {
 	return in
 }
 
-// sqlSinkInput returns the input of the SQL sinks: cfg.sinkBatches batches
-// of cfg.sqlRows (key, count) rows over sinkKeys keys.
-func (h *harness) sqlSinkInput() [][]dstream.KV[string, int64] {
-	in := make([][]dstream.KV[string, int64], h.cfg.sinkBatches)
+// sqlSinkInput returns the input of the SQL sinks: batches batches of
+// cfg.sqlRows (key, count) rows over sinkKeys keys.
+func (h *harness) sqlSinkInput(batches int) [][]dstream.KV[string, int64] {
+	in := make([][]dstream.KV[string, int64], batches)
 	for b := range in {
 		in[b] = make([]dstream.KV[string, int64], h.cfg.sqlRows)
 		for i := range in[b] {
@@ -83,27 +83,35 @@ func (h *harness) sinks(ctx context.Context) error {
 type sinkSide func(ctx context.Context, run int) (step func(ctx context.Context, i int) error, stop func() error, err error)
 
 // compareSinks runs the sides cfg.repeat times and returns each one's
-// median time per batch, in ms. In a run the sides take turns batch by
+// median, over the runs, of its mean time per batch, in ms; and the median
+// of its batches' times over all runs, which a few batches stalled by the
+// machine's other work move less. In a run the sides take turns batch by
 // batch (which goes first changes every batch), so that the machine's
 // load, shared with the database server and the broker, falls on all of
 // them alike.
-func (h *harness) compareSinks(ctx context.Context, sides ...sinkSide) ([]float64, error) {
-	times := make([][]float64, len(sides))
+func (h *harness) compareSinks(ctx context.Context, batches int, sides ...sinkSide) (per, batchMedians []float64, err error) {
+	means := make([][]float64, len(sides))
+	all := make([][]float64, len(sides))
 	for rep := range h.cfg.repeat {
-		total, err := h.sinkRun(ctx, rep, sides)
+		times, err := h.sinkRun(ctx, rep, batches, sides)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		for i, d := range total {
-			times[i] = append(times[i], ms(d)/float64(h.cfg.sinkBatches))
+		for i, ts := range times {
+			var sum float64
+			for _, t := range ts {
+				sum += t
+			}
+			means[i] = append(means[i], sum/float64(len(ts)))
+			all[i] = append(all[i], ts...)
 		}
 	}
-	return medians(times), nil
+	return medians(means), medians(all), nil
 }
 
-// sinkRun is one run of compareSinks: the time each side took over its
-// batches.
-func (h *harness) sinkRun(ctx context.Context, run int, sides []sinkSide) (total []time.Duration, err error) {
+// sinkRun is one run of compareSinks: the time in ms each side took over
+// each batch.
+func (h *harness) sinkRun(ctx context.Context, run, batches int, sides []sinkSide) (times [][]float64, err error) {
 	steps := make([]func(context.Context, int) error, len(sides))
 	for i, side := range sides {
 		step, stop, err := side(ctx, run)
@@ -113,18 +121,18 @@ func (h *harness) sinkRun(ctx context.Context, run int, sides []sinkSide) (total
 		defer func() { err = errors.Join(err, stop()) }()
 		steps[i] = step
 	}
-	total = make([]time.Duration, len(sides))
-	for b := range h.cfg.sinkBatches {
+	times = make([][]float64, len(sides))
+	for b := range batches {
 		for k := range steps {
 			i := (b + k) % len(steps)
 			start := time.Now()
 			if err := steps[i](ctx, b); err != nil {
 				return nil, err
 			}
-			total[i] += time.Since(start)
+			times[i] = append(times[i], ms(time.Since(start)))
 		}
 	}
-	return total, nil
+	return times, nil
 }
 
 // sinkJob builds a manual-clock job named name over the batches in and
@@ -179,16 +187,18 @@ func (h *harness) kafkaSinks(ctx context.Context) error {
 			return cl.ProduceSync(ctx, recs...).FirstErr()
 		}, func() error { cl.Close(); return nil }, nil
 	}
-	per, err := h.compareSinks(ctx, txn, alo, plain)
+	per, med, err := h.compareSinks(ctx, h.cfg.kafkaBatches, txn, alo, plain)
 	if err != nil {
 		return err
 	}
 	n := h.cfg.sinkRecords
-	shape := fmt.Sprintf("%d batches of %s records, %d partitions", h.cfg.sinkBatches, thousands(n), h.cfg.partitions)
+	shape := fmt.Sprintf("%d batches of %s records, %d partitions", h.cfg.kafkaBatches, thousands(n), h.cfg.partitions)
 	r := h.throughput("sinks", "Kafka txn sink ÷ at-least-once sink", "Kafka transactional sink (kafkasink.WriteTxn), "+shape,
 		rate(n, per[0]), rate(n, per[1]), "at-least-once sink (kafkasink.WriteTo)")
 	r.ratioGoal("≥ 0.8×", 0.8)
 	h.add(r)
+	h.add(h.throughput("sinks", "Kafka txn sink ÷ at-least-once sink, median batch", "Kafka transactional sink, median batch, "+shape,
+		rate(n, med[0]), rate(n, med[1]), "at-least-once sink, median batch"))
 	h.add(h.throughput("sinks", "Kafka txn sink ÷ plain kgo", "Kafka transactional sink, "+shape,
 		rate(n, per[0]), rate(n, per[2]), "plain kgo producer, ProduceSync a batch"))
 	h.add(h.throughput("sinks", "Kafka at-least-once sink ÷ plain kgo", "Kafka at-least-once sink, "+shape,
@@ -296,7 +306,7 @@ func (h *harness) sqliteSinks(ctx context.Context) error {
 		defer db.Close()
 		dbs[name] = db
 	}
-	in := h.sqlSinkInput()
+	in := h.sqlSinkInput(h.cfg.sqliteBatches)
 	loopRow := func(ctx context.Context, _ int) (func(context.Context, int) error, func() error, error) {
 		const table = "bench_loop"
 		db := dbs["loop-row"]
@@ -368,28 +378,28 @@ func (h *harness) sqliteSinks(ctx context.Context) error {
 			return tx.Commit()
 		}, full.Close, nil
 	}
-	per, err := h.compareSinks(ctx, h.sqlSinkRow(dbs["sink-row"], "bench_sink", in), loopRow,
+	per, _, err := h.compareSinks(ctx, h.cfg.sqliteBatches, h.sqlSinkRow(dbs["sink-row"], "bench_sink", in), loopRow,
 		h.sqlSinkBulk(dbs["sink-bulk"], "bench_sink", in), loopBulk)
 	if err != nil {
 		return err
 	}
-	h.sqlRows("SQLite", per[0], per[1], "plain database/sql loop (modernc), a transaction and a prepared statement a batch")
-	h.sqlBulkRows("SQLite", per[2], per[3], "plain database/sql loop of prepared multi-row upserts, a transaction a batch", "")
+	h.sqlRows("SQLite", h.cfg.sqliteBatches, per[0], per[1], "plain database/sql loop (modernc), a transaction and a prepared statement a batch")
+	h.sqlBulkRows("SQLite", h.cfg.sqliteBatches, per[2], per[3], "plain database/sql loop of prepared multi-row upserts, a transaction a batch", "")
 	return nil
 }
 
 func noStop() error { return nil }
 
-// sqlShape describes the SQL sinks' input.
-func (h *harness) sqlShape() string {
-	return fmt.Sprintf("%d batches of %s upserts over %s keys", h.cfg.sinkBatches, thousands(h.cfg.sqlRows), thousands(sinkKeys))
+// sqlShape describes the SQL sinks' input of batches batches.
+func (h *harness) sqlShape(batches int) string {
+	return fmt.Sprintf("%d batches of %s upserts over %s keys", batches, thousands(h.cfg.sqlRows), thousands(sinkKeys))
 }
 
 // sqlRows adds the rows/s and time-per-batch rows of the SQL sink's row by
 // row upserts into db against the plain loop's.
-func (h *harness) sqlRows(db string, sink, loop float64, baselineName string) {
+func (h *harness) sqlRows(db string, batches int, sink, loop float64, baselineName string) {
 	n := h.cfg.sqlRows
-	r := h.throughput("sinks", "SQL sink ÷ plain loop, "+db, "SQL sink (sqlsink.Write, NewUpsert, an Exec a row) into "+db+", "+h.sqlShape(),
+	r := h.throughput("sinks", "SQL sink ÷ plain loop, "+db, "SQL sink (sqlsink.Write, NewUpsert, an Exec a row) into "+db+", "+h.sqlShape(batches),
 		rate(n, sink), rate(n, loop), baselineName)
 	r.ratioGoal("≥ 0.9×", 0.9)
 	h.add(r)
@@ -399,9 +409,9 @@ func (h *harness) sqlRows(db string, sink, loop float64, baselineName string) {
 // sqlBulkRows adds the rows/s and time-per-batch rows of the SQL sink's
 // bulk path into db against the plain bulk loop's, and, when rawName is
 // set, against raw's.
-func (h *harness) sqlBulkRows(db string, sink, loop float64, loopName string, rawName string, raw ...float64) {
+func (h *harness) sqlBulkRows(db string, batches int, sink, loop float64, loopName string, rawName string, raw ...float64) {
 	n := h.cfg.sqlRows
-	fig := "SQL sink's bulk path (sqlsink.WriteRows, NewBulk) into " + db + ", " + h.sqlShape()
+	fig := "SQL sink's bulk path (sqlsink.WriteRows, NewBulk) into " + db + ", " + h.sqlShape(batches)
 	h.add(h.throughput("sinks", "SQL bulk sink ÷ plain bulk loop, "+db, fig, rate(n, sink), rate(n, loop), loopName))
 	if rawName != "" {
 		h.add(h.throughput("sinks", "SQL bulk sink ÷ raw COPY, "+db, fig, rate(n, sink), rate(n, raw[0]), rawName))
@@ -430,7 +440,7 @@ func (h *harness) postgresSinks(ctx context.Context) error {
 	closeConn := func(conn *pgx.Conn) func() error {
 		return func() error { return conn.Close(context.WithoutCancel(ctx)) }
 	}
-	in := h.sqlSinkInput()
+	in := h.sqlSinkInput(h.cfg.sinkBatches)
 	loopRow := func(ctx context.Context, _ int) (func(context.Context, int) error, func() error, error) {
 		const table = "bench_loop"
 		if err := benchTable(ctx, sinkDB, table, true); err != nil {
@@ -514,13 +524,13 @@ func (h *harness) postgresSinks(ctx context.Context) error {
 			return err
 		}, closeConn(conn), nil
 	}
-	per, err := h.compareSinks(ctx, h.sqlSinkRow(sinkDB, "bench_sink", in), loopRow,
+	per, _, err := h.compareSinks(ctx, h.cfg.sinkBatches, h.sqlSinkRow(sinkDB, "bench_sink", in), loopRow,
 		h.sqlSinkBulk(sinkDB, "bench_sink_bulk", in), loopBulk, rawCopy)
 	if err != nil {
 		return err
 	}
-	h.sqlRows("PostgreSQL", per[0], per[1], "plain pgx loop, a transaction a batch")
-	h.sqlBulkRows("PostgreSQL", per[2], per[3], "plain pgx CopyFrom into a temporary table and one merge, a transaction a batch",
+	h.sqlRows("PostgreSQL", h.cfg.sinkBatches, per[0], per[1], "plain pgx loop, a transaction a batch")
+	h.sqlBulkRows("PostgreSQL", h.cfg.sinkBatches, per[2], per[3], "plain pgx CopyFrom into a temporary table and one merge, a transaction a batch",
 		"raw pgx CopyFrom, appending to a table without a key", per[4])
 	return nil
 }
