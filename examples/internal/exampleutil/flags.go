@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/kafkasource"
 )
 
 // Spec describes one example program: its name, what it computes and the
@@ -71,6 +73,7 @@ type Config struct {
 	RollbackOnCorrupt   bool          // --rollback-on-corrupt
 	MaxRatePerPartition int64         // --max-rate-per-partition
 	Backpressure        bool          // --backpressure
+	RetryTimeout        time.Duration // --retry-timeout
 	Generate            float64       // --generate, resolved: records/s, 0 = off
 	Save                string        // --save prefix; empty: nothing saved
 	Sink                string        // --sink SCHEME:TARGET; empty: none
@@ -174,6 +177,7 @@ func (p *parser) kafkaFlags() {
 	fs.StringVar(&p.startOffsets, "start-offsets", "", "where partitions start when the checkpoint holds no position: `earliest|latest|topic:partition:offset[,...]`; default: the group's committed offsets, else earliest")
 	wholeVar(fs, &cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
 	fs.BoolVar(&cfg.Backpressure, "backpressure", false, "adapt the read rate to how fast batches complete (PID controller)")
+	fs.DurationVar(&cfg.RetryTimeout, "retry-timeout", kafkasource.DefaultRetryTimeout, "how long a batch retries a failing broker (down, unreachable, electing a leader) before the job stops with an error")
 	rateDefault := "off"
 	if spec.Generator != nil {
 		rateDefault = fmt.Sprintf("%g with the embedded broker, 0 with --brokers", spec.Rate)
@@ -206,6 +210,8 @@ func (p *parser) checkKafka() error {
 		return usagef("--group is empty; name a consumer group, such as --group sluice-%s.", spec.Name)
 	case cfg.MaxRatePerPartition < 0:
 		return usagef("--max-rate-per-partition %d is negative; pass 0 (unlimited) or a rate in records/s.", cfg.MaxRatePerPartition)
+	case cfg.RetryTimeout <= 0:
+		return usagef("--retry-timeout %v is not positive; pass how long a batch rides out a broker outage, such as --retry-timeout 2m.", cfg.RetryTimeout)
 	}
 	if p.set["start-offsets"] {
 		so, err := ParseStartOffsets(p.startOffsets, cfg.Topic)
@@ -419,7 +425,7 @@ func flagError(name string, err error) error {
 
 func valueHint(flagName string) string {
 	switch flagName {
-	case "batch", "window", "slide", "duration":
+	case "batch", "window", "slide", "duration", "retry-timeout":
 		return "pass a duration such as 2s, 500ms or 1m"
 	case "backpressure", "rollback-on-corrupt":
 		return "pass true or false"

@@ -69,12 +69,12 @@ func TestParseFlagsDefaults(t *testing.T) {
 		}},
 		{"every flag", testSpec, []string{"--topic", "t", "--partitions", "3", "--group", "g", "--batch", "500ms",
 			"--window", "5s", "--slide", "1s", "--top", "3", "--checkpoint", "ck", "--max-rate-per-partition", "100",
-			"--backpressure", "--save", "out/r", "--duration", "1m", "--stop-when-idle", "4", "--listen", "127.0.0.1:19092",
+			"--backpressure", "--retry-timeout", "2m", "--save", "out/r", "--duration", "1m", "--stop-when-idle", "4", "--listen", "127.0.0.1:19092",
 			"--parallelism", "3", "--rollback-on-corrupt", "--start-offsets", "t:1:42,latest", "--log-level", "debug", "--log-format", "json", "--http", "127.0.0.1:8080"},
 			func(t *testing.T, c Config) {
 				require.Equal(t, Config{Listen: "127.0.0.1:19092", Topic: "t", Partitions: 3, Group: "g", Batch: 500 * time.Millisecond,
 					Window: 5 * time.Second, Slide: time.Second, Top: 3, Checkpoint: "ck", MaxRatePerPartition: 100,
-					Backpressure: true, Generate: 25, Save: "out/r", Duration: time.Minute, StopWhenIdle: 4,
+					Backpressure: true, RetryTimeout: 2 * time.Minute, Generate: 25, Save: "out/r", Duration: time.Minute, StopWhenIdle: 4,
 					Parallelism: 3, RollbackOnCorrupt: true, LogLevel: slog.LevelDebug, LogFormat: "json", HTTP: "127.0.0.1:8080",
 					StartOffsets: StartOffsets{Policy: "latest", Offsets: map[kafkasource.TopicPartition]int64{{Topic: "t", Partition: 1}: 42}}}, c)
 			}},
@@ -82,6 +82,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 			require.Equal(t, slog.LevelWarn, c.LogLevel)
 			require.Equal(t, "text", c.LogFormat)
 			require.Zero(t, c.StartOffsets)
+			require.Equal(t, 30*time.Second, c.RetryTimeout)
 		}},
 		{"a leading zero is decimal, not octal", testSpec, []string{"--partitions", "010"}, func(t *testing.T, c Config) {
 			require.Equal(t, 10, c.Partitions)
@@ -140,6 +141,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"zero top", testSpec, []string{"--top", "0"}, "--top 0 prints nothing; pass 1 or more."},
 		{"negative rate limit", testSpec, []string{"--max-rate-per-partition", "-1"}, "--max-rate-per-partition -1 is negative; pass 0 (unlimited) or a rate in records/s."},
 		{"bad generate", testSpec, []string{"--generate", "fast"}, `--generate "fast" is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.`},
+		{"retry timeout zero", testSpec, []string{"--retry-timeout", "0s"}, "--retry-timeout 0s is not positive; pass how long a batch rides out a broker outage, such as --retry-timeout 2m."},
+		{"retry timeout not a duration", testSpec, []string{"--retry-timeout", "long"}, `--retry-timeout "long" is not a valid value; pass a duration such as 2s, 500ms or 1m.`},
 		{"hex generate", testSpec, []string{"--generate", "0x1p4"}, `--generate "0x1p4" is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.`},
 		{"negative generate", testSpec, []string{"--generate", "-3"}, `--generate "-3" is not a rate; pass records per second, such as --generate 100, or 0 to turn the generator off.`},
 		{"generate without a generator", noGen, []string{"--generate", "3"}, "--generate: demo has no generator; drop the flag."},

@@ -221,6 +221,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 		kafkasource.WithGroup(cfg.Group),
 		kafkasource.WithRateLimits(kafkasource.RateLimits{MaxRatePerPartition: cfg.MaxRatePerPartition}),
 		kafkasource.WithBackpressure(cfg.Backpressure),
+		kafkasource.WithRetryTimeout(cfg.RetryTimeout),
 		kafkasource.WithLogger(r.logger),
 		kafkasource.WithClientOpts(cfg.Security.ClientOpts()...)}, cfg.StartOffsets.sourceOptions()...)
 	records, err := kafkasource.NewDirectStream(c, []string{cfg.Topic}, srcOpts...)

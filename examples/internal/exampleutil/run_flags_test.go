@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"regexp"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,11 +14,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/dstream"
 )
 
 // goodBadCluster starts a one-broker kfake cluster with topic goodbad of
 // one partition.
 func goodBadCluster(t *testing.T) (addr string, adm *kadm.Client, produce func(n int)) {
+	addr, adm, produce, _ = goodBadKfake(t)
+	return addr, adm, produce
+}
+
+// goodBadKfake is goodBadCluster that also returns the cluster.
+func goodBadKfake(t *testing.T) (addr string, adm *kadm.Client, produce func(n int), kc *kfake.Cluster) {
 	t.Helper()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, goodBad.Topic))
 	require.NoError(t, err)
@@ -37,7 +47,7 @@ func goodBadCluster(t *testing.T) (addr string, adm *kadm.Client, produce func(n
 			require.NoError(t, p.ProduceSync(ctx, &kgo.Record{Value: []byte("good")}).FirstErr())
 		}
 	}
-	return addr, kadm.NewClient(cl), produce
+	return addr, kadm.NewClient(cl), produce, kc
 }
 
 // readAll runs the goodbad job on the cluster at addr until it has read
@@ -159,4 +169,33 @@ func TestRunParallelism(t *testing.T) {
 		require.Equal(t, ExitOK, code)
 		require.Equal(t, c.want, got, "--parallelism %s", c.flag)
 	}
+}
+
+// TestRunRetryTimeout stops the broker after the first batch that read
+// records: the next batch retries it for --retry-timeout, not the default
+// 30 s, and the job then stops with one line saying for how long it
+// retried.
+func TestRunRetryTimeout(t *testing.T) {
+	addr, _, produce, kc := goodBadKfake(t)
+	produce(5)
+	var once sync.Once
+	c := &counting{onBatch: func(b dstream.Batch[string]) error {
+		if b.Len() > 0 {
+			once.Do(kc.Close)
+		}
+		return nil
+	}}
+	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Second)
+	defer cancel()
+	code, _, stderr := run(t, ctx, c, "--brokers", addr, "--checkpoint", "", "--http", "", "--batch", "50ms",
+		"--retry-timeout", "700ms", "--log-level", "error")
+	require.Equal(t, ExitFailure, code, stderr)
+	require.Len(t, lines(stderr), 1, stderr)
+	m := regexp.MustCompile(`failed for (\S+):`).FindStringSubmatch(stderr)
+	require.NotNil(t, m, stderr)
+	retried, err := time.ParseDuration(m[1])
+	require.NoError(t, err)
+	// About 700ms (the last request may end past it), far from the default 30s.
+	require.Less(t, retried, 10*time.Second, "--retry-timeout bounds the retries: %s", stderr)
+	require.Contains(t, stderr, "the checkpoint keeps the last committed batch, so running again resumes from there")
 }
