@@ -156,6 +156,7 @@ var readmeSteps = []readmeStep{
 	{text: "go run ./benchmarks -quick", skip: "the benchmark run takes most of a minute"},
 	{text: "go run ./benchmarks -workloads wordcount -batches 5 -cpuprofile wc.pprof && go tool pprof -top wc.pprof", skip: "a benchmark run"},
 	{text: "go run ./benchmarks -workloads batchcost", skip: "a benchmark run"},
+	{text: "go run ./benchmarks -workloads batchcost -checkpoint on -trace bc.trace && go tool trace -pprof=syscall bc.trace > io.pprof && go tool pprof -top io.pprof", skip: "a benchmark run"},
 	{text: "go run ./benchmarks -workloads sinks -out benchmarks/results/sinks.json", skip: "a benchmark run"},
 	{text: "go run ./benchmarks -h"},
 	{text: "go test ./benchmarks", skip: "part of the test suite this test is part of"},
