@@ -191,6 +191,11 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	if err := c.LockCheckpoint(); err != nil {
 		return err
 	}
+	// So is a checkpoint written at another --batch: before the broker
+	// opens its files or a sink its database.
+	if err := c.CheckBatchInterval(); err != nil {
+		return runError(err)
+	}
 	// Output paths that cannot be written are found now, not at the first
 	// batch.
 	if err := checkSave(cfg.Save); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"sync"
@@ -198,4 +199,23 @@ func TestRunRetryTimeout(t *testing.T) {
 	// About 700ms (the last request may end past it), far from the default 30s.
 	require.Less(t, retried, 10*time.Second, "--retry-timeout bounds the retries: %s", stderr)
 	require.Contains(t, stderr, "the checkpoint keeps the last committed batch, so running again resumes from there")
+}
+
+// TestRunRefusesOtherBatchBeforeStarting runs a job at --batch 100ms on a
+// checkpoint written at 50ms: it is refused in one line naming both
+// intervals and the flag before it starts anything, its embedded broker
+// included, and prints nothing on standard output.
+func TestRunRefusesOtherBatchBeforeStarting(t *testing.T) {
+	ckpt := filepath.Join(t.TempDir(), "ck")
+	args := []string{"--listen", "127.0.0.1:0", "--checkpoint", ckpt, "--http", "", "--generate", "0", "--stop-when-idle", "1", "--log-level", "info"}
+	code, _, stderr := run(t, t.Context(), &counting{}, append(args, "--batch", "50ms")...)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, stderr, "embedded Kafka broker started")
+
+	code, stdout, stderr := run(t, t.Context(), &counting{}, append(args, "--batch", "100ms")...)
+	require.Equal(t, ExitFailure, code)
+	require.Empty(t, stdout)
+	require.Len(t, lines(stderr), 1, "only the error, no log of a broker starting: %s", stderr)
+	require.Contains(t, stderr, "was written with batch interval 50ms (its FORMAT says so) but this job uses 100ms")
+	require.Contains(t, stderr, "the same --batch")
 }
