@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,4 +191,82 @@ func BenchmarkDecodeBatches(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 	})
+}
+
+// countPass counts every record of the bench topic with the job of
+// sluicePass, built with extra options, and returns the count and how long
+// its batches took: the context, the client and, in group mode, the join
+// are not timed.
+func countPass(b *testing.B, tb *testBroker, n int, extra ...Option) (int64, time.Duration) {
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(1000, 0)))
+	require.NoError(b, err)
+	defer c.Close()
+	opts := []Option{WithBrokers(tb.e.Addrs()...), WithResetPolicy(Earliest), WithRateLimits(RateLimits{MaxRatePerPartition: benchBatchRecords})}
+	s, err := NewDirectStream(c, []string{benchTopic}, append(opts, extra...)...)
+	require.NoError(b, err)
+	if m := findDirect(s.Node()).member; m != nil {
+		for {
+			owned, changed := m.snapshot()
+			if len(owned) == benchPartitions {
+				break
+			}
+			<-changed
+		}
+	}
+	var total int64
+	dstream.ForEachBatch(dstream.Count(s), func(_ context.Context, bt dstream.Batch[int64]) error {
+		for x := range bt.All() {
+			total += x
+		}
+		return nil
+	})
+	start := time.Now()
+	for total < int64(n) {
+		require.NoError(b, c.RunBatches(context.Background(), 1))
+	}
+	return total, time.Since(start)
+}
+
+// benchGroups numbers the groups of BenchmarkGroupModeOneMember, so that
+// every pass starts a group with no offsets.
+var benchGroups atomic.Int64
+
+// BenchmarkGroupModeOneMember reads the same records, in the same run,
+// with a pass-through job in single-process mode and in group mode as the
+// only member of a new group, timing the batches only (the sides take
+// turns going first), and reports both rates and their ratio, group ÷
+// single.
+func BenchmarkGroupModeOneMember(b *testing.B) {
+	tb, n := benchBroker(b)
+	b.ReportAllocs()
+	var singleTime, groupTime time.Duration
+	single := func() {
+		total, took := countPass(b, tb, n)
+		require.Equal(b, int64(n), total)
+		singleTime += took
+	}
+	group := func() {
+		name := "bench-group-" + strconv.FormatInt(benchGroups.Add(1), 10)
+		total, took := countPass(b, tb, n, WithGroup(name), withGroupMode())
+		require.Equal(b, int64(n), total)
+		groupTime += took
+	}
+	first := true
+	for b.Loop() {
+		// The sides take turns going first.
+		if first {
+			single()
+			group()
+		} else {
+			group()
+			single()
+		}
+		first = !first
+	}
+	singleRate := float64(n) * float64(b.N) / singleTime.Seconds()
+	groupRate := float64(n) * float64(b.N) / groupTime.Seconds()
+	b.ReportMetric(singleRate, "single-records/s")
+	b.ReportMetric(groupRate, "group-records/s")
+	b.ReportMetric(groupRate/singleRate, "ratio")
+	b.ReportMetric(float64(n), "records")
 }
