@@ -158,7 +158,9 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 	var fix []TopicPartition
 	startCtx := ctx
 	if n.member != nil {
-		ps, fix = n.pinOwned(ps, pos)
+		if ps, fix, err = n.pinOwned(ps, pos); err != nil {
+			return nil, err
+		}
 		startCtx = kadm.RequireStable(ctx) // wait for offsets a transaction has pending
 	}
 	for tp := range ps.leaders {

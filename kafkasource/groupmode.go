@@ -77,9 +77,13 @@ func (n *directNode) startMember(ec *engine.Context, topics []string) error {
 // planned and returns ps cut down to them (a copy: the client caches ps's
 // maps); it drops from pos the partitions no longer owned and returns the
 // owned ones without a position (new tasks), which start at the group's
-// committed offsets.
-func (n *directNode) pinOwned(ps *partitions, pos map[TopicPartition]int64) (*partitions, []TopicPartition) {
-	owned, who, end := n.member.begin()
+// committed offsets. It fails when the group's balancer refuses the job's
+// topics (unequal partition counts, members reading different topics).
+func (n *directNode) pinOwned(ps *partitions, pos map[TopicPartition]int64) (*partitions, []TopicPartition, error) {
+	owned, who, end, err := n.member.begin()
+	if err != nil {
+		return nil, nil, err
+	}
 	n.pinned, n.who = end, who
 	mine := &partitions{
 		leaders: make(map[TopicPartition]int32, len(owned)),
@@ -102,7 +106,7 @@ func (n *directNode) pinOwned(ps *partitions, pos map[TopicPartition]int64) (*pa
 			fix = append(fix, tp)
 		}
 	}
-	return mine, fix
+	return mine, fix, nil
 }
 
 // unpin lets revocations through once the batch has ended, committed or

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/kafkasource/copart"
 )
 
 // groupStream builds a direct stream in group mode, a member of group
@@ -268,4 +269,30 @@ func TestGroupModeFailedBatchLetsTasksGo(t *testing.T) {
 	cb := newEngine(t)
 	_, mb := b.groupStream(t, cb, topics)
 	waitMembers(t, "a and b sharing the tasks after a's failed batch", splitEvenly(topics, 2), ma, mb)
+}
+
+func TestGroupModeUnequalPartitionsFailTheBatch(t *testing.T) {
+	topics := []string{"clicks", "views"}
+	b := startBroker(t, map[string]int32{"clicks": 4, "views": 3})
+	c := newEngine(t)
+	s, m := b.groupStream(t, c, topics)
+	watch(s)
+	ctx := bounded(t)
+	for {
+		changed, err := m.refusal()
+		if err != nil {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatal("the balancer did not refuse the topics")
+		}
+	}
+	err := c.RunBatches(ctx, 1)
+	var unequal *copart.UnequalPartitionsError
+	require.ErrorAs(t, err, &unequal)
+	require.Equal(t, map[string]int32{"clicks": 4, "views": 3}, unequal.Partitions)
+	require.ErrorContains(t, err, `group "pagepopularity" cannot assign the job's topics`)
+	require.ErrorContains(t, err, `"clicks": 4, "views": 3`)
 }

@@ -2,6 +2,7 @@ package kafkasource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -34,7 +35,8 @@ type member struct {
 
 	mu      sync.Mutex
 	owned   map[TopicPartition]bool
-	changed chan struct{} // closed and replaced when owned changes
+	refused error         // the group's balancing refused the job's topics, until a balance succeeds
+	changed chan struct{} // closed and replaced when owned or refused changes
 
 	// revoking, if set, is called when the group takes partitions back,
 	// before waiting for the batch in flight (tests).
@@ -64,6 +66,7 @@ func joinGroup(cfg memberConfig) (*member, error) {
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, added map[string][]int32) { m.assigned(added) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { m.revoked(gone, "revoked") }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { m.revoked(gone, "lost") }),
+		kgo.WithHooks(memberHooks{m}),
 	)
 	cl, err := kgo.NewClient(append(opts, cfg.groupOpts...)...)
 	if err != nil {
@@ -80,6 +83,7 @@ func (m *member) assigned(added map[string][]int32) {
 	for _, tp := range tps {
 		m.owned[tp] = true
 	}
+	m.refused = nil // a balance went through
 	m.signal()
 	m.mu.Unlock()
 	if len(tps) > 0 {
@@ -107,6 +111,26 @@ func (m *member) revoked(gone map[string][]int32, how string) {
 	m.logger.Info("kafkasource: the group took partitions back", "group", m.group, "how", how, "tasks", tasksOf(tps))
 }
 
+// memberHooks hears why a group session ended.
+type memberHooks struct{ m *member }
+
+var _ kgo.HookGroupManageError = memberHooks{}
+
+// OnGroupManageError keeps a refusal of the job's topics by the balancer
+// (which only the member leading the group sees) for [member.begin] to
+// report; other errors end a session and kgo joins again.
+func (h memberHooks) OnGroupManageError(err error) {
+	var unequal *copart.UnequalPartitionsError
+	if !errors.As(err, &unequal) && !errors.Is(err, copart.ErrMixedSubscriptions) {
+		h.m.logger.Warn("kafkasource: the group session ended; joining again", "group", h.m.group, "error", err.Error())
+		return
+	}
+	h.m.mu.Lock()
+	h.m.refused = err
+	h.m.signal()
+	h.m.mu.Unlock()
+}
+
 func (m *member) signal() {
 	close(m.changed)
 	m.changed = make(chan struct{})
@@ -115,13 +139,26 @@ func (m *member) signal() {
 // begin pins the partitions the member owns for one batch and returns
 // them, sorted, with the membership to commit the batch's offsets under.
 // Until end is called, revocations wait. begin and end are called from the
-// goroutine that drives batches.
-func (m *member) begin() (owned []TopicPartition, who groupcommit.Member, end func()) {
+// goroutine that drives batches. When the group's balancer refuses the
+// job's topics, begin pins nothing and returns the refusal.
+func (m *member) begin() (owned []TopicPartition, who groupcommit.Member, end func(), err error) {
 	m.inFlight.Lock()
 	m.mu.Lock()
-	owned = slices.SortedFunc(maps.Keys(m.owned), compareTP)
+	owned, err = slices.SortedFunc(maps.Keys(m.owned), compareTP), m.refused
 	m.mu.Unlock()
-	return owned, groupcommit.MemberOf(m.cl), m.inFlight.Unlock
+	if err != nil {
+		m.inFlight.Unlock()
+		return nil, groupcommit.Member{}, nil, fmt.Errorf("kafkasource: group %q cannot assign the job's topics: %w", m.group, err)
+	}
+	return owned, groupcommit.MemberOf(m.cl), m.inFlight.Unlock, nil
+}
+
+// refusal returns a channel closed at the next change and the balancer's
+// refusal of the job's topics, if any.
+func (m *member) refusal() (<-chan struct{}, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed, m.refused
 }
 
 // snapshot returns the partitions the member owns and a channel closed at

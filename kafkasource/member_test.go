@@ -91,7 +91,8 @@ func TestMemberOwnsWholeTasks(t *testing.T) {
 	b := startTestMember(t, c, topics, nil)
 	owned := waitMembers(t, "two members sharing four tasks", splitEvenly(topics, 4), a, b)
 
-	tps, who, end := a.begin()
+	tps, who, end, err := a.begin()
+	require.NoError(t, err)
 	end()
 	require.Equal(t, owned[0], tps, "begin returns what the member owns, sorted")
 	require.Equal(t, "pagepopularity", who.Group)
@@ -114,7 +115,8 @@ func TestMemberRevocationWaitsForTheBatch(t *testing.T) {
 	})
 	before := waitMembers(t, "a owning every task", splitEvenly(topics, 4), a)[0]
 
-	_, _, end := a.begin() // a batch in flight
+	_, _, end, err := a.begin() // a batch in flight
+	require.NoError(t, err)
 	b := startTestMember(t, c, topics, nil)
 	var gone []TopicPartition
 	select {
