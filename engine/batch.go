@@ -188,20 +188,28 @@ func (c *Context) publish(ctx context.Context, j *Job) {
 }
 
 // settle waits for the commits still being made durable in the background.
-// It returns err when a batch failed; otherwise the failure of one of those
-// commits, which fails the context as a failed batch does, or else err (a
-// cancelled context's error, or nil).
+// It returns err when a batch failed, and logs the failure of one of those
+// commits, if another, beside it; otherwise it returns the failure of one of
+// those commits, which fails the context as a failed batch does, or else err
+// (a cancelled context's error, or nil).
 func (c *Context) settle(err error) error {
 	if c.ckpt == nil {
 		return err
 	}
 	serr := c.ckpt.settle()
-	var be *BatchError
-	if serr == nil || errors.As(err, &be) {
-		return err // a failed batch already failed the context
+	if serr == nil {
+		return err
 	}
+	var be *BatchError
 	if !errors.As(serr, &be) {
 		be = &BatchError{Op: "checkpoint", Err: serr}
+	}
+	var failed *BatchError
+	if errors.As(err, &failed) { // a failed batch already failed the context
+		if !errors.Is(err, serr) {
+			c.logger.Error("checkpoint commit failed in the background", slog.Int64("time_ms", be.Time.UnixMilli()), slog.String("error", be.Error()))
+		}
+		return err
 	}
 	if c.failed == nil {
 		c.failed = be

@@ -930,3 +930,39 @@ func TestCheckpointPublishesOnceTheCommitIsDurable(t *testing.T) {
 	require.Equal(t, time.UnixMilli(1_006_000), c.CheckpointStats().LastCommit)
 	require.ErrorIs(t, c.RunBatches(ctx, 1), engine.ErrFailed)
 }
+
+// TestCheckpointFailedManifestIsReportedBesideAFailedBatch fails the
+// manifest of batch 7 in the background and the output of batch 8, which
+// runs before it finds out: the call returns batch 8's failure, and the log
+// still names the commit that failed, so the disk's error is not lost.
+func TestCheckpointFailedManifestIsReportedBesideAFailedBatch(t *testing.T) {
+	ctx := context.Background()
+	var log bytes.Buffer
+	ffs := state.NewFaultFS(state.OSFS{})
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)),
+		engine.WithLogger(slog.New(slog.NewTextHandler(&log, nil))),
+		engine.WithCheckpoint(t.TempDir()), engine.WithCheckpointOptions(engine.CheckpointFS(ffs)))
+	require.NoError(t, err)
+	defer c.Close()
+	q := dstream.Queue(c, [][]int{{1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}})
+	boom := errors.New("output failed")
+	o := &batchCounter{meta: engine.Meta{Kind: "batchCounter", Parents: []engine.Node{q.Node()}},
+		fail: func(t time.Time) error {
+			if t.Equal(time.Unix(8, 0)) {
+				return boom
+			}
+			return nil
+		}}
+	c.Register(o)
+	require.NoError(t, c.RunBatches(ctx, 6))
+
+	ffs.Arm(state.Fault{Op: state.OpSync, Match: func(path string) bool { return strings.Contains(path, "commits") }})
+	err = c.RunBatches(ctx, 2)
+	require.ErrorIs(t, err, boom)
+	var be *engine.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, time.Unix(8, 0), be.Time)
+	require.Contains(t, log.String(), "time_ms=7000", "the failed commit of batch 7 is logged")
+	require.Contains(t, log.String(), syscall.EIO.Error())
+	require.Equal(t, time.Unix(6, 0), c.CheckpointStats().LastCommit)
+}
