@@ -47,7 +47,7 @@ func (c *config) validateGroupMode(ec *engine.Context) error {
 	case len(c.partitions) > 0:
 		return optErr("in group mode the group assigns the partitions; drop WithPartitions")
 	case len(c.start) > 0:
-		return optErr("in group mode tasks start at the group's committed offsets; drop WithStartOffsets (set the group's offsets with kadm or kcat instead)")
+		return optErr("in group mode tasks start at the group's committed offsets; drop WithStartOffsets and set the group's committed offsets instead")
 	case ec.Checkpointing():
 		return optErr("group mode keeps offsets in the group, not in a checkpoint; drop engine.WithCheckpoint")
 	}
