@@ -21,7 +21,11 @@
 // addresses of the last 30 s.
 //
 //	go run ./examples/ipcount
-//	go run ./examples/ipcount --brokers kafka:9092 --topic proxy-access-log --window 5m --slide 30s
+//	go run ./examples/ipcount --brokers kafka:9092 --topic proxy-access-log --window 5m --slide 30s --checkpoint sluice-data/ipcount/proxy
+//
+// A checkpoint remembers the batch interval, window and slide it was written
+// with, and refuses a run with others: give such a run a --checkpoint of its
+// own.
 //
 // With --save PREFIX every slide writes the count of every address in the
 // window to PREFIX-<batch ms>.jsonl as {"ip":…,"count":…} lines, highest

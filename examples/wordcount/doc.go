@@ -17,7 +17,11 @@
 // in sluice-data/wordcount/checkpoint.
 //
 //	go run ./examples/wordcount
-//	go run ./examples/wordcount --brokers kafka:9092 --topic lines --window 1m --slide 10s
+//	go run ./examples/wordcount --brokers kafka:9092 --topic lines --window 1m --slide 10s --checkpoint sluice-data/wordcount/lines
+//
+// A checkpoint remembers the batch interval, window and slide it was written
+// with, and refuses a run with others: give such a run a --checkpoint of its
+// own.
 //
 // With --save PREFIX every slide writes the window's words to
 // PREFIX-<batch ms>.jsonl as {"word":…,"count":…} lines (highest count
