@@ -138,14 +138,16 @@ type Source interface {
 
 // Publisher is implemented by sources that make their progress known outside
 // the job, as a Kafka source commits its offsets to a consumer group. The
-// engine calls Publish for batch j after [Source.Commit] and, with a
-// checkpoint, once the batch's commit is durable: that is in the background,
-// while later batches run, one batch at a time and in batch order. Publish
-// must therefore not touch what Plan, Replan, Commit or the tasks change
-// without synchronizing with them. It returns nothing: the checkpoint, not
-// what a source publishes, is the truth, so a failure to publish fails no
-// batch and is the source's to log and count. ctx is done when the context
-// closes.
+// engine calls Publish for batch j after [Source.Commit]: at once without a
+// checkpoint; with one, once the batch's commit is durable (with
+// [CheckpointEvery], a batch that is not committed on its own is published
+// once the commits before it are). That is in the background, while later
+// batches run, one batch at a time and in batch order. Publish must
+// therefore not touch what Plan, Replan, Commit or the tasks change without
+// synchronizing with them, and should not take long: the next commit waits
+// for it. It returns nothing: the checkpoint, not what a source publishes,
+// is the truth, so a failure to publish fails no batch and is the source's
+// to log and count. ctx is done when the context closes.
 type Publisher interface {
 	Source
 	Publish(ctx context.Context, j *Job)

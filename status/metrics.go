@@ -58,7 +58,7 @@ func newMetrics(c *engine.Context, h *history) *metrics {
 		processing: hist("sluice_batch_processing_seconds", "How long batches ran, from planning to commit."),
 		scheduling: hist("sluice_batch_scheduling_delay_seconds", "How long batches waited after their time before they started."),
 		total:      hist("sluice_batch_total_delay_seconds", "Scheduling delay plus processing time of batches."),
-		checkpoint: hist("sluice_checkpoint_write_seconds", "Time batches spent recording their input and committing their checkpoint."),
+		checkpoint: hist("sluice_checkpoint_write_seconds", "Time batches spent on their checkpoint: waiting for their recorded input, saving state, and waiting for the previous batch's manifest, which is written in the background."),
 		lastBatch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_last_completed_batch_timestamp_seconds", Help: "Batch time of the last batch that completed successfully, in Unix seconds.", ConstLabels: labels,
 		}),
