@@ -219,7 +219,7 @@ func TestEndToEnd(t *testing.T) {
 		"--save", prefix, "--duration", "3s")
 	out := p.Wait(t, 30*time.Second)
 	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
-	require.Empty(t, p.Stderr.String())
+	require.Empty(t, p.StderrExceptLateBatches(), "nothing on stderr but a late-batch warning, which a loaded machine may cause")
 	text := strings.Join(out, "\n")
 	require.Regexp(t, `ipcount: stopped \(--duration 3s passed\) after \d+ batches`, out[len(out)-1])
 

@@ -130,6 +130,25 @@ func (p *Proc) Wait(t testing.TB, timeout time.Duration) []string {
 	}
 }
 
+// lateBatches matches the engine's warning that batches run late.
+var lateBatches = regexp.MustCompile(`^time=\S+ level=WARN msg="batches run late: `)
+
+// StderrExceptLateBatches returns the lines the process wrote to standard
+// error, less the engine's warning that batches run late: whether that one
+// comes depends on how loaded the machine running the test is (a process
+// kept off the CPU for longer than a batch interval starts its next batch
+// late), not on the job. Valid after Done.
+func (p *Proc) StderrExceptLateBatches() []string {
+	var lines []string
+	for l := range strings.Lines(p.Stderr.String()) {
+		l = strings.TrimSuffix(l, "\n")
+		if !lateBatches.MatchString(l) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
 var brokerReady = regexp.MustCompile(`^sluice-broker listening on (\S+);`)
 
 // StartBroker builds and runs cmd/sluice-broker on a free loopback port
