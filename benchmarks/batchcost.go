@@ -10,9 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/kafkasource"
 )
 
 // batchCostResult is the least-squares fit of one checkpoint setting's run
@@ -103,16 +101,7 @@ func (h *harness) batchCost(ctx context.Context) error {
 				totals := map[string]int64{}
 				var bd batchBreakdown
 				d, err := h.runSluice(ctx, sluiceJob{topic: topicLines, records: n, parallelism: h.cfg.parallelism, checkpoint: ck,
-					batches: b, listen: bd.add,
-					build: func(recs *dstream.Stream[kafkasource.Record]) {
-						wc := dstream.ReduceByKey(wordPairs(recs), add)
-						dstream.ForEachBatch(wc, func(_ context.Context, bt dstream.Batch[dstream.KV[string, int64]]) error {
-							for kv := range bt.All() {
-								totals[kv.Key] += kv.Value
-							}
-							return nil
-						})
-					}})
+					batches: b, listen: bd.add, build: countWordsInto(totals)})
 				if err != nil {
 					return err
 				}
@@ -203,15 +192,7 @@ func (h *harness) largeWordCount(ctx context.Context) error {
 	durable := func(ctx context.Context) (time.Duration, error) {
 		clear(totals)
 		d, err := h.runSluice(ctx, sluiceJob{topic: topicLarge, records: n, parallelism: h.cfg.parallelism, checkpoint: true,
-			build: func(recs *dstream.Stream[kafkasource.Record]) {
-				wc := dstream.ReduceByKey(wordPairs(recs), add)
-				dstream.ForEachBatch(wc, func(_ context.Context, bt dstream.Batch[dstream.KV[string, int64]]) error {
-					for kv := range bt.All() {
-						totals[kv.Key] += kv.Value
-					}
-					return nil
-				})
-			}})
+			build: countWordsInto(totals)})
 		if err == nil && !maps.Equal(totals, plain) {
 			err = fmt.Errorf("durable word count of %s lines: %d words, the plain loop %d", thousands(n), len(totals), len(plain))
 		}

@@ -79,15 +79,21 @@ func (h *harness) wordCountJob(parallelism int, totals map[string]int64) runner 
 	return func(ctx context.Context) (time.Duration, error) {
 		clear(totals)
 		return h.runSluice(ctx, sluiceJob{topic: topicLines, records: h.cfg.lines, parallelism: parallelism,
-			build: func(recs *dstream.Stream[kafkasource.Record]) {
-				counts := dstream.ReduceByKey(wordPairs(recs), add)
-				dstream.ForEachBatch(counts, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
-					for kv := range b.All() {
-						totals[kv.Key] += kv.Value
-					}
-					return nil
-				})
-			}})
+			build: countWordsInto(totals)})
+	}
+}
+
+// countWordsInto builds the word count (FlatMap → Map → ReduceByKey) of the
+// lines recs, adding each batch's counts to totals.
+func countWordsInto(totals map[string]int64) func(*dstream.Stream[kafkasource.Record]) {
+	return func(recs *dstream.Stream[kafkasource.Record]) {
+		counts := dstream.ReduceByKey(wordPairs(recs), add)
+		dstream.ForEachBatch(counts, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
+			for kv := range b.All() {
+				totals[kv.Key] += kv.Value
+			}
+			return nil
+		})
 	}
 }
 
