@@ -131,7 +131,7 @@ func (b *Bulk) execSQLite(ctx context.Context, tx *sql.Tx, rows [][]any) error {
 		if n == chunk {
 			if full == nil {
 				if full, err = tx.PrepareContext(ctx, b.sqliteInsert(n)); err != nil {
-					return fmt.Errorf("sqlsink: the bulk upsert into %s cannot prepare its statement: %w", b.table, err)
+					return fmt.Errorf("sqlsink: the bulk upsert into %s cannot prepare its statement: %w; check that the table exists with the key and value columns given to NewBulk, and a primary key or unique index on the keys", b.table, err)
 				}
 				defer full.Close()
 			}

@@ -115,7 +115,7 @@ func (u *Upsert) Exec(ctx context.Context, tx *sql.Tx, args ...any) error {
 	}
 	st, err := u.stmtIn(ctx, tx)
 	if err != nil {
-		return fmt.Errorf("sqlsink: the upsert into %s cannot prepare its statement: %w", u.table, err)
+		return fmt.Errorf("sqlsink: the upsert into %s cannot prepare its statement: %w; check that the table exists with the key and value columns given to NewUpsert, and a primary key or unique index on the keys", u.table, err)
 	}
 	if _, err := st.ExecContext(ctx, args...); err != nil {
 		return fmt.Errorf("sqlsink: the upsert into %s failed for the row %v: %w", u.table, args, err)
