@@ -52,6 +52,32 @@ func (e *OffsetOutOfRangeError) Error() string {
 		e.Offset, e.Topic, e.Partition, e.HighWatermark)
 }
 
+// RetryTimeoutError is a broker request that kept failing past the retry
+// timeout ([WithRetryTimeout]); it matches [ErrRetryTimeout] with
+// errors.Is. A program that sets the timeout otherwise (a command-line
+// flag, say) finds it with errors.As and words its own advice from
+// Problem.
+type RetryTimeoutError struct {
+	Request string        // what was asked, such as "fetch of words[0]"
+	Broker  string        // the broker that last failed, or "the cluster"
+	For     time.Duration // how long the request was retried
+	Err     error         // the last failure
+}
+
+// Problem says what failed, without the advice.
+func (e *RetryTimeoutError) Problem() string {
+	return fmt.Sprintf("%s at %s failed for %v: %v", e.Request, e.Broker, e.For, trimmed{e.Err})
+}
+
+func (e *RetryTimeoutError) Error() string {
+	return ErrRetryTimeout.Error() + ": " + e.Problem() + "; check that the broker is up and reachable, or raise WithRetryTimeout"
+}
+
+func (e *RetryTimeoutError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrRetryTimeout].
+func (e *RetryTimeoutError) Is(target error) bool { return target == ErrRetryTimeout }
+
 // Retry backoff bounds: the first retry waits about minBackoff, each next
 // one twice as long, at most maxBackoff.
 const (
@@ -177,8 +203,7 @@ func (k *kclient) retry(ctx context.Context, what string, op func(ctx context.Co
 		}
 		wait := jitter(backoff)
 		if time.Now().Add(wait).After(deadline) {
-			return fmt.Errorf("%w: %s at %s failed for %v: %w; check that the broker is up and reachable, or raise WithRetryTimeout",
-				ErrRetryTimeout, what, lastWho, time.Since(start).Round(time.Millisecond), trimmed{err})
+			return &RetryTimeoutError{Request: what, Broker: lastWho, For: time.Since(start).Round(time.Millisecond), Err: err}
 		}
 		k.retries.Add(1)
 		k.outage.Failed(what, lastWho, err, !retried, wait)

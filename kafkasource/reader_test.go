@@ -246,6 +246,9 @@ func TestBrokerTroubleBeyondRetryTimeoutFailsTheBatch(t *testing.T) {
 			require.ErrorIs(t, err, kerr.NotLeaderForPartition)
 			require.Contains(t, err.Error(), tc.want+b.e.Addrs()[0]+")")
 			require.Contains(t, err.Error(), "raise WithRetryTimeout")
+			var rte *RetryTimeoutError
+			require.ErrorAs(t, err, &rte)
+			require.NotContains(t, rte.Problem(), "WithRetryTimeout", "the problem alone carries no advice")
 			require.Less(t, time.Since(start), 5*time.Second, "gave up after about the retry timeout")
 		})
 	}

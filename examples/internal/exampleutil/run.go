@@ -465,6 +465,7 @@ func runError(err error) error {
 	var be *engine.BatchError
 	var oor *kafkasource.OffsetOutOfRangeError
 	var corrupt *engine.CorruptCommitError
+	var timeout *kafkasource.RetryTimeoutError
 	if errors.As(err, &oor) {
 		return fmt.Errorf("offset %d of %s[%d] is above its high watermark %d, so the topic was probably deleted and created again; run with a fresh --checkpoint dir and --start-offsets earliest (or --start-offsets %s:%d:OFFSET)",
 			oor.Offset, oor.Topic, oor.Partition, oor.HighWatermark, oor.Topic, oor.Partition)
@@ -474,6 +475,14 @@ func runError(err error) error {
 	}
 	if errors.Is(err, engine.ErrCheckpointMismatch) {
 		return fmt.Errorf("%s (for the flags: the same --batch, --window and --slide, or another --checkpoint dir)", strings.TrimPrefix(err.Error(), "engine: "))
+	}
+	if errors.As(err, &timeout) {
+		batch := ""
+		if errors.As(err, &be) {
+			batch = "batch " + be.Time.Format("15:04:05.000") + " failed: "
+		}
+		return fmt.Errorf("%sthe broker kept failing past --retry-timeout: %s; check that the broker is up and reachable, or run again with a longer --retry-timeout (the checkpoint keeps the last committed batch, so running again resumes from there)",
+			batch, timeout.Problem())
 	}
 	if errors.As(err, &be) {
 		where := ""

@@ -198,6 +198,8 @@ func TestRunRetryTimeout(t *testing.T) {
 	require.NoError(t, err)
 	// About 700ms (the last request may end past it), far from the default 30s.
 	require.Less(t, retried, 10*time.Second, "--retry-timeout bounds the retries: %s", stderr)
+	require.Contains(t, stderr, "or run again with a longer --retry-timeout", "the advice names the flag")
+	require.NotContains(t, stderr, "WithRetryTimeout", "not the library option")
 	require.Contains(t, stderr, "the checkpoint keeps the last committed batch, so running again resumes from there")
 }
 
