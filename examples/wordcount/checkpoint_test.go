@@ -78,7 +78,8 @@ func TestLostFormatFile(t *testing.T) {
 // TestOtherWindowRefused resumes a checkpoint written with --window 1s
 // under --window 500ms and under --slide 200ms: each is refused with a
 // sentence naming the window operator, the settings it was written with and
-// the flags; the settings it was written with resume.
+// the flags, and its generator writes nothing; the settings it was written
+// with resume.
 func TestOtherWindowRefused(t *testing.T) {
 	addr := exampletest.StartBroker(t, "words", 1)
 	exampletest.Produce(t, addr, "words", nil, [][]byte{[]byte("to be or not to be")})
@@ -93,13 +94,14 @@ func TestOtherWindowRefused(t *testing.T) {
 	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
 
 	for _, other := range [][2]string{{"500ms", "100ms"}, {"1s", "200ms"}} {
-		p = exampletest.Start(t, bin, append(args(other[0], other[1]), "--log-level", "error")...)
+		p = exampletest.Start(t, bin, append(args(other[0], other[1]), "--log-level", "error", "--generate", "1000")...)
 		p.Wait(t, 30*time.Second)
 		require.Error(t, p.Err, "--window %s --slide %s is refused", other[0], other[1])
 		stderr := strings.TrimSuffix(p.Stderr.String(), "\n")
 		require.NotContains(t, stderr, "\n", "one line")
 		require.Contains(t, stderr, `operator "window-counts" was checkpointed with window 1s, slide 100ms but this job builds it with window `+other[0]+", slide "+other[1])
 		require.Contains(t, stderr, "the same --batch, --window and --slide")
+		require.Equal(t, int64(1), exampletest.TopicRecords(t, addr, "words"), "a refused run's generator wrote nothing")
 	}
 
 	p = exampletest.Start(t, bin, args("1s", "100ms")...)

@@ -263,6 +263,13 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	}
 	c.AddListener(engine.ListenerFuncs{Completed: func(info engine.BatchInfo) { r.batchLine(job, info, cancel) }})
 
+	// Restore the checkpoint before announcing that the job resumes it.
+	if err := c.Start(); err != nil {
+		return runError(err)
+	}
+	r.banner(addrs)
+	// The generator starts once the checkpoint is restored: a run refused
+	// at Start writes nothing to the topic.
 	var wg sync.WaitGroup
 	genCtx, stopGen := context.WithCancel(context.Background())
 	defer func() { stopGen(); wg.Wait() }()
@@ -279,11 +286,6 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 			runGenerator(genCtx, cl, cfg.Generate, g, rand.New(rand.NewPCG(seed, seed>>1|1)), r.logger)
 		})
 	}
-	// Restore the checkpoint before announcing that the job resumes it.
-	if err := c.Start(); err != nil {
-		return runError(err)
-	}
-	r.banner(addrs)
 
 	err = c.Run(runCtx)
 	stopGen()
