@@ -491,9 +491,11 @@ func (c *Context) release() {
 // Run runs batches on the real clock until ctx is done or a batch fails.
 // When ctx is cancelled during a batch, that batch finishes, outputs and
 // commit included, and Run returns nil once the commit is durable: a
-// graceful stop. A failed batch makes
-// Run return a [*BatchError] naming the batch time and the operator.
-// With a manual clock Run is an error: use [Context.RunBatches].
+// graceful stop. A failed batch makes Run return a [*BatchError] naming the
+// batch time and the operator; so does a checkpoint commit that fails in
+// the background (operator "checkpoint"), found by the next batch's commit
+// or before Run returns. With a manual clock Run is an error: use
+// [Context.RunBatches].
 func (c *Context) Run(ctx context.Context) error {
 	if c.manual {
 		return errors.New("engine: Run needs the real clock, but the context has a manual clock; advance it with RunBatches")
@@ -526,9 +528,11 @@ func (c *Context) run(ctx context.Context) error {
 }
 
 // RunBatches runs exactly n more batches, one after another, and returns
-// when they are done, with a checkpoint committed durably, or one fails. With a manual clock the batches run at
-// once; with the real clock each waits for its time. Cancelling ctx stops
-// before the next batch, not during one, and returns ctx's error.
+// when they are done and, with a checkpoint, their commits are durable, or
+// when one fails (a commit failing in the background included, as in
+// [Context.Run]). With a manual clock the batches run at once; with the
+// real clock each waits for its time. Cancelling ctx stops before the next
+// batch, not during one, and returns ctx's error.
 func (c *Context) RunBatches(ctx context.Context, n int) error {
 	if err := c.acquire(); err != nil {
 		return err

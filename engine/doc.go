@@ -45,5 +45,7 @@
 // is made durable in the background while the next batch plans, reads and
 // computes, one manifest at a time; sources that publish their progress
 // ([Publisher]) do so once it is durable. [Context.RunBatches] and
-// [Context.Run] return once every batch they ran is committed.
+// [Context.Run] return once the commits of the batches they ran are
+// durable; a commit that fails in the background fails the next batch, or
+// the call.
 package engine
