@@ -194,9 +194,10 @@ type Context struct {
 	ckpt       *checkpointer
 	ckptLocked bool // LockCheckpoint took the checkpoint's lock
 	ckptStats  ckptStats
-	lastBatch  time.Time // time of the last completed batch
-	late       lateness  // whether batches start more than an interval late
-	failed     error     // the error of a failed batch; the context runs no more
+	lastBatch  time.Time   // time of the last completed batch
+	late       lateness    // whether batches start more than an interval late
+	failed     error       // the error of a failed batch; the context runs no more
+	values     map[any]any // see SetValue; under mu
 }
 
 // NewContext returns a context whose batches are batch apart.

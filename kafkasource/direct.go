@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/groupcommit"
+	"github.com/sluicehq/sluice/internal/membertxn"
 )
 
 // Kind is the operator kind of direct streams.
@@ -128,6 +129,7 @@ type directNode struct {
 	// Group mode (withGroupMode): the membership, and for the batch in
 	// flight the function that unpins its tasks and who planned it.
 	member *member
+	txn    *membertxn.Txn
 	pinned func()
 	who    groupcommit.Member
 
@@ -159,6 +161,9 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 	startCtx := ctx
 	if n.member != nil {
 		if ps, fix, err = n.pinOwned(ps, pos); err != nil {
+			return nil, err
+		}
+		if err := n.txn.Begin(ctx); err != nil {
 			return nil, err
 		}
 		startCtx = kadm.RequireStable(ctx) // wait for offsets a transaction has pending

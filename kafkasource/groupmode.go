@@ -3,31 +3,33 @@ package kafkasource
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/groupcommit"
+	"github.com/sluicehq/sluice/internal/membertxn"
 )
 
 // withGroupMode makes the stream a member of its group ([WithGroup]): it
 // plans only the partitions of the tasks the group gives it (see package
 // copart), starts a task it gains at the group's committed offsets (stable
-// ones: a pending transactional commit is waited for), and commits the
-// offsets of every batch as that member; a failed commit fails the batch,
-// since the group, not a checkpoint, is where the next owner of a task
-// resumes. groupOpts override the membership's group options (tests
-// shorten the timeouts).
+// ones: a pending transactional commit is waited for), and commits every
+// batch as one Kafka transaction of the member's producer (package
+// membertxn): the Kafka sinks' records, a commit marker and the batch's
+// offsets, committed as that member, so that a batch's outputs and its
+// input offsets commit together or not at all. member names this process
+// within the job: it must be stable across restarts and unique among the
+// job's processes, since the transactional ID derives from it and the group
+// and a restarted member fences its previous instance with it. groupOpts
+// override the membership's group options (tests shorten the timeouts).
 //
-// Not exported yet: offsets are committed after the batch, not in one
-// transaction with its outputs, and keyed state is not held per task, so a
-// job is at least once and only stateless jobs are exact.
-func withGroupMode(groupOpts ...kgo.Opt) Option {
+// Not exported yet: keyed state is not held per task, so only stateless
+// jobs are exact.
+func withGroupMode(member string, groupOpts ...kgo.Opt) Option {
 	return func(c *config) error {
 		c.groupMode = true
+		c.memberName = member
 		c.groupOpts = append(c.groupOpts, groupOpts...)
 		return nil
 	}
@@ -40,6 +42,8 @@ func (c *config) validateGroupMode(ec *engine.Context) error {
 		return nil
 	case c.group == "":
 		return optErr("group mode needs the group to join; name it with WithGroup")
+	case c.memberName == "":
+		return optErr("group mode needs a name for this process, stable across restarts and unique within the job; give one")
 	case c.ignoreGroup:
 		return optErr("group mode starts tasks at the group's committed offsets; drop WithGroupOffsets(false)")
 	case c.regex:
@@ -68,8 +72,19 @@ func (n *directNode) startMember(ec *engine.Context, topics []string) error {
 	if err != nil {
 		return err
 	}
-	n.member = m
-	ec.AddListener(engine.ListenerFuncs{Completed: func(engine.BatchInfo) { n.unpin() }})
+	txn, err := membertxn.New(n.cfg.brokers, n.cfg.clientOpts, n.cfg.group, n.cfg.memberName)
+	if err != nil {
+		m.close()
+		return fmt.Errorf("%w: %w", ErrOption, err)
+	}
+	n.member, n.txn = m, txn
+	membertxn.Set(ec, txn)
+	ec.AddListener(engine.ListenerFuncs{Completed: func(info engine.BatchInfo) {
+		if info.Err != nil {
+			n.txn.Abort() // before the tasks are let go
+		}
+		n.unpin()
+	}})
 	return nil
 }
 
@@ -118,60 +133,36 @@ func (n *directNode) unpin() {
 	}
 }
 
-// commitGroupMode advances the positions past batch j and commits them to
-// the group as the member that planned the batch, before the batch counts
-// as done: in group mode the group's offsets are where a task resumes.
+// commitGroupMode advances the positions past batch j and commits the
+// batch's transaction: the outputs written into it, its commit marker and
+// the offsets, staged as the member, before the batch counts as done. In
+// group mode the group's offsets are where a task resumes.
 func (n *directNode) commitGroupMode(ctx context.Context, j *engine.Job) error {
 	n.mu.Lock()
-	offsets := make(map[TopicPartition]int64, len(n.planned))
+	offsets := make(map[string]map[int32]int64)
 	for _, r := range n.planned {
 		n.positions[r.TopicPartition()] = r.Until
-		offsets[r.TopicPartition()] = r.Until
+		if r.Until == r.From {
+			continue // nothing read: the committed offset stands
+		}
+		if offsets[r.Topic] == nil {
+			offsets[r.Topic] = make(map[int32]int64)
+		}
+		offsets[r.Topic][r.Partition] = r.Until
 	}
 	n.mu.Unlock()
 	n.batches.Add(1)
-	return n.commitAsMember(ctx, offsets, j.Time)
-}
-
-// commitAsMember commits offsets to the group as the member that planned
-// the batch.
-func (n *directNode) commitAsMember(ctx context.Context, offsets map[TopicPartition]int64, batch time.Time) error {
-	if len(offsets) == 0 {
-		return nil
-	}
-	meta := "sluice batch " + strconv.FormatInt(batch.UnixMilli(), 10)
-	eos := make(map[string]map[int32]kgo.EpochOffset)
-	for tp, at := range offsets {
-		if eos[tp.Topic] == nil {
-			eos[tp.Topic] = make(map[int32]kgo.EpochOffset)
-		}
-		eos[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: at}
-	}
-	var err error
-	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
-		for i := range req.Topics {
-			for j := range req.Topics[i].Partitions {
-				req.Topics[i].Partitions[j].Metadata = &meta
-			}
-		}
-		return nil
-	})
-	n.member.cl.CommitOffsetsSync(ctx, eos, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, e error) {
-		if e != nil {
-			err = e
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if pe := kerr.ErrorForCode(p.ErrorCode); pe != nil && err == nil {
-					err = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, pe)
-				}
-			}
-		}
+	who := n.who
+	err := n.txn.Commit(ctx, j.Time, offsets, func() groupcommit.Member {
+		// The membership now: a rebalance that let the member keep its
+		// tasks moved the generation on while the batch ran, and the
+		// tasks cannot have moved, since revocations wait for the batch.
+		who = groupcommit.MemberOf(n.member.cl)
+		return who
 	})
 	if err != nil {
-		return fmt.Errorf("kafkasource: committing the offsets of batch %d ms to group %q as member %q (generation %d): %w",
-			batch.UnixMilli(), n.cfg.group, n.who.MemberID, n.who.Generation, err)
+		return fmt.Errorf("kafkasource: committing batch %d ms of group %q as member %q (generation %d): %w",
+			j.Time.UnixMilli(), n.cfg.group, who.MemberID, who.Generation, err)
 	}
 	return nil
 }
@@ -182,6 +173,7 @@ func (n *directNode) closeMember() {
 	if n.member == nil {
 		return
 	}
+	n.txn.Close()
 	n.unpin()
 	n.member.close()
 }

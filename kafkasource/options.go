@@ -77,6 +77,7 @@ type config struct {
 	clientOpts    []kgo.Opt
 	logger        *slog.Logger
 	groupMode     bool                   // withGroupMode
+	memberName    string                 // withGroupMode: this process's name within the job
 	groupOpts     []kgo.Opt              // withGroupMode's overrides of the membership's options
 	groupRevoking func([]TopicPartition) // tests: see member.revoking
 
