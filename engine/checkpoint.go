@@ -444,10 +444,13 @@ func (k *checkpointer) recover() error {
 			return err
 		}
 	}
+	if err := k.matchZero(fm.ZeroMS); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.zero = time.UnixMilli(fm.ZeroMS)
 	c.mu.Unlock()
-	c.next = c.zero.Add(c.batch)
+	c.next = c.firstBatch()
 
 	restoredMS := fm.ZeroMS
 	if m != nil {

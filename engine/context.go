@@ -53,6 +53,8 @@ type config struct {
 	checkpoint  string
 	manual      bool
 	start       time.Time
+	zero        time.Time
+	zeroSet     bool
 	logger      *slog.Logger
 	listeners   []Listener
 	ckptOpts    []CheckpointOption
@@ -99,7 +101,8 @@ func WithCheckpointOptions(opts ...CheckpointOption) Option {
 // WithManualClock makes batch times advance only through
 // [Context.RunBatches]: batch k = 1, 2, … has time start + k·interval. start
 // must be a multiple of the batch interval from the Unix epoch, as the real
-// clock's batch times are. For tests; the default is the real clock.
+// clock's batch times are (from the zero time, with [WithZeroTime]). For
+// tests; the default is the real clock.
 func WithManualClock(start time.Time) Option {
 	return func(c *config) error {
 		c.manual = true
@@ -179,25 +182,27 @@ type Context struct {
 	running   bool
 	closed    bool
 
-	nodes      []Node
-	outputs    []Output
-	sources    []Source
-	tickers    []Ticker
-	closers    []func() error
-	started    bool
-	startedAt  time.Time // wall-clock time the context started; under mu
-	zero       time.Time
-	next       time.Time // time of the next batch to run
-	startErr   error
-	hard       context.Context
-	hardStop   context.CancelFunc
-	ckpt       *checkpointer
-	ckptLocked bool // LockCheckpoint took the checkpoint's lock
-	ckptStats  ckptStats
-	lastBatch  time.Time   // time of the last completed batch
-	late       lateness    // whether batches start more than an interval late
-	failed     error       // the error of a failed batch; the context runs no more
-	values     map[any]any // see SetValue; under mu
+	nodes       []Node
+	outputs     []Output
+	sources     []Source
+	tickers     []Ticker
+	closers     []func() error
+	started     bool
+	startedAt   time.Time // wall-clock time the context started; under mu
+	zero        time.Time
+	zeroFrom    zeroOrigin // how the zero time was fixed, if it was
+	manualStart time.Time  // the manual clock's start
+	next        time.Time  // time of the next batch to run
+	startErr    error
+	hard        context.Context
+	hardStop    context.CancelFunc
+	ckpt        *checkpointer
+	ckptLocked  bool // LockCheckpoint took the checkpoint's lock
+	ckptStats   ckptStats
+	lastBatch   time.Time   // time of the last completed batch
+	late        lateness    // whether batches start more than an interval late
+	failed      error       // the error of a failed batch; the context runs no more
+	values      map[any]any // see SetValue; under mu
 }
 
 // NewContext returns a context whose batches are batch apart.
@@ -224,11 +229,21 @@ func NewContext(batch time.Duration, opts ...Option) (*Context, error) {
 		ckptDir:     cfg.checkpoint,
 		ckptOpts:    cfg.ckptOpts,
 	}
-	if cfg.manual {
+	switch {
+	case cfg.zeroSet && cfg.manual:
+		if d := cfg.start.Sub(cfg.zero); d < 0 || d%batch != 0 {
+			return nil, fmt.Errorf("engine: manual clock start %s is not a multiple of the batch interval %v after the zero time %s; pass a start such as the zero time itself", stampNano(cfg.start), batch, stampNano(cfg.zero))
+		}
+	case cfg.manual:
 		if !alignDown(cfg.start, batch).Equal(cfg.start) {
 			return nil, fmt.Errorf("engine: manual clock start %v is not a multiple of the batch interval %v from the Unix epoch; pass an aligned start such as time.Unix(0, 0)", cfg.start, batch)
 		}
-		c.zero = cfg.start
+	}
+	if cfg.manual {
+		c.zero, c.manualStart = cfg.start.Round(0), cfg.start.Round(0)
+	}
+	if cfg.zeroSet {
+		c.zero, c.zeroFrom = cfg.zero, zeroOption
 	}
 	c.storeListeners()
 	c.idle = sync.NewCond(&c.mu)
@@ -318,7 +333,8 @@ func (c *Context) StartTime() time.Time {
 }
 
 // Zero returns the zero time of batch times. It is known once the context
-// starts (or at once with a manual clock).
+// starts (at once with [WithZeroTime] or a manual clock, which a
+// [Distributed] source or a checkpoint may change when it starts).
 func (c *Context) Zero() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -424,7 +440,8 @@ func (c *Context) doStart() error {
 		}
 		names[name] = n
 	}
-	if !c.manual {
+	c.fixZero()
+	if !c.manual && !c.zeroFixed() {
 		c.mu.Lock()
 		c.zero = alignDown(time.Now(), c.batch)
 		c.mu.Unlock()
@@ -457,7 +474,7 @@ func (c *Context) doStart() error {
 			c.tickers = append(c.tickers, t)
 		}
 	}
-	c.next = c.zero.Add(c.batch)
+	c.next = c.firstBatch()
 	if c.ckptDir != "" {
 		ck, err := openCheckpointer(c, c.ckptDir, c.ckptOpts...)
 		if err != nil {

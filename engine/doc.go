@@ -8,7 +8,10 @@
 // context's zero time: with the real clock the zero time is the start time
 // rounded down to B, and a batch at time t covers input that arrived in
 // (t−B, t]; with [WithManualClock] batch k has time start + k·B and runs only
-// when [Context.RunBatches] asks. Batches run one at a time in time order and
+// when [Context.RunBatches] asks. [WithZeroTime] fixes the zero time instead,
+// so that contexts started apart, such as the members of one job in group
+// mode (a [Distributed] source makes it the Unix epoch), agree on every batch
+// and window boundary. Batches run one at a time in time order and
 // never overlap. A batch that takes longer than B makes the next one start
 // late (its scheduling delay is recorded); no batch time is skipped. The
 // first batch that starts more than one interval late logs a WARN, and the
