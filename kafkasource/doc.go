@@ -17,15 +17,16 @@
 // [WithGroup], then [WithResetPolicy]. An offset that retention deleted is
 // reset to the log start with a WARN naming the partition and the records
 // lost (or an error with [WithFatalOnDataLoss]); an offset above the high
-// watermark is an [*OffsetOutOfRangeError]. After every batch, once its
-// checkpoint commit is durable (at once without a checkpoint), the stream
-// commits its positions to the group in the background, so that lag tools
-// see progress; a failed group commit is logged and counted, not fatal: the
-// checkpoint, not the group, is the truth when both exist. Broker errors
-// are retried with backoff for up to [WithRetryTimeout]. An outage logs one
-// WARN ([WithLogger]) at its first failed request or connection, naming the
-// broker and the error, and one INFO when the broker answers again, with
-// the outage's duration; the retries between them log at DEBUG.
+// watermark is an [*OffsetOutOfRangeError]. After every batch the stream
+// commits its positions to the group, so that lag tools see progress: with
+// a checkpoint, once the batch's commit is durable, in the background while
+// later batches run. A failed group commit is logged and counted, not
+// fatal: the checkpoint, not the group, is the truth when both exist.
+// Broker errors are retried with backoff for up to [WithRetryTimeout]. An
+// outage logs one WARN ([WithLogger]) at its first failed request or
+// connection, naming the broker and the error, and one INFO when the broker
+// answers again, with the outage's duration; the retries between them log
+// at DEBUG.
 //
 // The checkpoint holds a stream's positions under its name: [DefaultName]
 // ("kafka", then "kafka-2", …) unless the stream is given one with
