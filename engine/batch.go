@@ -206,7 +206,7 @@ func (c *Context) settle(err error) error {
 	}
 	var failed *BatchError
 	if errors.As(err, &failed) { // a failed batch already failed the context
-		if !errors.Is(err, serr) {
+		if !errors.Is(err, serr) && !errors.Is(err, ErrFailed) { // ErrFailed: an earlier call logged it
 			c.logger.Error("checkpoint commit failed in the background", slog.Int64("time_ms", be.Time.UnixMilli()), slog.String("error", be.Error()))
 		}
 		return err

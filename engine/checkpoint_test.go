@@ -965,4 +965,8 @@ func TestCheckpointFailedManifestIsReportedBesideAFailedBatch(t *testing.T) {
 	require.Contains(t, log.String(), "time_ms=7000", "the failed commit of batch 7 is logged")
 	require.Contains(t, log.String(), syscall.EIO.Error())
 	require.Equal(t, time.Unix(6, 0), c.CheckpointStats().LastCommit)
+
+	logged := log.String()
+	require.ErrorIs(t, c.RunBatches(ctx, 1), engine.ErrFailed)
+	require.Equal(t, logged, log.String(), "a later call does not log the failed commit again")
 }
