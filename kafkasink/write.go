@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/membertxn"
 	"github.com/sluicehq/sluice/internal/outage"
 	"github.com/sluicehq/sluice/internal/sinkstats"
 )
@@ -88,6 +89,11 @@ func (s *Sink) Metrics() []engine.Metric { return s.c.Metrics(s.name) }
 // before the checkpoint commits. The job must be named with
 // engine.WithJobName. An element encode rejects goes to the
 // DeadLetterTopic, or is counted, and never fails the batch.
+//
+// When the job's Kafka source runs in group mode, the sink has no
+// producer of its own: it writes every batch into the member's transaction,
+// which the source commits with the batch's commit marker and input
+// offsets, so that outputs and offsets commit together.
 func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, encode func(T) (*kgo.Record, error)) (*Sink, error) {
 	if encode == nil {
 		return nil, errors.New("kafkasink: WriteTxn got a nil encode function; pass one that returns a *kgo.Record")
@@ -96,24 +102,54 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 		return nil, errors.New("kafkasink: WriteTxn got no brokers; set Config.Brokers to host:port seeds")
 	}
 	c := s.Context()
-	w, err := OpenTxn(ctx, c.JobName(), cfg)
-	if err != nil {
-		return nil, err
+	// In group mode the source's member transaction holds every batch:
+	// the sink writes into it, and the source commits it with the batch's
+	// offsets.
+	mt := membertxn.Of(c)
+	var w *Txn
+	if mt == nil {
+		var err error
+		if w, err = OpenTxn(ctx, c.JobName(), cfg); err != nil {
+			return nil, err
+		}
+		c.OnClose(func() error { w.Close(); return nil })
 	}
-	c.OnClose(func() error { w.Close(); return nil })
 	sink := &Sink{name: cfg.Sink}
 	op := "kafkaTxnSink(" + cfg.Sink + ")"
 	dstream.ForEachBatchWith(s, dstream.OutputOptions{Kind: "kafkaTxnSink", Metrics: sink.Metrics}, func(ctx context.Context, j *engine.Job, b dstream.Batch[T]) error {
 		start := time.Now()
 		defer func() { sink.c.ObserveWrite(time.Since(start)) }()
-		tx, ok, err := w.begin(ctx, b.Time)
-		if err != nil {
-			sink.c.Failures.Add(1)
-			return err
-		}
-		if !ok {
-			sink.c.Skipped.Add(1)
-			return nil
+		var (
+			produce func(*kgo.Record)
+			failed  func() bool
+			finish  func(error) error
+		)
+		if mt != nil {
+			produce, failed = mt.Produce, func() bool { return false }
+			finish = func(err error) error {
+				if err != nil {
+					return err // the batch fails, and the source aborts its transaction
+				}
+				return mt.Flush(ctx)
+			}
+		} else {
+			tx, ok, err := w.begin(ctx, b.Time)
+			if err != nil {
+				sink.c.Failures.Add(1)
+				return err
+			}
+			if !ok {
+				sink.c.Skipped.Add(1)
+				return nil
+			}
+			produce, failed = tx.produce, tx.failed.Load
+			finish = func(err error) error {
+				if err != nil {
+					tx.abort()
+					return err
+				}
+				return tx.commit()
+			}
 		}
 		// Shared by the records whose encode sets no headers: the
 		// producer only reads them.
@@ -121,9 +157,9 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 		var n, dead atomic.Int64
 		// Partitions are encoded in parallel tasks, each record produced
 		// as soon as it is encoded.
-		err = j.Run(ctx, op, len(b.Parts), func(_ context.Context, tk *engine.Task) error {
+		err := j.Run(ctx, op, len(b.Parts), func(_ context.Context, tk *engine.Task) error {
 			for _, x := range b.Parts[tk.Index] {
-				if tx.failed.Load() {
+				if failed() {
 					return nil
 				}
 				r, err := encode(x)
@@ -133,7 +169,7 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 				if err != nil {
 					dead.Add(1)
 					if cfg.DeadLetterTopic != "" {
-						tx.produce(&kgo.Record{Topic: cfg.DeadLetterTopic, Value: []byte(fmt.Sprint(x)),
+						produce(&kgo.Record{Topic: cfg.DeadLetterTopic, Value: []byte(fmt.Sprint(x)),
 							Headers: []kgo.RecordHeader{bt[0], {Key: ErrorHeader, Value: []byte(err.Error())}}})
 					}
 					continue
@@ -144,16 +180,11 @@ func WriteTxn[T any](ctx context.Context, s *dstream.Stream[T], cfg Config, enco
 					r.Headers = append(r.Headers, bt[0])
 				}
 				n.Add(1)
-				tx.produce(r)
+				produce(r)
 			}
 			return nil
 		})
-		if err != nil {
-			tx.abort()
-		} else {
-			err = tx.commit()
-		}
-		if err != nil {
+		if err = finish(err); err != nil {
 			sink.c.Failures.Add(1)
 			return err
 		}

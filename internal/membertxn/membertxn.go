@@ -33,6 +33,10 @@ var ErrFenced = errors.New("membertxn: a newer instance of this member took over
 // TransactionalID is the transactional ID of member of group.
 func TransactionalID(group, member string) string { return "sluice-" + group + "-member-" + member }
 
+// TransactionTimeout is how long the coordinator lets a member's
+// transaction stay open before aborting it.
+const TransactionTimeout = 10 * time.Second
+
 // MarkerTopic is the compacted topic holding the commit markers of group's
 // members, keyed by member name.
 func MarkerTopic(group string) string { return "__sluice-" + group + "-member-commits" }
@@ -63,8 +67,12 @@ func New(seeds []string, opts []kgo.Opt, group, member string) (*Txn, error) {
 		return nil, errors.New("membertxn: the member has no name; give every process of the job a stable name of its own so that a restart fences its previous instance")
 	}
 	t := &Txn{group: group, member: member, markerTopic: MarkerTopic(group)}
-	all := append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)
-	all = append(all, kgo.TransactionalID(TransactionalID(group, member)), kgo.TransactionTimeout(time.Minute))
+	// A member killed with its transaction open holds back the stable
+	// offsets of its tasks until the coordinator aborts the transaction:
+	// the timeout is Kafka Streams' exactly-once default, unless opts set
+	// another.
+	all := append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.TransactionTimeout(TransactionTimeout)}, opts...)
+	all = append(all, kgo.TransactionalID(TransactionalID(group, member)))
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		return nil, fmt.Errorf("membertxn: the Kafka producer of member %q refused its options: %w", member, err)

@@ -1,0 +1,214 @@
+package kafkasource
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/groupcommit"
+	"github.com/sluicehq/sluice/internal/membertxn"
+	"github.com/sluicehq/sluice/kafkasink"
+)
+
+// eosCluster is a kfake cluster with an input topic "clicks" and an output
+// topic "out" of n partitions each, whose groups accept short sessions.
+type eosCluster struct {
+	c     *kfake.Cluster
+	seeds []string
+	cl    *kgo.Client
+}
+
+func startEOSCluster(t *testing.T, n int32) *eosCluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(n, "clicks", "out"), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return &eosCluster{c: c, seeds: c.ListenAddrs(), cl: cl}
+}
+
+// produce writes offsets from..to-1 to every partition of clicks.
+func (e *eosCluster) produce(t *testing.T, n int32, from, to int) {
+	t.Helper()
+	var recs []*kgo.Record
+	for p := range n {
+		for i := from; i < to; i++ {
+			recs = append(recs, &kgo.Record{Topic: "clicks", Partition: p, Key: []byte(recKey("clicks", p, i)), Value: []byte(recValue(i))})
+		}
+	}
+	require.NoError(t, e.cl.ProduceSync(bounded(t), recs...).FirstErr())
+}
+
+// join starts a member named name of group "pagepopularity" whose job
+// writes every input record's key to "out" with the transactional sink, and
+// then runs hold, if set, as a further output.
+func (e *eosCluster) join(t *testing.T, name string, hold func()) (*engine.Context, *member) {
+	t.Helper()
+	ec := newEngine(t)
+	s, err := NewDirectStream(ec, []string{"clicks"}, WithBrokers(e.seeds...), WithResetPolicy(Earliest), WithRetryTimeout(5*time.Second),
+		WithGroup("pagepopularity"), withGroupMode(name, kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second)))
+	require.NoError(t, err)
+	_, err = kafkasink.WriteTxn(bounded(t), s, kafkasink.Config{Brokers: e.seeds, Sink: "out"}, func(r Record) (*kgo.Record, error) {
+		return &kgo.Record{Topic: "out", Key: r.Key, Value: r.Key}, nil
+	})
+	require.NoError(t, err)
+	if hold != nil {
+		dstream.ForEachBatch(s, func(context.Context, dstream.Batch[Record]) error { hold(); return nil })
+	}
+	return ec, findDirect(s.Node()).member
+}
+
+// readOut returns the values of every partition of "out", read committed
+// or not, up to each partition's end (last stable offset or high
+// watermark).
+func (e *eosCluster) readOut(t *testing.T, committed bool) []string {
+	t.Helper()
+	ctx := bounded(t)
+	adm := kadm.NewClient(e.cl)
+	list, iso := adm.ListEndOffsets, kgo.ReadUncommitted()
+	if committed {
+		list, iso = adm.ListCommittedOffsets, kgo.ReadCommitted()
+	}
+	ends, err := list(ctx, "out")
+	require.NoError(t, err)
+	require.NoError(t, ends.Error())
+	left := map[int32]int64{}
+	parts := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+			parts[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(left) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.seeds...), kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(100*time.Millisecond), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"out": parts}))
+	require.NoError(t, err)
+	defer cl.Close()
+	var got []string
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		require.NoError(t, ctx.Err(), "reading out: partitions %v not read to their end", left)
+		require.NoError(t, fs.Err())
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := left[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				got = append(got, string(r.Value))
+			}
+			if r.Offset >= end-1 {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	slices.Sort(got)
+	return got
+}
+
+// inputKeys returns the keys of offsets 0..to-1 of every partition of
+// clicks, sorted.
+func inputKeys(n int32, to int) []string {
+	var out []string
+	for p := range n {
+		for i := range to {
+			out = append(out, recKey("clicks", p, i))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// dropHeartbeats makes the group stop hearing member id while the member
+// hears that all is well: to the group it is dead, to itself alive.
+func (e *eosCluster) dropHeartbeats(id string) {
+	e.c.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.HeartbeatRequest)
+		if req.MemberID != id {
+			return nil, nil, false
+		}
+		e.c.KeepControl()
+		return req.ResponseKind(), nil, true
+	})
+}
+
+func TestGroupModeExactlyOnceAcrossRebalanceAndZombie(t *testing.T) {
+	// Outputs and offsets commit in one transaction per member and batch:
+	// read committed, the output holds every input record once, across a
+	// member joining (a rebalance) and a member that dies with its
+	// transaction open, is restarted under the same name, and comes back
+	// as a zombie that commits nothing.
+	const n = 4
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	e.produce(t, n, 0, 10)
+	ca, ma := e.join(t, "a", nil)
+	waitMembers(t, "a owning every task", splitEvenly([]string{"clicks"}, n), ma)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.Equal(t, inputKeys(n, 10), e.readOut(t, true))
+
+	// b joins: the tasks split, each resumes where the group's offsets say.
+	var holding atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	cb, mb := e.join(t, "b", func() {
+		if holding.Load() {
+			close(entered)
+			<-release
+		}
+	})
+	waitMembers(t, "a and b sharing the tasks", splitEvenly([]string{"clicks"}, n), ma, mb)
+	e.produce(t, n, 10, 20)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.NoError(t, cb.RunBatches(ctx, 1))
+	require.Equal(t, inputKeys(n, 20), e.readOut(t, true))
+
+	// b writes its next batch's outputs into its transaction and stops
+	// there, as a process killed before its commit would; the group stops
+	// hearing it.
+	e.produce(t, n, 20, 30)
+	holding.Store(true)
+	zombie := make(chan error, 1)
+	go func() { zombie <- cb.RunBatches(ctx, 1) }()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("b's batch did not reach its outputs")
+	}
+	ownedB, _ := mb.snapshot()
+	require.NotEmpty(t, ownedB)
+	e.dropHeartbeats(groupcommit.MemberOf(mb.cl).MemberID)
+	require.Greater(t, len(e.readOut(t, false)), len(inputKeys(n, 20)), "b's open transaction holds records")
+
+	// b restarts under its name: its first batch fences the zombie's
+	// producer, whose open transaction aborts, and resumes b's tasks at the
+	// group's offsets.
+	cb2, mb2 := e.join(t, "b", nil)
+	waitMembers(t, "a and the new b sharing the tasks", splitEvenly([]string{"clicks"}, n), ma, mb2)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.NoError(t, cb2.RunBatches(ctx, 1))
+	require.Equal(t, inputKeys(n, 30), e.readOut(t, true))
+
+	// The zombie wakes up and commits nothing.
+	close(release)
+	err := <-zombie
+	require.Error(t, err)
+	t.Logf("zombie: %v", err)
+	require.Truef(t, errors.Is(err, membertxn.ErrFenced) || errors.Is(err, groupcommit.ErrFenced), "the zombie's batch fails fenced: %v", err)
+	require.Equal(t, inputKeys(n, 30), e.readOut(t, true), "the zombie's records stay invisible read committed")
+}
