@@ -1,14 +1,11 @@
 package kafkasink
 
 import (
-	"context"
 	"os/exec"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/crashtest"
 )
@@ -45,40 +42,16 @@ func TestCrashExactlyOnce(t *testing.T) {
 		KillP: 0.1, SelfKill: true, MaxDelay: 20 * time.Millisecond,
 	}.Run(t)
 
-	committed := readN(t, seeds, kgo.ReadCommitted(), len(want))
+	committed := readAll(t, seeds, "out", true)
 	slices.Sort(committed)
 	if !slices.Equal(committed, want) {
 		t.Fatalf("read_committed holds %d records, want %d exactly once; first differences: %v", len(committed), len(want), diff(committed, want))
 	}
-	uncommitted := readN(t, seeds, kgo.ReadUncommitted(), len(want)+1)
+	uncommitted := readAll(t, seeds, "out", false)
 	if len(uncommitted) <= len(want) {
 		t.Fatalf("read_uncommitted holds %d records, no aborted duplicates: the kills never hit a transaction", len(uncommitted))
 	}
 	t.Logf("read_uncommitted holds %d records, %d from aborted transactions", len(uncommitted), len(uncommitted)-len(want))
-}
-
-// readN reads topic out at iso until it has at least n records, then for
-// one more second to catch any extra.
-func readN(t *testing.T, seeds []string, iso kgo.IsolationLevel, n int) []string {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(iso),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var got []string
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	for len(got) < n && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
-	extra, cancel2 := context.WithTimeout(t.Context(), time.Second)
-	defer cancel2()
-	for extra.Err() == nil {
-		cl.PollFetches(extra).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
-	return got
 }
 
 func diff(got, want []string) []string {
