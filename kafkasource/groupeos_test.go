@@ -212,3 +212,59 @@ func TestGroupModeExactlyOnceAcrossRebalanceAndZombie(t *testing.T) {
 	require.Truef(t, errors.Is(err, membertxn.ErrFenced) || errors.Is(err, groupcommit.ErrFenced), "the zombie's batch fails fenced: %v", err)
 	require.Equal(t, inputKeys(n, 30), e.readOut(t, true), "the zombie's records stay invisible read committed")
 }
+
+func TestGroupModeDroppedZombieCommitsNothing(t *testing.T) {
+	// A member stopped inside its transaction that the group drops, and
+	// that no restart fences, comes back as a zombie: its producer is still
+	// valid, but the coordinator refuses its offsets (its member ID is
+	// gone), so the transaction aborts with its outputs, while the member
+	// that took its tasks over has read them from the group's offsets.
+	const n = 2
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	e.produce(t, n, 0, 10)
+	ca, ma := e.join(t, "a", nil)
+	var holding atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	cb, mb := e.join(t, "b", func() {
+		if holding.Load() {
+			close(entered)
+			<-release
+		}
+	})
+	waitMembers(t, "a and b sharing the tasks", splitEvenly([]string{"clicks"}, n), ma, mb)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.NoError(t, cb.RunBatches(ctx, 1))
+	require.Equal(t, inputKeys(n, 10), e.readOut(t, true))
+
+	e.produce(t, n, 10, 20)
+	holding.Store(true)
+	zombie := make(chan error, 1)
+	go func() { zombie <- cb.RunBatches(ctx, 1) }()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("b's batch did not reach its outputs")
+	}
+	id := groupcommit.MemberOf(mb.cl).MemberID
+	e.dropHeartbeats(id)
+	waitMembers(t, "a owning every task once b is dropped", splitEvenly([]string{"clicks"}, n), ma)
+	// a's outputs commit, but read committed readers see them only once
+	// the zombie's transaction, open before them in the output's
+	// partitions, has ended (the last stable offset waits for it).
+	require.NoError(t, ca.RunBatches(ctx, 1))
+
+	close(release)
+	err := <-zombie
+	require.ErrorIs(t, err, groupcommit.ErrFenced)
+	require.ErrorContains(t, err, `as member "`+id+`"`)
+	require.Equal(t, inputKeys(n, 20), e.readOut(t, true), "the zombie's records stay invisible read committed")
+	require.Greater(t, len(e.readOut(t, false)), len(inputKeys(n, 20)), "the zombie's aborted records are in the log")
+	committed, err := kadm.NewClient(e.cl).FetchOffsets(ctx, "pagepopularity")
+	require.NoError(t, err)
+	for p := range int32(n) {
+		o, ok := committed.Lookup("clicks", p)
+		require.True(t, ok)
+		require.Equalf(t, int64(20), o.At, "clicks[%d] commits where a left it", p)
+	}
+}
