@@ -186,7 +186,7 @@ func (t *Txn) Commit(ctx context.Context, batch time.Time, offsets map[string]ma
 		return err
 	}
 	if len(offsets) > 0 {
-		if err := groupcommit.Commit(ctx, t.cl, who(), offsets); err != nil {
+		if err := commitOffsets(ctx, t.cl, offsets, who); err != nil {
 			t.Abort()
 			return err
 		}
@@ -196,6 +196,45 @@ func (t *Txn) Commit(ctx context.Context, batch time.Time, offsets map[string]ma
 		return t.fail(err)
 	}
 	return nil
+}
+
+// newGenerationWait bounds how long a commit refused with
+// ILLEGAL_GENERATION waits for the member to hear of the group's new
+// generation, and newGenerationPoll is how often it looks.
+const (
+	newGenerationWait = 5 * time.Second
+	newGenerationPoll = 20 * time.Millisecond
+)
+
+// commitOffsets stages offsets as the member who returns. A refusal with
+// ILLEGAL_GENERATION while the member ID stays the same is a rebalance
+// whose join completed at the coordinator before the member heard of it:
+// the member's tasks cannot have moved (revocations wait for the batch in
+// flight), so the offsets are staged again under the new generation once
+// the member has it. A member the group dropped has an unknown member ID
+// and is refused for good.
+func commitOffsets(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]int64, who func() groupcommit.Member) error {
+	m := who()
+	err := groupcommit.Commit(ctx, cl, m, offsets)
+	deadline := time.Now().Add(newGenerationWait)
+	for errors.Is(err, kerr.IllegalGeneration) && time.Now().Before(deadline) {
+		tick := time.NewTimer(newGenerationPoll)
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			return err
+		case <-tick.C:
+		}
+		fresh := who()
+		if fresh.MemberID != m.MemberID {
+			return err
+		}
+		if fresh.Generation != m.Generation {
+			m = fresh
+			err = groupcommit.Commit(ctx, cl, m, offsets)
+		}
+	}
+	return err
 }
 
 // Abort drops the records still buffered and aborts the open transaction,
