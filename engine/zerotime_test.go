@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -286,4 +287,193 @@ func TestWithZeroTimeRefusesBadInput(t *testing.T) {
 	c, err := engine.NewContext(2*time.Second, engine.WithZeroTime(time.Unix(11, 0)), engine.WithManualClock(time.Unix(13, 0)))
 	require.NoError(t, err, "a zero time off the epoch's grid, and a start on its own")
 	require.NoError(t, c.Close())
+}
+
+// sparkWindows computes, from Spark's definition, the windows of a stream
+// whose batch i = 1, 2, … (time zero + i·1 s) holds in[i-1]: at every
+// emission time t = zero + j·slide, j ≥ 1, up to zero + last·1 s, the
+// batches in (t − w, t], in order. It is the reference the runs below are
+// held to; TestZeroTimeSparkWindows anchors it to Spark's own expected
+// outputs first.
+func sparkWindows[T any](in [][]T, w, slide time.Duration, last int) map[time.Time][][]T {
+	zero := time.Unix(0, 0)
+	out := make(map[time.Time][][]T)
+	for t := slide; t <= time.Duration(last)*time.Second; t += slide {
+		var win [][]T
+		for i := range in {
+			at := time.Duration(i+1) * time.Second
+			if at > t-w && at <= t {
+				win = append(win, in[i])
+			}
+		}
+		out[zero.Add(t)] = win
+	}
+	return out
+}
+
+// sumByKey sums the values of each key in a window's batches, keeping only
+// keys that have values: Spark's reduceByKeyAndWindow(_ + _).
+func sumByKey(win [][]dstream.KV[string, int]) map[string]int {
+	m := map[string]int{}
+	for _, b := range win {
+		for _, kv := range b {
+			m[kv.Key] += kv.Value
+		}
+	}
+	return m
+}
+
+// TestZeroTimeSparkWindows ports cases of Spark's WindowOperationsSuite to a
+// zero time that is not the start: the job starts d batches after its zero
+// time, which in Spark's terms is the suite's input after d empty batches.
+// For d = 0 the reference reproduces the suite's expected output; for every
+// d the windows the job emits are the reference's at the same times, and
+// when d·1 s is a multiple of the slide they are the suite's expected
+// output itself.
+func TestZeroTimeSparkWindows(t *testing.T) {
+	seq6 := [][]int{{0}, {1}, {2}, {3}, {4}, {5}}
+	windowCases := []struct {
+		name     string
+		w, slide int
+		expected [][]int
+	}{
+		{"window - basic window", 2, 1, [][]int{{0}, {0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}}},
+		{"window - tumbling window", 2, 2, [][]int{{0, 1}, {2, 3}, {4, 5}}},
+		{"window - larger window", 4, 2, [][]int{{0, 1}, {0, 1, 2, 3}, {2, 3, 4, 5}, {4, 5}}},
+		{"window - non-overlapping window", 2, 3, [][]int{{1, 2}, {4, 5}}},
+	}
+	for _, wc := range windowCases {
+		w, slide := winDur(wc.w), winDur(wc.slide)
+		t.Run(wc.name, func(t *testing.T) {
+			var anchor [][]int
+			ref := sparkWindows(seq6, w, slide, len(wc.expected)*wc.slide)
+			for _, at := range sortedTimes(ref) {
+				anchor = append(anchor, slices.Concat(ref[at]...))
+			}
+			require.Equal(t, wc.expected, anchor, "the reference gives Spark's expected output")
+
+			for d := range 2*wc.slide + 1 {
+				prefixed := append(make([][]int, d), seq6...)
+				n := len(seq6) + wc.w
+				ref := sparkWindows(prefixed, w, slide, d+n)
+				start := time.Unix(int64(d), 0)
+				got := windowsOf(t, start, seq6, w, slide, n, engine.WithZeroTime(time.Unix(0, 0)))
+				var want []emitted
+				for _, at := range sortedTimes(ref) {
+					if at.After(start) {
+						want = append(want, emitted{at: at, data: append([]int{}, slices.Concat(ref[at]...)...)})
+					}
+				}
+				require.Equal(t, want, nonNil(got), "started %d s after the zero time", d)
+				if d%wc.slide == 0 {
+					var data [][]int
+					for _, e := range got[:len(wc.expected)] {
+						data = append(data, e.data)
+					}
+					require.Equal(t, wc.expected, data, "started %d s after the zero time, a multiple of the slide", d)
+				}
+			}
+		})
+	}
+
+	kv := func(pairs ...any) []dstream.KV[string, int] {
+		var out []dstream.KV[string, int]
+		for i := 0; i < len(pairs); i += 2 {
+			out = append(out, dstream.Pair(pairs[i].(string), pairs[i+1].(int)))
+		}
+		return out
+	}
+	largerSlideInput := [][]dstream.KV[string, int]{kv("a", 1), kv("a", 2), kv("a", 3), kv("a", 4), kv("a", 5), kv("a", 6), {}, {}}
+	bigInput := [][]dstream.KV[string, int]{
+		kv("a", 1), kv("a", 1, "b", 1), kv("a", 1, "b", 1, "c", 1), kv("a", 1, "b", 1), kv("a", 1), {},
+		kv("a", 1), kv("a", 1, "b", 1), kv("a", 1, "b", 1, "c", 1), kv("a", 1, "b", 1), kv("a", 1), {},
+	}
+	reduceCases := []struct {
+		name     string
+		in       [][]dstream.KV[string, int]
+		w, slide int
+		expected []map[string]int
+	}{
+		{"reduceByKeyAndWindow - larger slide time", largerSlideInput, 4, 2,
+			[]map[string]int{{"a": 3}, {"a": 10}, {"a": 18}, {"a": 11}}},
+		{"reduceByKeyAndWindow with inverse and filter functions - big test", bigInput, 2, 1, []map[string]int{
+			{"a": 1}, {"a": 2, "b": 1}, {"a": 2, "b": 2, "c": 1}, {"a": 2, "b": 2, "c": 1}, {"a": 2, "b": 1}, {"a": 1},
+			{"a": 1}, {"a": 2, "b": 1}, {"a": 2, "b": 2, "c": 1}, {"a": 2, "b": 2, "c": 1}, {"a": 2, "b": 1}, {"a": 1},
+		}},
+	}
+	for _, rc := range reduceCases {
+		w, slide := winDur(rc.w), winDur(rc.slide)
+		t.Run(rc.name, func(t *testing.T) {
+			var anchor []map[string]int
+			ref := sparkWindows(rc.in, w, slide, len(rc.expected)*rc.slide)
+			for _, at := range sortedTimes(ref) {
+				anchor = append(anchor, sumByKey(ref[at]))
+			}
+			require.Equal(t, rc.expected, anchor, "the reference gives Spark's expected output")
+
+			for d := range 2*rc.slide + 1 {
+				for _, inverse := range []bool{false, true} {
+					n := len(rc.in) + rc.w
+					ref := sparkWindows(append(make([][]dstream.KV[string, int], d), rc.in...), w, slide, d+n)
+					start := time.Unix(int64(d), 0)
+					got := reducedWindowsOf(t, start, rc.in, w, slide, n, inverse)
+					want := map[time.Time]map[string]int{}
+					for at, win := range ref {
+						if at.After(start) {
+							want[at] = sumByKey(win)
+						}
+					}
+					require.Equal(t, want, got, "started %d s after the zero time, inverse %v", d, inverse)
+				}
+			}
+		})
+	}
+}
+
+// reducedWindowsOf runs ReduceByKeyAndWindow (or its incremental form with
+// an inverse and a filter of zeros) like windowsOf, with the Unix epoch as
+// zero time, and returns each emitted window's sums.
+func reducedWindowsOf(t *testing.T, start time.Time, in [][]dstream.KV[string, int], w, slide time.Duration, batches int, inverse bool) map[time.Time]map[string]int {
+	t.Helper()
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(start), engine.WithParallelism(2), engine.WithZeroTime(time.Unix(0, 0)))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	add := func(a, b int) int { return a + b }
+	src := dstream.Queue(c, in)
+	var s *dstream.Stream[dstream.KV[string, int]]
+	if inverse {
+		s = dstream.ReduceByKeyAndWindowInv(src, add, func(a, b int) int { return a - b }, w, slide,
+			func(kv dstream.KV[string, int]) bool { return kv.Value != 0 })
+	} else {
+		s = dstream.ReduceByKeyAndWindow(src, add, w, slide)
+	}
+	out := map[time.Time]map[string]int{}
+	dstream.ForEachBatch(s, func(_ context.Context, b dstream.Batch[dstream.KV[string, int]]) error {
+		m := map[string]int{}
+		for kv := range b.All() {
+			m[kv.Key] = kv.Value
+		}
+		out[b.Time] = m
+		return nil
+	})
+	require.NoError(t, c.RunBatches(context.Background(), batches))
+	return out
+}
+
+func winDur(s int) time.Duration { return time.Duration(s) * time.Second }
+
+// sortedTimes returns the keys of m in time order.
+func sortedTimes[V any](m map[time.Time]V) []time.Time {
+	return slices.SortedFunc(maps.Keys(m), time.Time.Compare)
+}
+
+// nonNil returns the windows with empty data as empty, not nil, slices, as
+// the reference builds them.
+func nonNil(in []emitted) []emitted {
+	for i := range in {
+		if in[i].data == nil {
+			in[i].data = []int{}
+		}
+	}
+	return in
 }
