@@ -58,6 +58,12 @@ func (c *config) validateGroupMode(ec *engine.Context) error {
 	return nil
 }
 
+// Distributed reports group mode to the engine ([engine.Distributed]):
+// every member then counts batches and windows from the Unix epoch, so
+// members started apart cut the same batches and a task that moves keeps
+// its windows.
+func (n *directNode) Distributed() bool { return n.cfg.groupMode }
+
 // startMember joins the group for the stream's topics.
 func (n *directNode) startMember(ec *engine.Context, topics []string) error {
 	m, err := joinGroup(memberConfig{

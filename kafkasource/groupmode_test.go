@@ -56,6 +56,20 @@ func requireOnly(t *testing.T, recs []Record, owned []TopicPartition, who string
 	}
 }
 
+// TestGroupModeCountsFromTheEpoch starts a group-mode stream on the real
+// clock: its zero time is the Unix epoch, as every member's is, not its
+// start rounded down to the interval.
+func TestGroupModeCountsFromTheEpoch(t *testing.T) {
+	b := startBroker(t, map[string]int32{"clicks": 1})
+	c, err := engine.NewContext(7*time.Second, engine.WithParallelism(1))
+	require.NoError(t, err)
+	defer c.Close()
+	s, _ := b.groupStream(t, c, []string{"clicks"})
+	dstream.ForEachBatch(s, func(context.Context, dstream.Batch[Record]) error { return nil })
+	require.NoError(t, c.Start())
+	require.True(t, c.Zero().Equal(time.Unix(0, 0)), "group mode counts from the epoch, not from %v", c.Zero())
+}
+
 func TestGroupModeMembersSplitTheInput(t *testing.T) {
 	topics := []string{"clicks", "views"}
 	const n = 4
