@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/topictest"
 )
 
 func cluster(t testing.TB) []string {
@@ -23,61 +24,11 @@ func cluster(t testing.TB) []string {
 	return c.ListenAddrs()
 }
 
-// readAll returns the values on topic at the given isolation, reading each
-// partition up to its end: the high watermark, or the last stable offset
-// when committed.
+// readAll returns the values on topic read committed or not, each
+// partition up to its end.
 func readAll(t *testing.T, seeds []string, topic string, committed bool) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	iso := kgo.ReadUncommitted()
-	if committed {
-		iso = kgo.ReadCommitted()
-	}
-	adm, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	require.NoError(t, err)
-	defer adm.Close()
-	list := kadm.NewClient(adm).ListEndOffsets
-	if committed {
-		list = kadm.NewClient(adm).ListCommittedOffsets
-	}
-	ends, err := list(ctx, topic)
-	require.NoError(t, err)
-	require.NoError(t, ends.Error())
-	left := map[int32]int64{}
-	parts := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-			parts[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(left) == 0 {
-		return nil
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(100*time.Millisecond), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
-	require.NoError(t, err)
-	defer cl.Close()
-	var got []string
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		require.NoError(t, ctx.Err(), "reading %s: partitions %v not read to their end", topic, left)
-		require.NoError(t, fs.Err())
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := left[r.Partition]
-			if !ok || r.Offset >= end {
-				return
-			}
-			if !r.Attrs.IsControl() {
-				got = append(got, string(r.Value))
-			}
-			if r.Offset >= end-1 {
-				delete(left, r.Partition)
-			}
-		})
-	}
-	return got
+	return topictest.ReadToEnd(t, seeds, topic, committed)
 }
 
 func recs(n int, tag string) []*kgo.Record {

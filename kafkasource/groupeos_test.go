@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/groupcommit"
 	"github.com/sluicehq/sluice/internal/membertxn"
+	"github.com/sluicehq/sluice/internal/topictest"
 	"github.com/sluicehq/sluice/kafkasink"
 )
 
@@ -76,48 +77,7 @@ func (e *eosCluster) join(t *testing.T, name string, hold func()) (*engine.Conte
 // watermark).
 func (e *eosCluster) readOut(t *testing.T, committed bool) []string {
 	t.Helper()
-	ctx := bounded(t)
-	adm := kadm.NewClient(e.cl)
-	list, iso := adm.ListEndOffsets, kgo.ReadUncommitted()
-	if committed {
-		list, iso = adm.ListCommittedOffsets, kgo.ReadCommitted()
-	}
-	ends, err := list(ctx, "out")
-	require.NoError(t, err)
-	require.NoError(t, ends.Error())
-	left := map[int32]int64{}
-	parts := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-			parts[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(left) == 0 {
-		return nil
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.seeds...), kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(100*time.Millisecond), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"out": parts}))
-	require.NoError(t, err)
-	defer cl.Close()
-	var got []string
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		require.NoError(t, ctx.Err(), "reading out: partitions %v not read to their end", left)
-		require.NoError(t, fs.Err())
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := left[r.Partition]
-			if !ok || r.Offset >= end {
-				return
-			}
-			if !r.Attrs.IsControl() {
-				got = append(got, string(r.Value))
-			}
-			if r.Offset >= end-1 {
-				delete(left, r.Partition)
-			}
-		})
-	}
+	got := topictest.ReadToEnd(t, e.seeds, "out", committed)
 	slices.Sort(got)
 	return got
 }
