@@ -247,7 +247,7 @@ func BenchmarkGroupModeOneMember(b *testing.B) {
 	}
 	group := func() {
 		name := "bench-group-" + strconv.FormatInt(benchGroups.Add(1), 10)
-		total, took := countPass(b, tb, n, WithGroup(name), withGroupMode("bench"))
+		total, took := countPass(b, tb, n, WithGroup(name), AsMember("bench"))
 		require.Equal(b, int64(n), total)
 		groupTime += took
 	}

@@ -126,7 +126,7 @@ type directNode struct {
 	ahead          *readAhead                         // the planned ranges' first fetches, or nil
 	unpublished    map[int64]map[TopicPartition]int64 // batch time (ns) → offsets Publish commits to the group
 
-	// Group mode (withGroupMode): the membership, and for the batch in
+	// Group mode (AsMember): the membership, and for the batch in
 	// flight the function that unpins its tasks and who planned it.
 	member *member
 	txn    *membertxn.Txn

@@ -33,6 +33,16 @@
 // Name. A checkpoint written when the default was "kafkaDirect-1" resumes
 // under the new default. The operator kind stays [Kind].
 //
+// # Group mode
+//
+// With [AsMember] a stream is one member of a job running on several
+// processes: the members of its group ([WithGroup]) share the tasks (task p
+// is partition p of every input topic), each runs its own batches over the
+// tasks it owns, and each batch commits as one Kafka transaction with the
+// batch's offsets, which live in the group instead of a checkpoint. When a
+// member dies its tasks move to the others. [WithMemberOptions] tunes the
+// membership's timeouts.
+//
 // # Sinks
 //
 // Writing a stream to Kafka is package kafkasink's: at least once with

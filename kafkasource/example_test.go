@@ -68,3 +68,56 @@ func ExampleNewDirectStream() {
 	// batch 2 [clicks[0] [2, 3) clicks[1] [1, 1)]
 	//   clicks[0]@2 c=page-c
 }
+
+// Run a job as member "a" of group "clicks-job": started three times with
+// names a, b and c (each its own process, against one shared broker), the
+// three share the topic's partitions, and when one dies the others take
+// its partitions over at the offsets its last batch committed.
+func ExampleAsMember() {
+	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 2))
+	if err != nil {
+		panic(err)
+	}
+	defer broker.Close()
+	producer, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...), kgo.DefaultProduceTopic("clicks"))
+	if err != nil {
+		panic(err)
+	}
+	defer producer.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, page := range []string{"home", "cart", "home", "help"} {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Key: []byte(page), Value: []byte("view")}).FirstErr(); err != nil {
+			panic(err)
+		}
+	}
+
+	c, err := engine.NewContext(100 * time.Millisecond)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	clicks, err := kafkasource.NewDirectStream(c, []string{"clicks"},
+		kafkasource.WithBrokers(broker.Addrs()...),
+		kafkasource.WithGroup("clicks-job"),
+		kafkasource.AsMember("a"),
+		kafkasource.WithMemberOptions(kgo.SessionTimeout(10*time.Second)),
+		kafkasource.WithResetPolicy(kafkasource.Earliest))
+	if err != nil {
+		panic(err)
+	}
+	read := 0
+	dstream.ForEachBatch(clicks, func(_ context.Context, b dstream.Batch[kafkasource.Record]) error {
+		read += b.Len()
+		if read == 4 {
+			cancel() // the batch in flight commits, then Run returns
+		}
+		return nil
+	})
+	if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+		panic(err)
+	}
+	fmt.Println("member a read", read, "records")
+	// Output:
+	// member a read 4 records
+}

@@ -60,7 +60,7 @@ func (e *eosCluster) join(t *testing.T, name string, hold func()) (*engine.Conte
 	t.Helper()
 	ec := newEngine(t)
 	s, err := NewDirectStream(ec, []string{"clicks"}, WithBrokers(e.seeds...), WithResetPolicy(Earliest), WithRetryTimeout(5*time.Second),
-		WithGroup("pagepopularity"), withGroupMode(name, kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second)))
+		WithGroup("pagepopularity"), AsMember(name), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second)))
 	require.NoError(t, err)
 	_, err = kafkasink.WriteTxn(bounded(t), s, kafkasink.Config{Brokers: e.seeds, Sink: "out"}, func(r Record) (*kgo.Record, error) {
 		return &kgo.Record{Topic: "out", Key: r.Key, Value: r.Key}, nil

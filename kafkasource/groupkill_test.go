@@ -34,7 +34,7 @@ func killMember(t *testing.T, seeds []string, name string) (*engine.Context, *me
 	ec := newEngine(t)
 	s, err := NewDirectStream(ec, []string{"clicks"}, WithBrokers(seeds...), WithResetPolicy(Earliest), WithRetryTimeout(10*time.Second),
 		WithRateLimits(RateLimits{MaxRatePerPartition: killRate}),
-		WithGroup("pagepopularity"), withGroupMode(name, kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second), kgo.RebalanceTimeout(5*time.Second)))
+		WithGroup("pagepopularity"), AsMember(name), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second), kgo.RebalanceTimeout(5*time.Second)))
 	require.NoError(t, err)
 	_, err = kafkasink.WriteTxn(context.Background(), s, kafkasink.Config{Brokers: seeds, Sink: "out"}, func(r Record) (*kgo.Record, error) {
 		return &kgo.Record{Topic: "out", Key: r.Key, Value: r.Key}, nil

@@ -11,26 +11,46 @@ import (
 	"github.com/sluicehq/sluice/internal/membertxn"
 )
 
-// withGroupMode makes the stream a member of its group ([WithGroup]): it
-// plans only the partitions of the tasks the group gives it (see package
-// copart), starts a task it gains at the group's committed offsets (stable
-// ones: a pending transactional commit is waited for), and commits every
-// batch as one Kafka transaction of the member's producer (package
-// membertxn): the Kafka sinks' records, a commit marker and the batch's
-// offsets, committed as that member, so that a batch's outputs and its
-// input offsets commit together or not at all. member names this process
-// within the job: it must be stable across restarts and unique among the
-// job's processes, since the transactional ID derives from it and the group
-// and a restarted member fences its previous instance with it. groupOpts
-// override the membership's group options (tests shorten the timeouts).
+// AsMember puts the stream in group mode: it reads as member name of its
+// group ([WithGroup]), one process of a job that runs on several. Task p of
+// the job is partition p of every input topic (they must have the same
+// number of partitions), and the group gives each member whole tasks (see
+// package copart), moving them when a member joins, leaves or dies. The
+// stream plans only the partitions of the tasks its member owns, starts a
+// task it gains at the group's committed offsets (stable ones: a pending
+// transactional commit is waited for; without any, as [WithResetPolicy]
+// says), and commits every batch as one Kafka transaction of the member's
+// producer (package membertxn): the records kafkasink.WriteTxn writes, a
+// commit marker and the batch's offsets, committed as that member, so that
+// a batch's outputs and its input offsets commit together or not at all.
+// Offsets live in the group, so group mode takes no engine.WithCheckpoint.
 //
-// Not exported yet: keyed state is not held per task, so only stateless
-// jobs are exact.
-func withGroupMode(member string, groupOpts ...kgo.Opt) Option {
+// name must be stable across restarts and unique among the job's
+// processes: the member's transactional ID derives from it and the group,
+// and a member restarted under its name fences its previous instance. Batch
+// and window times count from the Unix epoch ([engine.Distributed]), so
+// members started apart cut the same batches. See docs/scale-out.md.
+func AsMember(name string) Option {
 	return func(c *config) error {
+		if name == "" {
+			return optErr("AsMember got an empty name; name this process, stable across restarts and unique within the job")
+		}
 		c.groupMode = true
-		c.memberName = member
-		c.groupOpts = append(c.groupOpts, groupOpts...)
+		c.memberName = name
+		return nil
+	}
+}
+
+// WithMemberOptions adds kgo options to the group membership of
+// [AsMember], after Sluice's own, to tune it: kgo.SessionTimeout (how long
+// the group waits for a silent member before moving its tasks, 45 s by
+// default), kgo.HeartbeatInterval and kgo.RebalanceTimeout (how long a
+// member may take to finish its batch and give tasks up). Options that
+// change what the membership consumes or how it balances break group mode.
+func WithMemberOptions(opts ...kgo.Opt) Option {
+	return func(c *config) error {
+		c.groupOpts = append(c.groupOpts, opts...)
+		c.memberOpts = true
 		return nil
 	}
 }
@@ -38,12 +58,12 @@ func withGroupMode(member string, groupOpts ...kgo.Opt) Option {
 // validateGroupMode refuses what group mode cannot do yet.
 func (c *config) validateGroupMode(ec *engine.Context) error {
 	switch {
+	case !c.groupMode && c.memberOpts:
+		return optErr("WithMemberOptions tunes group mode; add AsMember or drop it")
 	case !c.groupMode:
 		return nil
 	case c.group == "":
 		return optErr("group mode needs the group to join; name it with WithGroup")
-	case c.memberName == "":
-		return optErr("group mode needs a name for this process, stable across restarts and unique within the job; give one")
 	case c.ignoreGroup:
 		return optErr("group mode starts tasks at the group's committed offsets; drop WithGroupOffsets(false)")
 	case c.regex:

@@ -23,7 +23,7 @@ import (
 // "pagepopularity", reading from the start when the group has no offsets.
 func (b *testBroker) groupStream(t *testing.T, c *engine.Context, topics []string) (*dstream.Stream[Record], *member) {
 	t.Helper()
-	s := b.stream(t, c, topics, WithGroup("pagepopularity"), withGroupMode(fmt.Sprintf("member-%p", c), kgo.HeartbeatInterval(100*time.Millisecond)))
+	s := b.stream(t, c, topics, WithGroup("pagepopularity"), AsMember(fmt.Sprintf("member-%p", c)), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond)))
 	n := findDirect(s.Node())
 	require.NotNil(t, n.member)
 	return s, n.member
@@ -126,7 +126,7 @@ func TestGroupModeRefuses(t *testing.T) {
 		says string
 	}{
 		{"no group", nil, nil, "WithGroup"},
-		{"no member name", nil, []Option{WithGroup("g"), withGroupMode("")}, "a name for this process"},
+		{"no member name", nil, []Option{WithGroup("g"), AsMember("")}, "AsMember got an empty name"},
 		{"no group offsets", nil, []Option{WithGroup("g"), WithGroupOffsets(false)}, "WithGroupOffsets(false)"},
 		{"regex", nil, []Option{WithGroup("g"), WithTopicRegex()}, "WithTopicRegex"},
 		{"partitions", nil, []Option{WithGroup("g"), WithPartitions(TopicPartition{Topic: "clicks"})}, "WithPartitions"},
@@ -139,12 +139,18 @@ func TestGroupModeRefuses(t *testing.T) {
 			if tc.c != nil {
 				c = tc.c(t)
 			}
-			opts := append([]Option{WithBrokers(b.e.Addrs()...), withGroupMode("a")}, tc.opts...)
+			opts := append([]Option{WithBrokers(b.e.Addrs()...), AsMember("a")}, tc.opts...)
 			_, err := NewDirectStream(c, []string{"clicks"}, opts...)
 			require.ErrorIs(t, err, ErrOption)
 			require.ErrorContains(t, err, tc.says)
 		})
 	}
+	t.Run("member options alone", func(t *testing.T) {
+		_, err := NewDirectStream(newEngine(t), []string{"clicks"}, WithBrokers(b.e.Addrs()...), WithGroup("g"),
+			WithMemberOptions(kgo.SessionTimeout(time.Second)))
+		require.ErrorIs(t, err, ErrOption)
+		require.ErrorContains(t, err, "WithMemberOptions tunes group mode; add AsMember or drop it")
+	})
 }
 
 func TestGroupModeDroppedMemberCommitsNothing(t *testing.T) {
@@ -167,7 +173,7 @@ func TestGroupModeDroppedMemberCommitsNothing(t *testing.T) {
 	}
 	join := func(ec *engine.Context) (*dstream.Stream[Record], *member) {
 		s, err := NewDirectStream(ec, topics, WithBrokers(c.ListenAddrs()...), WithResetPolicy(Earliest), WithRetryTimeout(5*time.Second),
-			WithGroup("pagepopularity"), withGroupMode(fmt.Sprintf("member-%p", ec), kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second)))
+			WithGroup("pagepopularity"), AsMember(fmt.Sprintf("member-%p", ec)), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second)))
 		require.NoError(t, err)
 		return s, findDirect(s.Node()).member
 	}
@@ -217,7 +223,7 @@ func TestGroupModeRebalanceWaitsForTheBatchInFlight(t *testing.T) {
 	}
 	revoking := make(chan []TopicPartition, 1)
 	ca := newEngine(t)
-	sa := b.stream(t, ca, topics, WithGroup("pagepopularity"), withGroupMode("a", kgo.HeartbeatInterval(100*time.Millisecond)),
+	sa := b.stream(t, ca, topics, WithGroup("pagepopularity"), AsMember("a"), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond)),
 		func(c *config) error {
 			c.groupRevoking = func(gone []TopicPartition) {
 				select {

@@ -76,9 +76,10 @@ type config struct {
 	fetchMaxBytes int32
 	clientOpts    []kgo.Opt
 	logger        *slog.Logger
-	groupMode     bool                   // withGroupMode
-	memberName    string                 // withGroupMode: this process's name within the job
-	groupOpts     []kgo.Opt              // withGroupMode's overrides of the membership's options
+	groupMode     bool                   // AsMember
+	memberName    string                 // AsMember: this process's name within the job
+	groupOpts     []kgo.Opt              // WithMemberOptions: overrides of the membership's options
+	memberOpts    bool                   // WithMemberOptions was given
 	groupRevoking func([]TopicPartition) // tests: see member.revoking
 
 	regexps []*regexp.Regexp // compiled topics, with WithTopicRegex
