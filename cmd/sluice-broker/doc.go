@@ -3,12 +3,15 @@
 //
 // Usage:
 //
-//	sluice-broker [--listen host:port] [--topic name:partitions]... [--data-dir dir] [--http host:port]
+//	sluice-broker [--listen host:port] [--topic name:partitions]... [--data-dir dir] [--group-min-session-timeout d] [--http host:port]
 //
 // It listens on --listen (default 127.0.0.1:9092; port 0 picks a free port),
 // creates each --topic unless it exists with that partition count, and with
-// --data-dir keeps its topics and records on disk for the next start. Once
-// ready it prints one line on standard output:
+// --data-dir keeps its topics and records on disk for the next start.
+// --group-min-session-timeout (default 6s, as Kafka's
+// group.min.session.timeout.ms) is the shortest session timeout a consumer
+// group member may ask for; lower it for members that should be declared
+// dead within a second. Once ready it prints one line on standard output:
 //
 //	sluice-broker listening on 127.0.0.1:9092; topics: words:8; data dir: /var/lib/sluice; status page: http://127.0.0.1:4040/
 //

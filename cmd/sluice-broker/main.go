@@ -13,6 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/httpaddr"
 	"github.com/sluicehq/sluice/kafkasource"
@@ -48,7 +52,14 @@ type config struct {
 	topics  topicsFlag
 	dataDir string
 	http    string
+	// minSession is the shortest session timeout a consumer group member
+	// may ask for.
+	minSession time.Duration
 }
+
+// defaultMinSession is --group-min-session-timeout's default, Kafka's
+// group.min.session.timeout.ms default.
+const defaultMinSession = 6 * time.Second
 
 // topicsFlag collects repeated --topic name:partitions flags in order.
 type topicsFlag struct {
@@ -109,11 +120,12 @@ func parseFlags(args []string, usageOut io.Writer) (config, error) {
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:9092", "`host:port` to listen on; port 0 picks a free port")
 	fs.Var(&cfg.topics, "topic", "topic to create, as `name:partitions` (repeatable); an existing topic must have that count")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "`dir` keeping the broker's topics and records across restarts (default: memory only)")
+	fs.DurationVar(&cfg.minSession, "group-min-session-timeout", defaultMinSession, "shortest session `timeout` a consumer group member may ask for (Kafka's group.min.session.timeout.ms); lower it to let members of a test job be declared dead within a second")
 	fs.StringVar(&cfg.http, "http", httpaddr.Default, "serve a status page of topics, offsets and group lag, /metrics for Prometheus and /debug/pprof/ on `host:port`; when the port is taken, the next free one; empty: none")
 	// Package flag calls Usage on every error; print it only for -h.
 	fs.Usage = func() {}
 	usage := func() {
-		fmt.Fprintf(usageOut, "Usage: %s [--listen host:port] [--topic name:partitions]... [--data-dir dir] [--http host:port]\n\n", name)
+		fmt.Fprintf(usageOut, "Usage: %s [--listen host:port] [--topic name:partitions]... [--data-dir dir] [--group-min-session-timeout d] [--http host:port]\n\n", name)
 		fmt.Fprintf(usageOut, "Runs an in-process Kafka broker until SIGINT or SIGTERM.\n\n")
 		fs.SetOutput(usageOut)
 		fs.PrintDefaults()
@@ -135,6 +147,9 @@ func parseFlags(args []string, usageOut io.Writer) (config, error) {
 	}
 	if err := checkListen(cfg.listen); err != nil {
 		return cfg, err
+	}
+	if cfg.minSession <= 0 || cfg.minSession%time.Millisecond != 0 {
+		return cfg, usagef("--group-min-session-timeout %v is not a positive whole number of milliseconds; pass a duration such as --group-min-session-timeout 500ms.", cfg.minSession)
 	}
 	if err := httpaddr.Check(cfg.http); err != nil {
 		return cfg, usagef("%s", err)
@@ -196,6 +211,13 @@ func run(ctx context.Context, stop func(), args []string, stdout, stderr io.Writ
 		return exitFailure
 	}
 
+	// Set at every start, so that a data dir does not keep another run's.
+	if err := setMinSession(broker.Addrs(), cfg.minSession); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		_ = broker.Close()
+		return exitFailure
+	}
+
 	topics := "none"
 	if len(cfg.topics.list) > 0 {
 		topics = cfg.topics.String()
@@ -224,4 +246,27 @@ func run(ctx context.Context, stop func(), args []string, stdout, stderr io.Writ
 		return exitFailure
 	}
 	return exitOK
+}
+
+// setMinSession sets the broker's group.min.session.timeout.ms over the
+// Kafka protocol, as kafka-configs --alter does on a real cluster.
+func setMinSession(addrs []string, d time.Duration) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ms := strconv.FormatInt(d.Milliseconds(), 10)
+	resps, err := kadm.NewClient(cl).AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "group.min.session.timeout.ms", Value: &ms}})
+	if err == nil {
+		for _, r := range resps {
+			err = errors.Join(err, r.Err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cannot set --group-min-session-timeout %v on the broker: %v", d, err)
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -184,6 +185,8 @@ func TestBrokerBadFlags(t *testing.T) {
 		{"unknown flag", []string{"--partitions", "8"}, []string{"unknown flag --partitions", "-h"}},
 		{"positional argument", []string{"words:8"}, []string{`unexpected argument "words:8"`, "flag"}},
 		{"data dir is a file", []string{"--data-dir", file}, []string{"--data-dir", "not a directory"}},
+		{"session timeout of zero", []string{"--group-min-session-timeout", "0s"}, []string{"--group-min-session-timeout", "positive", "500ms"}},
+		{"session timeout below a millisecond", []string{"--group-min-session-timeout", "1500us"}, []string{"--group-min-session-timeout", "whole number of milliseconds"}},
 		{"http without port", []string{"--http", "localhost"}, []string{"--http", "--http 127.0.0.1:4040", `--http ""`}},
 		{"http with a port out of range", []string{"--http", "127.0.0.1:70000"}, []string{"--http", "0 to 65535"}},
 	}
@@ -208,6 +211,40 @@ func TestBrokerBadFlags(t *testing.T) {
 	}
 }
 
+// TestBrokerGroupMinSessionTimeout joins a group with a 1s session timeout:
+// refused by the default minimum (6s, as Kafka's), accepted once
+// --group-min-session-timeout lowers it.
+func TestBrokerGroupMinSessionTimeout(t *testing.T) {
+	join := func(addr string) error {
+		prod, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("words"))
+		require.NoError(t, err)
+		defer prod.Close()
+		require.NoError(t, prod.ProduceSync(testCtx(t), kgo.StringRecord("one")).FirstErr())
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup("short"), kgo.ConsumeTopics("words"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.SessionTimeout(time.Second), kgo.HeartbeatInterval(100*time.Millisecond))
+		require.NoError(t, err)
+		defer cl.Close()
+		ctx := testCtx(t)
+		for {
+			fs := cl.PollFetches(ctx)
+			require.NoError(t, ctx.Err(), "the member neither joined nor was refused")
+			if err := fs.Err(); err != nil {
+				return err
+			}
+			if fs.NumRecords() > 0 {
+				return nil
+			}
+		}
+	}
+	def := startBroker(t, "--listen", "127.0.0.1:0", "--topic", "words:1", "--http", "")
+	require.ErrorIs(t, join(def.addr), kerr.InvalidSessionTimeout, "a 1s session under the default minimum")
+
+	low := startBroker(t, "--listen", "127.0.0.1:0", "--topic", "words:1", "--http", "", "--group-min-session-timeout", "500ms")
+	require.NoError(t, join(low.addr), "a 1s session with --group-min-session-timeout 500ms")
+	require.Equal(t, 0, low.stop(t, syscall.SIGTERM), "stderr: %s", low.stderr)
+}
+
 func TestBrokerPortInUse(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -226,7 +263,7 @@ func TestBrokerPortInUse(t *testing.T) {
 func TestBrokerHelp(t *testing.T) {
 	out, err := exec.CommandContext(testCtx(t), binary, "-h").Output()
 	require.NoError(t, err)
-	for _, f := range []string{"-listen", "-topic", "-data-dir", "SIGTERM"} {
+	for _, f := range []string{"-listen", "-topic", "-data-dir", "-group-min-session-timeout", "SIGTERM"} {
 		require.Contains(t, string(out), f)
 	}
 }
