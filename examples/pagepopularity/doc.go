@@ -21,4 +21,9 @@
 // With --save PREFIX every batch writes the popularity of every page in
 // state to PREFIX-<batch ms>.jsonl as {"page":…,"popularity":…} lines,
 // popularity with six decimals, most popular first, then by page.
+//
+// With --member NAME it runs as one of several processes sharing the topic
+// through the consumer group --group, against a broker they share
+// (--brokers): each owns some of the partitions and ranks the pages of
+// those. That needs the records keyed by page, as the generator keys them.
 package main

@@ -38,6 +38,13 @@ type Spec struct {
 	// SinkByDefault makes --sink default to [DefaultSink] of the example
 	// instead of none.
 	SinkByDefault bool
+	// CoPartitioned says that the example keeps its keyed state by the
+	// keys of its input records (written with Kafka's default
+	// partitioner), so that it can run on several processes (--member).
+	// Without it --member is refused, naming StateKey, what the example
+	// keys its state by instead ("word").
+	CoPartitioned bool
+	StateKey      string
 }
 
 // DefaultSink is the --sink of an example with Spec.SinkByDefault: a
@@ -84,6 +91,8 @@ type Config struct {
 	LogFormat           string        // --log-format: "text" or "json"
 	HTTP                string        // --http; empty: no status page
 	Security            Security      // --tls…, --sasl-…: how every Kafka client reaches --brokers
+	Member              string        // --member; empty: single-process mode
+	SessionTimeout      time.Duration // --session-timeout, with --member
 }
 
 // Embedded reports whether the example starts its own broker.
@@ -137,6 +146,7 @@ func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
 	p.outputFlags()
 	p.logFlags()
 	p.securityFlags()
+	p.memberFlags()
 
 	usage := func() {
 		fmt.Fprintf(usageOut, "Usage: %s [flags]\n\n%s\n\n", spec.Name, spec.Summary)
@@ -158,7 +168,7 @@ func ParseFlags(spec Spec, args []string, usageOut io.Writer) (Config, error) {
 	}
 	p.set = make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { p.set[f.Name] = true })
-	for _, check := range []func() error{p.checkKafka, p.checkJob, p.checkOutput, p.checkLog, p.checkSecurity} {
+	for _, check := range []func() error{p.checkKafka, p.checkJob, p.checkOutput, p.checkLog, p.checkSecurity, p.checkMember} {
 		if err := check(); err != nil {
 			return cfg, err
 		}
@@ -173,7 +183,7 @@ func (p *parser) kafkaFlags() {
 	fs.StringVar(&cfg.Listen, "listen", DefaultListen, "`host:port` the embedded broker listens on, for kcat and other clients; port 0 picks a free port")
 	fs.StringVar(&cfg.Topic, "topic", spec.Topic, "Kafka `topic` to read (and to generate into)")
 	wholeVar(fs, &cfg.Partitions, "partitions", DefaultPartitions, "`N` partitions of the topic when the example creates it (embedded broker, or --generate with --brokers)")
-	fs.StringVar(&cfg.Group, "group", "sluice-"+spec.Name, "consumer `group` the job commits its offsets to after every batch, for lag tools")
+	fs.StringVar(&cfg.Group, "group", "sluice-"+spec.Name, "consumer `group` the job commits its offsets to after every batch, for lag tools; with --member, the group its processes join")
 	fs.StringVar(&p.startOffsets, "start-offsets", "", "where partitions start when the checkpoint holds no position: `earliest|latest|topic:partition:offset[,...]`; default: the group's committed offsets, else earliest")
 	wholeVar(fs, &cfg.MaxRatePerPartition, "max-rate-per-partition", 0, "most `records/s` read from each partition; 0 is unlimited")
 	fs.BoolVar(&cfg.Backpressure, "backpressure", false, "adapt the read rate to how fast batches complete (PID controller)")
@@ -425,7 +435,7 @@ func flagError(name string, err error) error {
 
 func valueHint(flagName string) string {
 	switch flagName {
-	case "batch", "window", "slide", "duration", "retry-timeout":
+	case "batch", "window", "slide", "duration", "retry-timeout", "session-timeout":
 		return "pass a duration such as 2s, 500ms or 1m"
 	case "backpressure", "rollback-on-corrupt":
 		return "pass true or false"

@@ -194,7 +194,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	// So is a checkpoint written at another --batch: before the broker
 	// opens its files or a sink its database.
 	if err := c.CheckBatchInterval(); err != nil {
-		return runError(err)
+		return r.runError(err)
 	}
 	// Output paths that cannot be written are found now, not at the first
 	// batch.
@@ -229,6 +229,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 		kafkasource.WithRetryTimeout(cfg.RetryTimeout),
 		kafkasource.WithLogger(r.logger),
 		kafkasource.WithClientOpts(cfg.Security.ClientOpts()...)}, cfg.StartOffsets.sourceOptions()...)
+	srcOpts = append(srcOpts, cfg.memberOptions()...)
 	records, err := kafkasource.NewDirectStream(c, []string{cfg.Topic}, srcOpts...)
 	if err != nil {
 		return err
@@ -265,7 +266,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 
 	// Restore the checkpoint before announcing that the job resumes it.
 	if err := c.Start(); err != nil {
-		return runError(err)
+		return r.runError(err)
 	}
 	r.banner(addrs)
 	// The generator starts once the checkpoint is restored: a run refused
@@ -291,7 +292,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	stopGen()
 	wg.Wait()
 	if err != nil {
-		return runError(err)
+		return r.runError(err)
 	}
 	switch cause := context.Cause(runCtx); {
 	case errors.Is(cause, errIdle):
@@ -302,7 +303,10 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 		r.stopWhy = "interrupted"
 	}
 	resume := ""
-	if cfg.Checkpoint != "" {
+	switch {
+	case cfg.Member != "":
+		resume = "; the group gave its tasks to the other members, and running it again with --member " + cfg.Member + " rejoins"
+	case cfg.Checkpoint != "":
 		resume = "; run it again to resume from the checkpoint in " + cfg.Checkpoint
 	}
 	fmt.Fprintf(r.out, "%s: stopped (%s) after %s and %s%s\n", r.spec.Name, r.stopWhy,
@@ -382,6 +386,9 @@ func (r *runner) banner(addrs []string) {
 		}
 		fmt.Fprintf(r.out, "%s: embedded Kafka broker on %s (%s), topic %q with %s\n",
 			name, addrs[0], where, cfg.Topic, Plural(int64(cfg.Partitions), "partition", "partitions"))
+	} else if cfg.Member != "" {
+		fmt.Fprintf(r.out, "%s: reading topic %q from Kafka at %s as member %q of group %q, which shares the topic's partitions among its members\n",
+			name, cfg.Topic, strings.Join(addrs, ","), cfg.Member, cfg.Group)
 	} else {
 		fmt.Fprintf(r.out, "%s: reading topic %q from Kafka at %s as group %q\n", name, cfg.Topic, strings.Join(addrs, ","), cfg.Group)
 	}
@@ -399,6 +406,8 @@ func (r *runner) banner(addrs []string) {
 			state = "resuming from checkpoint " + cfg.Checkpoint
 		}
 		what = append(what, state)
+	} else if cfg.Member != "" {
+		what = append(what, "offsets in the group")
 	} else {
 		what = append(what, "no checkpoint")
 	}
@@ -463,7 +472,7 @@ func roundDuration(d time.Duration) time.Duration {
 
 // runError tells a failed run in one sentence, with advice that names the
 // flags rather than the library options behind them.
-func runError(err error) error {
+func (r *runner) runError(err error) error {
 	var be *engine.BatchError
 	var oor *kafkasource.OffsetOutOfRangeError
 	var corrupt *engine.CorruptCommitError
@@ -483,18 +492,26 @@ func runError(err error) error {
 		if errors.As(err, &be) {
 			batch = "batch " + be.Time.Format("15:04:05.000") + " failed: "
 		}
-		return fmt.Errorf("%sthe broker kept failing past --retry-timeout: %s; check that the broker is up and reachable, or run again with a longer --retry-timeout (the checkpoint keeps the last committed batch, so running again resumes from there)",
-			batch, timeout.Problem())
+		return fmt.Errorf("%sthe broker kept failing past --retry-timeout: %s; check that the broker is up and reachable, or run again with a longer --retry-timeout (%s)",
+			batch, timeout.Problem(), r.resumes())
 	}
 	if errors.As(err, &be) {
 		where := ""
 		if be.Op != "" {
 			where = " in " + be.Op
 		}
-		return fmt.Errorf("batch %s failed%s: %v; the checkpoint keeps the last committed batch, so running again resumes from there",
-			be.Time.Format("15:04:05.000"), where, be.Err)
+		return fmt.Errorf("batch %s failed%s: %v; %s",
+			be.Time.Format("15:04:05.000"), where, be.Err, r.resumes())
 	}
 	return err
+}
+
+// resumes says where a run after a failed one resumes.
+func (r *runner) resumes() string {
+	if r.cfg.Member != "" {
+		return "the group keeps the offsets of the last committed batch, so running again resumes from there"
+	}
+	return "the checkpoint keeps the last committed batch, so running again resumes from there"
 }
 
 // oneLine joins a multi-line error into one line.

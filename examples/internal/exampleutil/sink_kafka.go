@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/membertxn"
 	"github.com/sluicehq/sluice/internal/sinkstats"
 	"github.com/sluicehq/sluice/kafkasink"
 	"github.com/sluicehq/sluice/kafkasource"
@@ -24,7 +25,9 @@ import (
 // The kafka scheme writes each batch's rows as JSON records to TOPIC (the
 // rows of another kind to TOPIC-KIND), in one Kafka transaction per batch
 // with [kafkasink.Txn]: read with isolation.level=read_committed, every
-// batch shows exactly once.
+// batch shows exactly once. In group mode (--member) the rows go into the
+// member's transaction instead, which commits them with the batch's
+// offsets.
 func init() {
 	RegisterSink(SinkScheme{
 		Name:  "kafka",
@@ -48,6 +51,8 @@ type kafkaSink struct {
 	opts       []kgo.Opt                 // --tls…, --sasl-…
 	logger     *slog.Logger              // the job's: broker outages while writing
 	txns       map[string]*kafkasink.Txn // by kind
+	member     *membertxn.Txn            // group mode: the member's transaction, which every batch writes into
+	created    map[string]bool           // topics created, in group mode
 
 	mu    sync.Mutex                     // guards stats against Metrics
 	stats map[string]*sinkstats.Counters // by kind, named by their topic
@@ -55,7 +60,8 @@ type kafkaSink struct {
 
 func openKafkaSink(ctx context.Context, value string, j *Job, addrs []string) (Sink, error) {
 	return &kafkaSink{topic: strings.TrimPrefix(value, "kafka:"), job: j.Context.JobName(), addrs: addrs,
-		opts: j.Config.Security.ClientOpts(), logger: j.Context.Logger(), txns: map[string]*kafkasink.Txn{}, stats: map[string]*sinkstats.Counters{}}, nil
+		opts: j.Config.Security.ClientOpts(), logger: j.Context.Logger(), txns: map[string]*kafkasink.Txn{}, stats: map[string]*sinkstats.Counters{},
+		member: membertxn.Of(j.Context), created: map[string]bool{}}, nil
 }
 
 func (s *kafkaSink) Write(ctx context.Context, kind string, t time.Time, _ []kafkasource.OffsetRange, rows []json.RawMessage) error {
@@ -108,29 +114,49 @@ func (s *kafkaSink) topicOf(kind string) string {
 
 func (s *kafkaSink) write(ctx context.Context, kind string, t time.Time, rows []json.RawMessage) (bool, error) {
 	topic := s.topicOf(kind)
-	w, ok := s.txns[kind]
-	if !ok {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.addrs...)}, s.opts...)...)
-		if err != nil {
-			return false, err
-		}
-		_, err = kadm.NewClient(cl).CreateTopic(ctx, -1, -1, nil, topic)
-		cl.Close()
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return false, fmt.Errorf("cannot create the topic %s: %w", topic, err)
-		}
-		if w, err = kafkasink.OpenTxn(ctx, s.job, kafkasink.Config{Brokers: s.addrs, Sink: topic, ClientOpts: s.opts, Logger: s.logger}); err != nil {
-			return false, err
-		}
-		s.txns[kind] = w
-	}
 	bt := []kgo.RecordHeader{{Key: "sluice-batch-time", Value: strconv.AppendInt(nil, t.UnixMilli(), 10)}}
 	recs := make([]*kgo.Record, 0, len(rows))
 	for _, r := range rows {
 		recs = append(recs, &kgo.Record{Topic: topic, Value: r, Headers: bt})
 	}
-	_, err := w.Write(ctx, t, recs)
-	return false, err
+	if s.member != nil {
+		if !s.created[topic] {
+			if err := s.createTopic(ctx, topic); err != nil {
+				return false, err
+			}
+			s.created[topic] = true
+		}
+		for _, r := range recs {
+			s.member.Produce(r)
+		}
+		return true, s.member.Flush(ctx) // the source commits the transaction with the batch's offsets
+	}
+	w, ok := s.txns[kind]
+	if !ok {
+		if err := s.createTopic(ctx, topic); err != nil {
+			return false, err
+		}
+		var err error
+		if w, err = kafkasink.OpenTxn(ctx, s.job, kafkasink.Config{Brokers: s.addrs, Sink: topic, ClientOpts: s.opts, Logger: s.logger}); err != nil {
+			return false, err
+		}
+		s.txns[kind] = w
+	}
+	return w.Write(ctx, t, recs)
+}
+
+// createTopic creates topic with the broker's defaults unless it exists.
+func (s *kafkaSink) createTopic(ctx context.Context, topic string) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.addrs...)}, s.opts...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	_, err = kadm.NewClient(cl).CreateTopic(ctx, -1, -1, nil, topic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("cannot create the topic %s: %w", topic, err)
+	}
+	return nil
 }
 
 func (s *kafkaSink) Close() error {

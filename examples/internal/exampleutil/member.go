@@ -1,0 +1,77 @@
+package exampleutil
+
+import (
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/kafkasource"
+)
+
+// DefaultSessionTimeout is the default --session-timeout, kgo's and
+// Kafka's: how long the group waits for a member it stopped hearing before
+// moving its tasks to the others.
+const DefaultSessionTimeout = 45 * time.Second
+
+// memberFlags registers group mode: the job as one of several processes
+// sharing the topic's partitions through the consumer group --group.
+func (p *parser) memberFlags() {
+	p.fs.StringVar(&p.cfg.Member, "member", "", "run as member `NAME` of --group, one of several processes sharing the job (group mode; needs --brokers of a shared broker); NAME must be unique among them and the same when one restarts")
+	p.fs.DurationVar(&p.cfg.SessionTimeout, "session-timeout", DefaultSessionTimeout, "with --member: how long the group waits for a member it stopped hearing (killed, paused, cut off) before moving its tasks to the others")
+}
+
+// checkMember checks group mode against the other flags, once they are
+// checked: it drops the defaults that do not apply (the checkpoint dir, a
+// SQL sink) and refuses what cannot work in group mode.
+func (p *parser) checkMember() error {
+	cfg, spec := p.cfg, p.spec
+	if cfg.Member == "" {
+		if p.set["member"] {
+			return usagef("--member is empty; name this process, such as --member a, or drop the flag.")
+		}
+		if p.set["session-timeout"] {
+			return usagef("--session-timeout applies to group mode; add --member NAME or drop the flag.")
+		}
+		return nil
+	}
+	if strings.Trim(cfg.Member, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		return usagef("--member %q holds characters other than letters, digits, '.', '_' and '-'; name this process such as --member a.", cfg.Member)
+	}
+	switch {
+	case !spec.CoPartitioned:
+		return usagef("--member: %s keys its state by %s, not by the keys of its input records, and a job that re-keys its records cannot run on several processes yet; run it without --member.", spec.Name, spec.StateKey)
+	case cfg.Embedded():
+		return usagef("--member needs a broker that every member shares, and the embedded broker lives in one process; start one with go run ./cmd/sluice-broker and pass its address with --brokers.")
+	case cfg.SessionTimeout < time.Second || cfg.SessionTimeout%time.Millisecond != 0:
+		return usagef("--session-timeout %v is not a whole number of milliseconds of 1s or more; pass a duration such as --session-timeout 10s.", cfg.SessionTimeout)
+	case p.set["start-offsets"]:
+		return usagef("--start-offsets does not apply with --member, where a task starts at the group's committed offsets, else at the partition's start; drop it (or set the group's offsets with kafka-consumer-groups).")
+	case cfg.RollbackOnCorrupt:
+		return usagef("--rollback-on-corrupt concerns checkpoints, and with --member offsets live in the group and there is no checkpoint; drop the flag.")
+	case p.set["checkpoint"] && cfg.Checkpoint != "":
+		return usagef("--checkpoint does not apply with --member, where offsets live in the group; drop the flag.")
+	}
+	cfg.Checkpoint = ""
+	if !p.set["sink"] {
+		cfg.Sink = "" // the default SQL sink cannot join the member's transaction
+	}
+	if cfg.Sink != "" && !strings.HasPrefix(cfg.Sink, "kafka:") {
+		return usagef("--sink %s cannot join the member's Kafka transaction, which commits each batch's results with its offsets in group mode; with --member pass --sink kafka:TOPIC or no --sink.", cfg.Sink)
+	}
+	if cfg.Save != "" {
+		// Members cut the same batch times: each needs files of its own.
+		cfg.Save += "-" + cfg.Member
+	}
+	return nil
+}
+
+// memberOptions returns the source options of group mode, none without
+// --member.
+func (c Config) memberOptions() []kafkasource.Option {
+	if c.Member == "" {
+		return nil
+	}
+	return []kafkasource.Option{kafkasource.AsMember(c.Member), kafkasource.WithMemberOptions(
+		kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)))}
+}

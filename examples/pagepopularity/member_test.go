@@ -1,0 +1,79 @@
+package main
+
+import (
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/examples/internal/exampletest"
+	"github.com/sluicehq/sluice/internal/topictest"
+)
+
+// TestMember runs pagepopularity as member a of its group (--member)
+// against a stand-alone sluice-broker fed with kcat, records keyed by page,
+// and checks that the popularity it saves last sums every record once,
+// that --sink kafka: holds, read committed, every row the --save files
+// hold, and that a second run under its name resumes at the group's
+// offsets and reads nothing.
+func TestMember(t *testing.T) {
+	seed := exampletest.Seed(t)
+	rnd := rand.New(rand.NewPCG(seed, seed^0x6e6d))
+	gen := newGenerator()
+	truth := map[string]float64{}
+	var keys, values [][]byte
+	for range 600 {
+		k, v := gen.Next(rnd)
+		keys, values = append(keys, k), append(values, v)
+		b, err := ParseBehavior(string(v))
+		require.NoError(t, err)
+		truth[b.Page] += b.Popularity()
+	}
+	addr := exampletest.StartBroker(t, "user-behavior", 2)
+	exampletest.Produce(t, addr, "user-behavior", keys, values)
+	bin := exampletest.Build(t, "./examples/pagepopularity")
+	prefix := filepath.Join(t.TempDir(), "out", "pop")
+	args := []string{"--brokers", addr, "--member", "a", "--save", prefix, "--sink", "kafka:popularity",
+		"--batch", "100ms", "--max-rate-per-partition", "1000", "--stop-when-idle", "3", "--http", ""}
+
+	p := exampletest.Start(t, bin, args...)
+	out := p.Wait(t, 60*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Contains(t, out[0], `as member "a" of group "sluice-pagepopularity"`)
+	require.Contains(t, out[len(out)-1], "running it again with --member a rejoins")
+
+	got := map[string]float64{}
+	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix+"-a", "")) {
+		got[r.Page] = r.Popularity
+	}
+	require.Len(t, got, len(truth), "pages in state")
+	for page, want := range truth {
+		require.InDelta(t, want, got[page], 1e-5, "popularity of %s", page)
+	}
+	var saved int
+	for _, rows := range exampletest.SavedRows(t, prefix+"-a", "") {
+		saved += len(rows)
+	}
+	require.Len(t, topictest.ReadToEnd(t, []string{addr}, "popularity", true), saved,
+		"read committed, --sink kafka:popularity holds one record per row of the --save files")
+
+	p = exampletest.Start(t, bin, args...)
+	out = p.Wait(t, 60*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\) after \d+ batches and 0 records`, out[len(out)-1],
+		"run again, member a resumes at the group's offsets:\n%s", strings.Join(out, "\n"))
+}
+
+// TestMemberNeedsASharedBroker checks that --member without --brokers is
+// refused in one sentence, with exit status 2, before anything starts.
+func TestMemberNeedsASharedBroker(t *testing.T) {
+	bin := exampletest.Build(t, "./examples/pagepopularity")
+	p := exampletest.Start(t, bin, "--member", "a")
+	out := p.Wait(t, 30*time.Second)
+	require.Empty(t, out)
+	require.Equal(t, 2, p.Cmd.ProcessState.ExitCode())
+	require.Equal(t, "pagepopularity: --member needs a broker that every member shares, and the embedded broker lives in one process; start one with go run ./cmd/sluice-broker and pass its address with --brokers.\n", p.Stderr.String())
+}
