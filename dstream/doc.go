@@ -59,6 +59,16 @@
 // one explicitly. Functions are never saved: the program rebuilds its
 // graph, the checkpoint restores its data.
 //
+// # Group mode
+//
+// When the source splits the job into tasks (a Kafka source reading as a
+// member of its group), each process owns some tasks and keyed operators
+// keep one partition per task, a task's keys never leaving it: state and
+// window panes are held per task and move with it (engine.TaskStateful).
+// That is right when a key's records all come from one task: keyed
+// operators are refused over a stream not known to be keyed like the
+// job's input, which [CoPartitioned] asserts.
+//
 // # Output operations
 //
 // [ForEachBatch], [Print] and [SaveAsTextFiles] run once per batch, in the

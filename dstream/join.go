@@ -54,7 +54,8 @@ func Cogroup[K comparable, V, W any](a *Stream[KV[K, V]], b *Stream[KV[K, W]]) *
 func cogroup[K comparable, V, W any](a *Stream[KV[K, V]], b *Stream[KV[K, W]], kind string) *Stream[KV[K, Grouped[V, W]]] {
 	hash := keyhash.For[K]()
 	kn := &keyedValidatingNode{}
-	out := derive[KV[K, Grouped[V, W]]](kind, kn, a, b)
+	kn.inputs = []keyedRef{a, b}
+	out := keepsKeying(derive[KV[K, Grouped[V, W]]](kind, kn, a, b), a, b)
 	kn.validate = func() error { return sameSlide(out.opName(), []streamRef{a, b}) }
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, Grouped[V, W]]], error) {
 		da, err := a.get(ctx, j)
@@ -70,6 +71,13 @@ func cogroup[K comparable, V, W any](a *Stream[KV[K, V]], b *Stream[KV[K, W]], k
 		}
 		op := out.opName()
 		n := kn.partitions(a.c)
+		nt, err := cogroupTasks(op, kn.group, da, db)
+		if err != nil {
+			return nil, err
+		}
+		if nt > 0 {
+			n = nt
+		}
 		left, err := groupSide(ctx, j, op, out.node.Meta().ID(), da, n, hash)
 		if err != nil {
 			return nil, err
@@ -104,9 +112,33 @@ func cogroup[K comparable, V, W any](a *Stream[KV[K, V]], b *Stream[KV[K, W]], k
 		if err != nil {
 			return nil, err
 		}
-		return materialized(parts), nil
+		return byTask(materialized(parts), nt), nil
 	}
 	return out
+}
+
+// cogroupTasks checks both sides of a cogroup carry their tasks in group
+// mode, the same count, and returns it (0 in single-process mode).
+func cogroupTasks[V, W any](op string, g engine.TaskSource, da *data[V], db *data[W]) (int, error) {
+	n := -1
+	if da != nil {
+		na, err := groupTasks(op, g, da)
+		if err != nil {
+			return 0, err
+		}
+		n = na
+	}
+	if db != nil {
+		nb, err := groupTasks(op, g, db)
+		if err != nil {
+			return 0, err
+		}
+		if n >= 0 && nb != n {
+			return 0, fmt.Errorf("dstream: operator %q joins streams of %d and %d tasks; group mode needs input topics of the same partition count", op, n, nb)
+		}
+		n = nb
+	}
+	return n, nil
 }
 
 func groupSide[K comparable, V any](ctx context.Context, j *engine.Job, op string, id int, d *data[KV[K, V]], n int, hash func(K) uint64) ([][]KV[K, []V], error) {
@@ -121,7 +153,12 @@ type keyedValidatingNode struct {
 	validate func() error
 }
 
-func (n *keyedValidatingNode) Validate() error { return n.validate() }
+func (n *keyedValidatingNode) Validate() error {
+	if err := n.validate(); err != nil {
+		return err
+	}
+	return n.keyedNode.Validate()
+}
 
 var _ engine.Validator = (*keyedValidatingNode)(nil)
 
@@ -216,12 +253,12 @@ func FullOuterJoin[K comparable, V, W any](a *Stream[KV[K, V]], b *Stream[KV[K, 
 // the join's.
 func flatJoin[K comparable, V, W, U any](a *Stream[KV[K, V]], b *Stream[KV[K, W]], kind string, emit func(K, Grouped[V, W], func(U) bool) bool) *Stream[U] {
 	g := cogroup(a, b, kind)
-	return &Stream[U]{c: g.c, node: g.node, compute: func(ctx context.Context, j *engine.Job) (*data[U], error) {
+	return &Stream[U]{c: g.c, node: g.node, keyedAs: []keyedRef{a, b}, compute: func(ctx context.Context, j *engine.Job) (*data[U], error) {
 		d, err := g.compute(ctx, j)
 		if err != nil || d == nil {
 			return nil, err
 		}
-		return &data[U]{n: d.n, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
+		return &data[U]{n: d.n, tasks: d.tasks, ntasks: d.ntasks, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
 			return d.iter(tk, i, func(kv KV[K, Grouped[V, W]]) bool { return emit(kv.Key, kv.Value, yield) })
 		}}, nil
 	}}

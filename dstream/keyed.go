@@ -36,17 +36,22 @@ func CombineByKey[K comparable, V, C any](s *Stream[KV[K, V]], create func(V) C,
 func combineByKey[K comparable, V, C any](s *Stream[KV[K, V]], kind string, cb combiner[V, C]) *Stream[KV[K, C]] {
 	hash := keyhash.For[K]()
 	kn := &keyedNode{}
-	out := derive[KV[K, C]](kind, kn, s)
+	kn.inputs = []keyedRef{s}
+	out := keepsKeying(derive[KV[K, C]](kind, kn, s), s)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, C]], error) {
 		in, err := s.get(ctx, j)
 		if err != nil || in == nil {
+			return nil, err
+		}
+		nt, err := groupTasks(out.opName(), kn.group, in)
+		if err != nil {
 			return nil, err
 		}
 		parts, err := shuffle(ctx, j, out.opName(), out.node.Meta().ID(), in, kn.partitions(s.c), hash, cb)
 		if err != nil {
 			return nil, err
 		}
-		return materialized(parts), nil
+		return byTask(materialized(parts), nt), nil
 	}
 	return out
 }
@@ -59,8 +64,14 @@ func CountByValue[T comparable](s *Stream[T]) *Stream[KV[T, int64]] {
 	ones := narrow(s, "countByValue.map", func(tk *engine.Task, id int, x T, yield func(KV[T, int64]) bool) bool {
 		return yield(KV[T, int64]{x, 1})
 	})
-	return combineByKey(ones, "countByValue", combiner[int64, int64]{create: identity[int64], merge: add, mergeC: add})
+	out := combineByKey(ones, "countByValue", combiner[int64, int64]{create: identity[int64], merge: add, mergeC: add})
+	out.node.(*keyedNode).refuse = countByValueInGroup
+	return out
 }
+
+// countByValueInGroup says why CountByValue and CountByValueAndWindow are
+// refused in group mode.
+const countByValueInGroup = "counts by the elements themselves, which are not known to be the job's input keys; in group mode map them to pairs (x, 1), assert dstream.CoPartitioned when x is the input's key, and count with ReduceByKey"
 
 func add(a, b int64) int64 { return a + b }
 

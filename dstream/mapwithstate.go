@@ -260,6 +260,9 @@ func (n *mapWithStateNode[K, V, S, U]) Validate() error {
 	if err != nil {
 		return err
 	}
+	if err := refuseInGroup(&n.meta, "keeps state that group mode does not hold per task yet; run the job in single-process mode"); err != nil {
+		return err
+	}
 	p, err := statePartitions(n.meta.Name(), "partitions", n.parts, n.meta.Context())
 	if err != nil {
 		return err

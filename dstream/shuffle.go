@@ -32,26 +32,15 @@ func groupCombiner[V any]() combiner[V, []V] {
 // values per key: one map task per input partition combines its records
 // (map-side combining), splits the combined keys by hash, and one reduce
 // task per output partition merges the combined keys of every map task, in
-// map-task order.
+// map-task order. In group mode (in carries its tasks) it routes by task
+// instead, ignoring nOut and hash: see [shuffleByTask].
 func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op string, id int, in *data[KV[K, V]], nOut int, hash func(K) uint64, cb combiner[V, C]) ([][]KV[K, C], error) {
+	if in.tasks != nil {
+		return shuffleByTask(ctx, j, op, id, in, cb)
+	}
 	byTask := make([][][]KV[K, C], in.n)
 	err := j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
-		// One map lookup per record: the map holds each key's slot in a
-		// slice of keys and combiners.
-		idx := make(map[K]int32)
-		var keys []K
-		var cs []C
-		in.iter(tk, tk.Index, func(kv KV[K, V]) bool {
-			tk.Node = id
-			if i, ok := idx[kv.Key]; ok {
-				cs[i] = cb.merge(cs[i], kv.Value)
-			} else {
-				idx[kv.Key] = int32(len(cs))
-				keys = append(keys, kv.Key)
-				cs = append(cs, cb.create(kv.Value))
-			}
-			return true
-		})
+		keys, cs := combinePartition(tk, id, in, cb)
 		byTask[tk.Index] = splitByKey(keys, cs, nOut, hash)
 		return nil
 	})
@@ -66,29 +55,60 @@ func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op stri
 			out[p] = byTask[0][p]
 			return nil
 		}
-		// Size the merge map for the most keys one map task has, doubled:
-		// tasks share most keys, and growing a map rehashes it.
-		total, most := 0, 0
-		for _, parts := range byTask {
-			total += len(parts[p])
-			most = max(most, len(parts[p]))
+		lists := make([][]KV[K, C], len(byTask))
+		for i, parts := range byTask {
+			lists[i] = parts[p]
 		}
-		acc := make(map[K]int32, min(total, 2*most))
-		res := make([]KV[K, C], 0, min(total, 2*most))
-		for _, parts := range byTask {
-			for _, kv := range parts[p] {
-				if i, ok := acc[kv.Key]; ok {
-					res[i].Value = cb.mergeC(res[i].Value, kv.Value)
-				} else {
-					acc[kv.Key] = int32(len(res))
-					res = append(res, kv)
-				}
-			}
-		}
-		out[p] = res
+		out[p] = mergeCombined(lists, cb)
 		return nil
 	})
 	return out, err
+}
+
+// combinePartition combines the records of the task's partition of in by
+// key, keys in the order the task first saw them.
+func combinePartition[K comparable, V, C any](tk *engine.Task, id int, in *data[KV[K, V]], cb combiner[V, C]) ([]K, []C) {
+	// One map lookup per record: the map holds each key's slot in a
+	// slice of keys and combiners.
+	idx := make(map[K]int32)
+	var keys []K
+	var cs []C
+	in.iter(tk, tk.Index, func(kv KV[K, V]) bool {
+		tk.Node = id
+		if i, ok := idx[kv.Key]; ok {
+			cs[i] = cb.merge(cs[i], kv.Value)
+		} else {
+			idx[kv.Key] = int32(len(cs))
+			keys = append(keys, kv.Key)
+			cs = append(cs, cb.create(kv.Value))
+		}
+		return true
+	})
+	return keys, cs
+}
+
+// mergeCombined merges the combined keys of several map tasks, in order.
+func mergeCombined[K comparable, C any, V any](lists [][]KV[K, C], cb combiner[V, C]) []KV[K, C] {
+	// Size the merge map for the most keys one map task has, doubled:
+	// tasks share most keys, and growing a map rehashes it.
+	total, most := 0, 0
+	for _, l := range lists {
+		total += len(l)
+		most = max(most, len(l))
+	}
+	acc := make(map[K]int32, min(total, 2*most))
+	res := make([]KV[K, C], 0, min(total, 2*most))
+	for _, l := range lists {
+		for _, kv := range l {
+			if i, ok := acc[kv.Key]; ok {
+				res[i].Value = cb.mergeC(res[i].Value, kv.Value)
+			} else {
+				acc[kv.Key] = int32(len(res))
+				res = append(res, kv)
+			}
+		}
+	}
+	return res
 }
 
 // splitByKey spreads the combined keys of one map task over n output
@@ -112,11 +132,19 @@ func splitByKey[K comparable, C any](keys []K, cs []C, n int, hash func(K) uint6
 	return parts
 }
 
-// keyedNode is the node of an operator that hash-partitions by key.
+// keyedNode is the node of an operator that hash-partitions by key (by
+// task in group mode).
 type keyedNode struct {
 	node
 	parts int
+	groupCheck
 }
+
+// Validate refuses the operator in group mode over a stream not known to
+// be keyed like the job's input.
+func (n *keyedNode) Validate() error { return n.validateGroup(&n.meta) }
+
+var _ engine.Validator = (*keyedNode)(nil)
 
 // partitions returns the operator's output partition count: the one set
 // with [Stream.Partitions], or the context's parallelism.

@@ -33,7 +33,11 @@ func NewSource[T any](c *engine.Context, src engine.Source, kind string, read fu
 		if err != nil {
 			return nil, err
 		}
-		return materialized(orEmpty(parts)), nil
+		d := materialized(orEmpty(parts))
+		if err := sourceTasks(src, j, d); err != nil {
+			return nil, err
+		}
+		return d, nil
 	}
 	return s
 }
@@ -60,7 +64,7 @@ func NewPartitionedSource[T any](c *engine.Context, src engine.Source, kind stri
 			return nil, err
 		}
 		id := src.Meta().ID()
-		return &data[T]{n: n, each: func(tk *engine.Task, i int, yield func(T) bool) bool {
+		d := &data[T]{n: n, each: func(tk *engine.Task, i int, yield func(T) bool) bool {
 			tk.Node = id
 			xs, err := read(tk, j, i)
 			if err != nil {
@@ -73,7 +77,11 @@ func NewPartitionedSource[T any](c *engine.Context, src engine.Source, kind stri
 				}
 			}
 			return true
-		}}, nil
+		}}
+		if err := sourceTasks(src, j, d); err != nil {
+			return nil, err
+		}
+		return d, nil
 	}
 	return s
 }

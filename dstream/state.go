@@ -97,7 +97,8 @@ func updateStateByKey[K comparable, V, S any](s *Stream[KV[K, V]], update func(t
 			defaultCodec(opts.StateCodec, "state", "StateOptions.StateCodec (UpdateStateByKeyWith)"),
 		},
 	}
-	out := derive[KV[K, S]]("updateStateByKey", n, s)
+	n.inputs = []keyedRef{s}
+	out := keepsKeying(derive[KV[K, S]]("updateStateByKey", n, s), s)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, S]], error) {
 		if err := n.advance(ctx, j); err != nil {
 			return nil, err
@@ -111,6 +112,7 @@ func updateStateByKey[K comparable, V, S any](s *Stream[KV[K, V]], update func(t
 // fold the parent's batch into the state, and checkpoints the state.
 type updateStateNode[K comparable, V, S any] struct {
 	node
+	groupCheck
 	parent  *Stream[KV[K, V]]
 	update  func(time.Time, K, []V, S, bool) (S, bool)
 	initial map[K]S
@@ -125,6 +127,7 @@ var (
 	_ engine.Stateful        = (*updateStateNode[int, int, int])(nil)
 	_ engine.Validator       = (*updateStateNode[int, int, int])(nil)
 	_ engine.MetricsReporter = (*updateStateNode[int, int, int])(nil)
+	_ engine.TaskStateful    = (*updateStateNode[int, int, int])(nil)
 )
 
 // Metrics reports the keys in state ("state_keys").
@@ -138,6 +141,16 @@ func (n *updateStateNode[K, V, S]) Validate() error {
 	if err := checkCodecs(n.meta.Name(), n.codecs...); err != nil {
 		return err
 	}
+	if err := n.validateGroup(&n.meta); err != nil {
+		return err
+	}
+	if n.group != nil {
+		if n.initial != nil {
+			return fmt.Errorf("dstream: operator %q has an initial state (StateOptions.Initial), which group mode cannot place in the tasks its keys belong to; drop it, or run the job in single-process mode", n.meta.Name())
+		}
+		n.ks.group = n.group // stores are made once the tasks are known
+		return nil
+	}
 	p, err := statePartitions(n.meta.Name(), "StateOptions.Partitions", n.parts, n.meta.Context())
 	if err != nil {
 		return err
@@ -145,6 +158,20 @@ func (n *updateStateNode[K, V, S]) Validate() error {
 	n.ks.init(p, n.initial != nil)
 	return nil
 }
+
+// SaveTask passes put the keys of task's state changed since its last
+// SaveTask or RestoreTask (see tasks.go for the records).
+func (n *updateStateNode[K, V, S]) SaveTask(task int, put func(key, value []byte) error) error {
+	return n.ks.saveTask(n.meta.Name(), task, put)
+}
+
+// RestoreTask replaces task's state with the records load passes.
+func (n *updateStateNode[K, V, S]) RestoreTask(task int, load func(apply func(key, value []byte) error) error) error {
+	return n.ks.restoreTask(n.meta.Name(), task, load)
+}
+
+// DropTask forgets task's state.
+func (n *updateStateNode[K, V, S]) DropTask(task int) { n.ks.dropTask(task) }
 
 // Tick folds the parent's batch into the state.
 func (n *updateStateNode[K, V, S]) Tick(ctx context.Context, j *engine.Job) error {
@@ -164,6 +191,9 @@ func (n *updateStateNode[K, V, S]) advance(ctx context.Context, j *engine.Job) e
 	n.last = j.Time
 	op, id := n.meta.Name(), n.meta.ID()
 	ks := n.ks
+	if err := groupInput(op, ks, in); err != nil {
+		return err
+	}
 	defer ks.countKeys()
 	defer ks.forgetChanges(j.Context())
 	if err := applyInitial(ctx, j, op, ks, n.initial, identity[S]); err != nil {
@@ -241,6 +271,9 @@ type keyedState[K comparable, V any] struct {
 	// held is the number of keys in the stores after the last batch or
 	// restore, for metrics read while batches run.
 	held atomic.Int64
+	// group is the task source in group mode, where store p holds task p
+	// (see tasks.go); nil in single-process mode.
+	group engine.TaskSource
 }
 
 func newKeyedState[K comparable, V any](keys state.Codec[K], values state.Codec[V]) *keyedState[K, V] {
@@ -328,8 +361,11 @@ func applyInitial[K comparable, S, V any](ctx context.Context, j *engine.Job, op
 // item(k, v) for each key of store i in key order, decoding as it goes. It
 // reads the stores as they are, so it is valid during the batch that made it.
 func stateData[K comparable, V, T any](ks *keyedState[K, V], item func(K, V) T) *data[T] {
+	if ks.group != nil {
+		ks.initTasks()
+	}
 	stores := ks.stores
-	return &data[T]{n: len(stores), each: func(tk *engine.Task, i int, yield func(T) bool) bool {
+	d := &data[T]{n: len(stores), each: func(tk *engine.Task, i int, yield func(T) bool) bool {
 		for k, v := range stores[i].All() {
 			if !yield(item(k, v)) {
 				return false
@@ -337,6 +373,10 @@ func stateData[K comparable, V, T any](ks *keyedState[K, V], item func(K, V) T) 
 		}
 		return true
 	}}
+	if ks.group != nil {
+		return byTask(d, len(stores))
+	}
+	return d
 }
 
 // Checkpoint encoding of a keyedState. A snapshot or a delta is
@@ -364,7 +404,7 @@ func keyedStateKind(kind byte) string {
 // forgetChanges drops the change sets of the stores when no checkpoint will
 // ever read them, so they do not grow towards every key.
 func (ks *keyedState[K, V]) forgetChanges(c *engine.Context) {
-	if c.Checkpointing() {
+	if c.Checkpointing() || ks.group != nil {
 		return
 	}
 	for _, st := range ks.stores {

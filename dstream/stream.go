@@ -59,6 +59,11 @@ type Stream[T any] struct {
 	node    engine.Node
 	uses    int // how many nodes and outputs read this stream
 	compute func(ctx context.Context, j *engine.Job) (*data[T], error)
+	// coPart and keyedAs say whether the stream is keyed like the job's
+	// input (see [CoPartitioned]): asserted, or derived by a key-preserving
+	// operator from streams that all are.
+	coPart  bool
+	keyedAs []keyedRef
 }
 
 // Name sets the operator's stable name, overriding the default
@@ -126,6 +131,10 @@ type data[T any] struct {
 	n     int
 	parts [][]T
 	each  func(tk *engine.Task, i int, yield func(T) bool) bool
+	// tasks, in group mode, holds the task of each partition, of ntasks
+	// tasks in all (see tasks.go); nil in single-process mode.
+	tasks  []int
+	ntasks int
 }
 
 func materialized[T any](parts [][]T) *data[T] { return &data[T]{n: len(parts), parts: parts} }

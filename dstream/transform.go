@@ -20,7 +20,7 @@ func partitionwise[T, U any](s *Stream[T], kind string, each func(tk *engine.Tas
 			return nil, err
 		}
 		id := out.node.Meta().ID()
-		return &data[U]{n: in.n, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
+		return &data[U]{n: in.n, tasks: in.tasks, ntasks: in.ntasks, each: func(tk *engine.Task, i int, yield func(U) bool) bool {
 			return each(tk, id, in, i, yield)
 		}}, nil
 	}
@@ -64,30 +64,30 @@ func FlatMap[T, U any](s *Stream[T], f func(T) []U) *Stream[U] {
 // order.
 func Filter[T any](s *Stream[T], keep func(T) bool) *Stream[T] {
 	mustFn(keep == nil, "Filter")
-	return narrow(s, "filter", func(tk *engine.Task, id int, x T, yield func(T) bool) bool {
+	return keepsKeying(narrow(s, "filter", func(tk *engine.Task, id int, x T, yield func(T) bool) bool {
 		tk.Node = id
 		if keep(x) {
 			return yield(x)
 		}
 		return true
-	})
+	}), s)
 }
 
 // MapValues returns a keyed stream with f applied to every value; keys and
 // partitions are kept.
 func MapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) W) *Stream[KV[K, W]] {
 	mustFn(f == nil, "MapValues")
-	return narrow(s, "mapValues", func(tk *engine.Task, id int, x KV[K, V], yield func(KV[K, W]) bool) bool {
+	return keepsKeying(narrow(s, "mapValues", func(tk *engine.Task, id int, x KV[K, V], yield func(KV[K, W]) bool) bool {
 		tk.Node = id
 		return yield(KV[K, W]{x.Key, f(x.Value)})
-	})
+	}), s)
 }
 
 // FlatMapValues returns a keyed stream with one pair (k, w) for every w in
 // f(v) of every pair (k, v) of s, in order.
 func FlatMapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) []W) *Stream[KV[K, W]] {
 	mustFn(f == nil, "FlatMapValues")
-	return narrow(s, "flatMapValues", func(tk *engine.Task, id int, x KV[K, V], yield func(KV[K, W]) bool) bool {
+	return keepsKeying(narrow(s, "flatMapValues", func(tk *engine.Task, id int, x KV[K, V], yield func(KV[K, W]) bool) bool {
 		tk.Node = id
 		for _, w := range f(x.Value) {
 			if !yield(KV[K, W]{x.Key, w}) {
@@ -95,7 +95,7 @@ func FlatMapValues[K comparable, V, W any](s *Stream[KV[K, V]], f func(V) []W) *
 			}
 		}
 		return true
-	})
+	}), s)
 }
 
 // MapPartitions returns a stream whose partition i is f applied to the
@@ -130,11 +130,16 @@ func Union[T any](s ...*Stream[T]) *Stream[T] {
 	}
 	vn := &validatingNode{}
 	out := derive[T]("union", vn, refs...)
+	for _, x := range s {
+		out.keyedAs = append(out.keyedAs, x)
+	}
 	vn.validate = func() error { return sameSlide(out.opName(), refs) }
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[T], error) {
 		ins := make([]*data[T], 0, len(s))
 		offsets := make([]int, 0, len(s))
 		total := 0
+		var tasks []int
+		ntasks, withTasks := 0, true
 		for _, x := range s {
 			d, err := x.get(ctx, j)
 			if err != nil {
@@ -146,11 +151,22 @@ func Union[T any](s ...*Stream[T]) *Stream[T] {
 			ins = append(ins, d)
 			offsets = append(offsets, total)
 			total += d.n
+			tasks = append(tasks, d.tasks...)
+			if d.tasks == nil || (ntasks > 0 && d.ntasks != ntasks) {
+				withTasks = false
+			}
+			ntasks = d.ntasks
 		}
 		if len(ins) == 0 {
 			return nil, nil
 		}
-		return &data[T]{n: total, each: func(tk *engine.Task, i int, yield func(T) bool) bool {
+		switch {
+		case !withTasks:
+			tasks, ntasks = nil, 0
+		case tasks == nil:
+			tasks = []int{}
+		}
+		return &data[T]{n: total, tasks: tasks, ntasks: ntasks, each: func(tk *engine.Task, i int, yield func(T) bool) bool {
 			k := len(offsets) - 1
 			for offsets[k] > i {
 				k--
@@ -215,7 +231,12 @@ func Transform[T, U any](s *Stream[T], f func(ctx context.Context, b Batch[T]) (
 		if err != nil {
 			return nil, err
 		}
-		return materialized(orEmpty(r.Parts)), nil
+		d := materialized(orEmpty(r.Parts))
+		if in, _ := s.get(ctx, j); in != nil && in.tasks != nil && d.n == in.n {
+			// Partition i of the result is taken to come from partition i.
+			d.tasks, d.ntasks = in.tasks, in.ntasks
+		}
+		return d, nil
 	}
 	return out
 }

@@ -316,6 +316,9 @@ func (n *windowNode[T]) Validate() (err error) {
 			return err
 		}
 	}
+	if err := refuseInGroup(n.Meta(), "keeps the records of past batches, which do not move with their tasks in group mode; window a keyed stream with ReduceByKeyAndWindow or GroupByKeyAndWindow instead"); err != nil {
+		return err
+	}
 	n.spec, err = windowSpec(n.Meta(), n.parent.Slide(), n.length, n.slide)
 	return err
 }
@@ -547,6 +550,9 @@ func (w *keyedWindow[K, V, C]) Validate() (err error) {
 		if err := checkCodecs(w.meta.Name(), w.codecs[:]...); err != nil {
 			return err
 		}
+	}
+	if err := refuseInGroup(&w.meta, "keeps window panes that group mode does not hold per task yet; run the job in single-process mode"); err != nil {
+		return err
 	}
 	w.hash = windowKeyHash(w.kc)
 	w.spec, err = windowSpec(w.Meta(), w.parent.Slide(), w.length, w.slide)

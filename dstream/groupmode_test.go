@@ -1,0 +1,429 @@
+package dstream_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/dstream"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/state"
+)
+
+// This file runs jobs in group mode without Kafka: taskSource is a source
+// that splits its input into tasks and owns, at every batch, the tasks a
+// schedule gives its member. runMembers runs one job as two members whose
+// tasks move between them mid-run, moving the tasks' state as a Kafka
+// source would through a changelog (SaveTask after every batch, DropTask
+// on the old owner, RestoreTask on the new one, the records kept in
+// memory), and compares what the members emit together with a
+// single-process run of the same job on the same input.
+
+// taskSource is a source of records of tasks: input[k][p] is what task p
+// reads at batch k+1. Each owned task reads two partitions (two input
+// topics), the first half of its records and the second.
+type taskSource[T any] struct {
+	meta        engine.Meta
+	input       [][][]T
+	tasks       int
+	distributed bool
+	owns        func(k int) []int // the tasks owned at batch k (1, 2, …)
+}
+
+var _ engine.TaskSource = (*taskSource[int])(nil)
+
+func (s *taskSource[T]) Meta() *engine.Meta { return &s.meta }
+func (s *taskSource[T]) Distributed() bool  { return s.distributed }
+func (s *taskSource[T]) TaskCount() int     { return s.tasks }
+
+func (s *taskSource[T]) Plan(ctx context.Context, j *engine.Job) ([]byte, error) { return nil, nil }
+func (s *taskSource[T]) Replan(ctx context.Context, j *engine.Job, plan []byte) error {
+	return nil
+}
+func (s *taskSource[T]) Commit(ctx context.Context, j *engine.Job) error { return nil }
+
+func batchIndex(j *engine.Job) int { return int(j.Time.Sub(time.Unix(0, 0)) / testBatch) }
+
+func (s *taskSource[T]) owned(j *engine.Job) []int {
+	if s.owns == nil {
+		return allTasks(s.tasks)
+	}
+	return s.owns(batchIndex(j))
+}
+
+func (s *taskSource[T]) PartitionTasks(j *engine.Job) []int {
+	var ts []int
+	for _, p := range s.owned(j) {
+		ts = append(ts, p, p)
+	}
+	return ts
+}
+
+func (s *taskSource[T]) read(ctx context.Context, j *engine.Job) ([][]T, error) {
+	k := batchIndex(j) - 1
+	var parts [][]T
+	for _, p := range s.owned(j) {
+		var xs []T
+		if k < len(s.input) {
+			xs = s.input[k][p]
+		}
+		parts = append(parts, slices.Clone(xs[:len(xs)/2]), slices.Clone(xs[len(xs)/2:]))
+	}
+	return parts, nil
+}
+
+func allTasks(n int) []int {
+	xs := make([]int, n)
+	for i := range xs {
+		xs[i] = i
+	}
+	return xs
+}
+
+func newTaskSource[T any](c *engine.Context, src *taskSource[T]) *dstream.Stream[T] {
+	return dstream.NewSource(c, src, "taskSource", src.read)
+}
+
+// record is one changelog record.
+type record struct{ key, value []byte }
+
+// member is one process of a job in group mode.
+type member[U any] struct {
+	c   *engine.Context
+	got *[]dstream.Batch[U]
+}
+
+// runMembers runs build over input as two members, member owner[k][p]
+// owning task p at batch k+1, and as one process; it returns what the
+// members emitted together, batch by batch, and what the single process
+// emitted.
+func runMembers[T, U any](t *testing.T, tasks int, input [][][]T, owner [][]int, batches int, build func(*dstream.Stream[T]) *dstream.Stream[U]) (group, single [][]U) {
+	t.Helper()
+	ownerAt := func(k int) []int { // batch k (1, 2, …) of the schedule, the last one after it
+		return owner[min(k, len(owner))-1]
+	}
+	members := make([]member[U], 2)
+	for m := range members {
+		c, err := engine.NewContext(testBatch, engine.WithManualClock(time.Unix(0, 0)), engine.WithParallelism(2))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, c.Close()) })
+		src := &taskSource[T]{input: input, tasks: tasks, distributed: true, owns: func(k int) []int {
+			var ts []int
+			for p, o := range ownerAt(k) {
+				if o == m {
+					ts = append(ts, p)
+				}
+			}
+			return ts
+		}}
+		members[m] = member[U]{c: c, got: collect(build(newTaskSource(c, src)))}
+		require.NoError(t, c.Start())
+	}
+	// changelog[operator][task] holds the records SaveTask gave, oldest first.
+	changelog := map[string][][]record{}
+	stateful := func(c *engine.Context) []engine.TaskStateful {
+		var ns []engine.TaskStateful
+		for _, n := range c.Nodes() {
+			if ts, ok := n.(engine.TaskStateful); ok {
+				ns = append(ns, ts)
+			}
+		}
+		return ns
+	}
+	for k := 1; k <= batches; k++ {
+		for p := range tasks {
+			from, to := -1, ownerAt(k)[p]
+			if k > 1 {
+				from = ownerAt(k - 1)[p]
+			}
+			if from == to || from < 0 {
+				continue
+			}
+			for _, n := range stateful(members[from].c) {
+				n.DropTask(p)
+			}
+			for _, n := range stateful(members[to].c) {
+				recs := changelog[n.Meta().Name()]
+				var log []record
+				if recs != nil {
+					log = recs[p]
+				}
+				err := n.RestoreTask(p, func(apply func(key, value []byte) error) error {
+					for _, r := range log {
+						if err := apply(r.key, r.value); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				require.NoError(t, err)
+			}
+		}
+		for m := range members {
+			require.NoError(t, members[m].c.RunBatches(t.Context(), 1))
+			for p, o := range ownerAt(k) {
+				if o != m {
+					continue
+				}
+				for _, n := range stateful(members[m].c) {
+					name := n.Meta().Name()
+					if changelog[name] == nil {
+						changelog[name] = make([][]record, tasks)
+					}
+					err := n.SaveTask(p, func(key, value []byte) error {
+						changelog[name][p] = append(changelog[name][p], record{key, value})
+						return nil
+					})
+					require.NoError(t, err)
+				}
+			}
+		}
+	}
+	byTime := map[time.Time][]U{}
+	for _, m := range members {
+		for _, b := range *m.got {
+			byTime[b.Time] = append(byTime[b.Time], slices.Collect(b.All())...)
+		}
+	}
+	times := make([]time.Time, 0, len(byTime))
+	for tm := range byTime {
+		times = append(times, tm)
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	for _, tm := range times {
+		group = append(group, byTime[tm])
+	}
+
+	c := newTestContext(t, 3)
+	got := collect(build(newTaskSource(c, &taskSource[T]{input: input, tasks: tasks})))
+	require.NoError(t, c.RunBatches(t.Context(), batches))
+	for _, b := range *got {
+		single = append(single, slices.Collect(b.All()))
+	}
+	return group, single
+}
+
+// keyedInput returns batches of records keyed "k0" … "k<keys-1>", key i
+// in task i % tasks, values counting up from 1 across the run; each
+// batch has perBatch records, none in batches listed in empty.
+func keyedInput(batches, tasks, keys, perBatch int, empty ...int) [][][]dstream.KV[string, int] {
+	in := make([][][]dstream.KV[string, int], batches)
+	v := 0
+	for k := range in {
+		in[k] = make([][]dstream.KV[string, int], tasks)
+		if slices.Contains(empty, k+1) {
+			continue
+		}
+		for i := range perBatch {
+			key := (k*7 + i*3) % keys
+			v++
+			in[k][key%tasks] = append(in[k][key%tasks], dstream.Pair(fmt.Sprintf("k%d", key), v))
+		}
+	}
+	return in
+}
+
+// moving is a schedule of 4 tasks over two members in which every task
+// changes hands at least once, a member owns nothing for a while, and one
+// task moves back.
+var moving = [][]int{
+	{0, 0, 1, 1},
+	{0, 0, 1, 1},
+	{0, 1, 1, 1},
+	{1, 1, 1, 1},
+	{0, 0, 0, 1},
+	{0, 1, 0, 1},
+	{1, 0, 0, 0},
+	{1, 0, 1, 0},
+}
+
+func TestGroupModeMatchesSingleProcess(t *testing.T) {
+	type kv = dstream.KV[string, int]
+	sum := func(a, b int) int { return a + b }
+	cases := []struct {
+		name  string
+		empty []int // batches without input
+		build func(s *dstream.Stream[kv]) *dstream.Stream[kv]
+	}{
+		{"ReduceByKey", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKey(dstream.CoPartitioned(s), sum)
+		}},
+		{"UpdateStateByKey", []int{4}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.UpdateStateByKey(dstream.CoPartitioned(s), func(vs []int, st int, ok bool) (int, bool) {
+				for _, v := range vs {
+					st += v
+				}
+				return st, true
+			})
+		}},
+		{"UpdateStateByKey removing keys", []int{3}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			// A key's state is the sum of its values, removed when a batch
+			// has no value for it or the sum passes 60.
+			return dstream.UpdateStateByKey(dstream.CoPartitioned(s), func(vs []int, st int, ok bool) (int, bool) {
+				if len(vs) == 0 {
+					return 0, false
+				}
+				for _, v := range vs {
+					st += v
+				}
+				return st, st <= 60
+			})
+		}},
+		{"UpdateStateByKey after Filter and ReduceByKey", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			odd := dstream.Filter(dstream.CoPartitioned(s), func(x kv) bool { return x.Value%2 == 1 })
+			return dstream.UpdateStateByKey(dstream.ReduceByKey(odd, sum), func(vs []int, st int, ok bool) (int, bool) {
+				return st + len(vs), true
+			})
+		}},
+		{"Join of UpdateStateByKey and its input", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			in := dstream.CoPartitioned(s)
+			totals := dstream.UpdateStateByKey(in, func(vs []int, st int, ok bool) (int, bool) {
+				for _, v := range vs {
+					st += v
+				}
+				return st, true
+			})
+			joined := dstream.Join(in, totals)
+			return dstream.MapValues(joined, func(j dstream.Joined[int, int]) int { return j.Left*1000 + j.Right })
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			input := keyedInput(len(moving)+2, 4, 10, 12, tc.empty...)
+			group, single := runMembers(t, 4, input, moving, len(input), tc.build)
+			require.Len(t, group, len(single), "output batches")
+			for i := range single {
+				require.ElementsMatch(t, single[i], group[i], "output batch %d", i+1)
+			}
+		})
+	}
+}
+
+func TestGroupModeSaveTaskGivesOnlyChanges(t *testing.T) {
+	type kv = dstream.KV[string, int]
+	c, err := engine.NewContext(testBatch, engine.WithManualClock(time.Unix(0, 0)))
+	require.NoError(t, err)
+	defer c.Close()
+	// Batch 1 sets k0 and k2 (task 0) and k1 (task 1); batch 2 changes k0
+	// only; batch 3 changes k0 and removes the keys without values.
+	input := [][][]kv{
+		{{dstream.Pair("k0", 1), dstream.Pair("k2", 1)}, {dstream.Pair("k1", 1)}},
+		{{dstream.Pair("k0", 1)}, nil},
+		{{dstream.Pair("k0", 1)}, nil},
+	}
+	src := &taskSource[kv]{input: input, tasks: 2, distributed: true}
+	counts := dstream.UpdateStateByKeyWithTime(dstream.CoPartitioned(newTaskSource(c, src)), func(tm time.Time, _ string, vs []int, st int, ok bool) (int, bool) {
+		return st + len(vs), len(vs) > 0 || tm.Before(time.Unix(3, 0))
+	}, dstream.StateOptions[string, int]{})
+	collect(counts)
+	node := counts.Node().(engine.TaskStateful)
+	saved := func(task int) map[string]string {
+		got := map[string]string{}
+		require.NoError(t, node.SaveTask(task, func(k, v []byte) error {
+			if v == nil {
+				got[string(k)] = "deleted"
+			} else {
+				got[string(k)] = fmt.Sprintf("v%d:%s", v[0], v[1:])
+			}
+			return nil
+		}))
+		return got
+	}
+	require.NoError(t, c.RunBatches(t.Context(), 1))
+	enc := func(n int) string {
+		b, err := state.CodecFor[int]().Encode(n)
+		require.NoError(t, err)
+		return string(b)
+	}
+	require.Equal(t, map[string]string{"k0": "v1:" + enc(1), "k2": "v1:" + enc(1)}, saved(0))
+	require.Equal(t, map[string]string{"k1": "v1:" + enc(1)}, saved(1))
+	require.Empty(t, saved(0), "nothing changed since the last SaveTask")
+	require.NoError(t, c.RunBatches(t.Context(), 1))
+	require.Equal(t, map[string]string{"k0": "v1:" + enc(2)}, saved(0))
+	require.Empty(t, saved(1))
+	require.NoError(t, c.RunBatches(t.Context(), 1))
+	require.Equal(t, map[string]string{"k0": "v1:" + enc(3), "k2": "deleted"}, saved(0))
+	require.Equal(t, map[string]string{"k1": "deleted"}, saved(1))
+
+	// A restored task holds the records' state and has no changes to save.
+	err = node.RestoreTask(1, func(apply func(k, v []byte) error) error {
+		for _, r := range []record{{[]byte("k5"), []byte("\x01" + enc(7))}, {[]byte("k6"), []byte("\x01" + enc(1))}, {[]byte("k6"), nil}} {
+			if err := apply(r.key, r.value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Empty(t, saved(1))
+	err = node.RestoreTask(1, func(apply func(k, v []byte) error) error {
+		return apply([]byte("k5"), []byte("\x09"+enc(7)))
+	})
+	require.ErrorContains(t, err, `operator "updateStateByKey-1" restoring task 1`)
+	require.ErrorContains(t, err, "version 9; this build reads version 1")
+	require.Error(t, node.SaveTask(2, func(k, v []byte) error { return nil }), "task 2 of a job of 2 tasks")
+}
+
+func TestGroupModeRefusals(t *testing.T) {
+	type kv = dstream.KV[string, int]
+	sum := func(a, b int) int { return a + b }
+	count := func(vs []int, st int, ok bool) (int, bool) { return st + len(vs), true }
+	cases := []struct {
+		name  string
+		build func(s *dstream.Stream[kv])
+		want  string // "" when the job starts
+	}{
+		{"ReduceByKey without CoPartitioned", func(s *dstream.Stream[kv]) {
+			collect(dstream.ReduceByKey(s, sum))
+		}, `dstream: operator "reduceByKey-1" (reduceByKey) keys a stream that is not known to be keyed like the job's input, which group mode needs; when its records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s), otherwise it needs a repartition, which group mode does not support yet`},
+		{"CoPartitioned then Map drops the mark", func(s *dstream.Stream[kv]) {
+			m := dstream.Map(dstream.CoPartitioned(s), func(x kv) kv { return dstream.Pair(x.Key+"!", x.Value) })
+			collect(dstream.UpdateStateByKey(m, count).Name("counts"))
+		}, `operator "counts" (updateStateByKey) keys a stream that is not known to be keyed like the job's input`},
+		{"CoPartitioned kept by Filter, MapValues, FlatMapValues and Union", func(s *dstream.Stream[kv]) {
+			in := dstream.CoPartitioned(s)
+			f := dstream.Filter(in, func(kv) bool { return true })
+			mv := dstream.MapValues(f, func(v int) int { return v + 1 })
+			fmv := dstream.FlatMapValues(mv, func(v int) []int { return []int{v, v} })
+			collect(dstream.UpdateStateByKey(dstream.Union(fmv, in), count))
+		}, ""},
+		{"Union with a stream not marked", func(s *dstream.Stream[kv]) {
+			m := dstream.Map(s, func(x kv) kv { return x })
+			collect(dstream.ReduceByKey(dstream.Union(dstream.CoPartitioned(s), m), sum))
+		}, `operator "reduceByKey-1" (reduceByKey) keys a stream that is not known`},
+		{"Join of a marked and an unmarked stream", func(s *dstream.Stream[kv]) {
+			m := dstream.Map(s, func(x kv) kv { return x })
+			collect(dstream.Join(dstream.CoPartitioned(s), m))
+		}, `operator "join-1" (join) keys a stream that is not known`},
+		{"CountByValue", func(s *dstream.Stream[kv]) {
+			collect(dstream.CountByValue(dstream.CoPartitioned(s)))
+		}, `dstream: operator "countByValue-1" (countByValue) counts by the elements themselves, which are not known to be the job's input keys; in group mode map them to pairs (x, 1), assert dstream.CoPartitioned when x is the input's key, and count with ReduceByKey`},
+		{"UpdateStateByKey with an initial state", func(s *dstream.Stream[kv]) {
+			collect(dstream.UpdateStateByKeyWith(dstream.CoPartitioned(s), count, dstream.StateOptions[string, int]{Initial: map[string]int{"a": 1}}))
+		}, `dstream: operator "updateStateByKey-1" has an initial state (StateOptions.Initial), which group mode cannot place in the tasks its keys belong to; drop it, or run the job in single-process mode`},
+		{"Window of records", func(s *dstream.Stream[kv]) {
+			collect(dstream.Window(s, 2*testBatch, testBatch))
+		}, `dstream: operator "window-1" (window) keeps the records of past batches, which do not move with their tasks in group mode; window a keyed stream with ReduceByKeyAndWindow or GroupByKeyAndWindow instead`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, distributed := range []bool{true, false} {
+				c, err := engine.NewContext(testBatch, engine.WithManualClock(time.Unix(0, 0)))
+				require.NoError(t, err)
+				tc.build(newTaskSource(c, &taskSource[kv]{tasks: 2, distributed: distributed}))
+				err = c.Start()
+				if tc.want == "" || !distributed {
+					require.NoError(t, err, "distributed %v", distributed)
+				} else {
+					require.ErrorContains(t, err, tc.want)
+					require.NotContains(t, err.Error(), "\n", "one sentence")
+				}
+				require.NoError(t, c.Close())
+			}
+		})
+	}
+}
