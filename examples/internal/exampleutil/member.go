@@ -1,6 +1,7 @@
 package exampleutil
 
 import (
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,8 +23,8 @@ func (p *parser) memberFlags() {
 }
 
 // checkMember checks group mode against the other flags, once they are
-// checked: it drops the defaults that do not apply (the checkpoint dir, a
-// SQL sink) and refuses what cannot work in group mode.
+// checked: it makes --checkpoint the member's local state dir, drops the
+// default SQL sink and refuses what cannot work in group mode.
 func (p *parser) checkMember() error {
 	cfg, spec := p.cfg, p.spec
 	if cfg.Member == "" {
@@ -43,16 +44,19 @@ func (p *parser) checkMember() error {
 		return usagef("--member: %s keys its state by %s, not by the keys of its input records, and a job that re-keys its records cannot run on several processes yet; run it without --member.", spec.Name, spec.StateKey)
 	case cfg.Embedded():
 		return usagef("--member needs a broker that every member shares, and the embedded broker lives in one process; start one with go run ./cmd/sluice-broker and pass its address with --brokers.")
-	case cfg.SessionTimeout < time.Second || cfg.SessionTimeout%time.Millisecond != 0:
-		return usagef("--session-timeout %v is not a whole number of milliseconds of 1s or more; pass a duration such as --session-timeout 10s.", cfg.SessionTimeout)
+	case cfg.SessionTimeout <= 0 || cfg.SessionTimeout%time.Millisecond != 0:
+		return usagef("--session-timeout %v is not a positive whole number of milliseconds; pass a duration such as --session-timeout 10s.", cfg.SessionTimeout)
 	case p.set["start-offsets"]:
 		return usagef("--start-offsets does not apply with --member, where a task starts at the group's committed offsets, else at the partition's start; drop it (or set the group's offsets with kafka-consumer-groups).")
 	case cfg.RollbackOnCorrupt:
 		return usagef("--rollback-on-corrupt concerns checkpoints, and with --member offsets live in the group and there is no checkpoint; drop the flag.")
-	case p.set["checkpoint"] && cfg.Checkpoint != "":
-		return usagef("--checkpoint does not apply with --member, where offsets live in the group; drop the flag.")
 	}
-	cfg.Checkpoint = ""
+	// Offsets live in the group, state in changelogs: --checkpoint names
+	// the member's local state dir instead, its own by default.
+	cfg.StateDir, cfg.Checkpoint = cfg.Checkpoint, ""
+	if !p.set["checkpoint"] {
+		cfg.StateDir = filepath.Join(DataRoot, spec.Name, "member-"+cfg.Member)
+	}
 	if !p.set["sink"] {
 		cfg.Sink = "" // the default SQL sink cannot join the member's transaction
 	}

@@ -34,6 +34,7 @@ func TestParseFlagsMember(t *testing.T) {
 	require.Equal(t, "a", cfg.Member)
 	require.Equal(t, 10*time.Second, cfg.SessionTimeout)
 	require.Empty(t, cfg.Checkpoint, "offsets live in the group: no checkpoint")
+	require.Equal(t, filepath.Join("sluice-data", "goodbad", "member-a"), cfg.StateDir, "each member has a local state dir of its own")
 	require.Empty(t, cfg.Sink, "the default SQL sink is dropped: it cannot join the member's transaction")
 	require.Equal(t, "out/r-a", cfg.Save, "each member saves files of its own")
 	require.Len(t, cfg.memberOptions(), 2)
@@ -42,6 +43,11 @@ func TestParseFlagsMember(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "kafka:results", cfg.Sink)
 	require.Equal(t, DefaultSessionTimeout, cfg.SessionTimeout)
+
+	cfg, err = ParseFlags(coPartitioned, []string{"--brokers", "a:9092", "--member", "a", "--checkpoint", "state/a"}, nil)
+	require.NoError(t, err)
+	require.Empty(t, cfg.Checkpoint)
+	require.Equal(t, "state/a", cfg.StateDir, "--checkpoint names the member's local state dir")
 
 	cfg, err = ParseFlags(coPartitioned, nil, nil)
 	require.NoError(t, err)
@@ -66,15 +72,16 @@ func TestParseFlagsMemberErrors(t *testing.T) {
 			`--member "a/b" holds characters other than letters, digits, '.', '_' and '-'; name this process such as --member a.`},
 		{"session timeout alone", coPartitioned, []string{"--brokers", "a:9092", "--session-timeout", "10s"},
 			"--session-timeout applies to group mode; add --member NAME or drop the flag."},
-		{"short session timeout", coPartitioned, append(shared, "--session-timeout", "500ms"),
-			"--session-timeout 500ms is not a whole number of milliseconds of 1s or more; pass a duration such as --session-timeout 10s."},
+		{"zero session timeout", coPartitioned, append(shared, "--session-timeout", "0s"),
+			"--session-timeout 0s is not a positive whole number of milliseconds; pass a duration such as --session-timeout 10s."},
+		{"sub-millisecond session timeout", coPartitioned, append(shared, "--session-timeout", "1500us"),
+			"--session-timeout 1.5ms is not a positive whole number of milliseconds; pass a duration such as --session-timeout 10s."},
 		{"session timeout not a duration", coPartitioned, append(shared, "--session-timeout", "long"),
 			`--session-timeout "long" is not a valid value; pass a duration such as 2s, 500ms or 1m.`},
 		{"start offsets", coPartitioned, append(shared, "--start-offsets", "earliest"),
 			"--start-offsets does not apply with --member, where a task starts at the group's committed offsets, else at the partition's start; drop it (or set the group's offsets with kafka-consumer-groups)."},
 		{"rollback", coPartitioned, append(shared, "--rollback-on-corrupt"),
 			"--rollback-on-corrupt concerns checkpoints, and with --member offsets live in the group and there is no checkpoint; drop the flag."},
-		{"checkpoint", coPartitioned, append(shared, "--checkpoint", "ck"), "--checkpoint does not apply with --member, where offsets live in the group; drop the flag."},
 		{"sqlite sink", coPartitioned, append(shared, "--sink", "sqlite:r.db"),
 			"--sink sqlite:r.db cannot join the member's Kafka transaction, which commits each batch's results with its offsets in group mode; with --member pass --sink kafka:TOPIC or no --sink."},
 		{"postgres sink", coPartitioned, append(shared, "--sink", "postgres://localhost/db"),
