@@ -90,7 +90,9 @@ func buildWith(j *exampleutil.Job, update func([]contribution, float64, bool) (f
 		}
 		return []dstream.KV[string, contribution]{dstream.Pair(b.Page, contribution{b.Popularity(), r.Topic, r.Partition, r.Offset})}
 	})
-	popularity := dstream.UpdateStateByKey(contributions, update).Name("popularity")
+	// Records are keyed by page (the generator writes them so; --member
+	// needs every producer to), so the pages are keyed like the input.
+	popularity := dstream.UpdateStateByKey(dstream.CoPartitioned(contributions), update).Name("popularity")
 	exampleutil.ForEachBatch(j, "", popularity, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, float64]]) error {
 		rows := exampleutil.Collect(b)
 		for i := range rows {
