@@ -39,6 +39,14 @@
 //     1 s batch. PostgreSQL runs on a server the workload starts as
 //     internal/pgtest does; without PostgreSQL's binaries it is skipped,
 //     saying how to install them.
+//   - scaleout: page popularity over records keyed by page, as processes of
+//     their own with GOMAXPROCS 1 each (the benchmarks binary started
+//     again): two members of the job in group mode ÷ one member, and one
+//     member ÷ the same job in single-process mode, checkpointed; then the
+//     failover: two members on the real clock hold -failover-keys keys per
+//     task, one is killed with SIGKILL, and the time from the kill to the
+//     first batch the other commits with one of its tasks is reported
+//     beside the session timeout.
 //
 // Throughput workloads run on the manual clock as fast as they can: each
 // batch reads at most its share of the input (the Kafka source's

@@ -32,6 +32,7 @@ type harness struct {
 
 	produceRate float64 // records/s the producer loaded the pass-through input at
 	passRate    float64 // Sluice's pass-through rate, once measured
+	scaleSeq    int     // numbers the scale-out workload's groups, fresh for every run
 
 	results     []result
 	latencies   []latencyResult

@@ -117,6 +117,11 @@ func (h *harness) load(ctx context.Context) error {
 		}
 		h.logf("loaded %d behaviors into %s", cfg.behaviors, topicBehavior)
 	}
+	if cfg.has("scaleout") {
+		if err := h.loadScaleOut(ctx); err != nil {
+			return err
+		}
+	}
 	if cfg.has("overhead") {
 		if err := h.broker.CreateTopic(ctx, topicEmpty, int32(cfg.partitions)); err != nil {
 			return err

@@ -19,7 +19,7 @@ import (
 )
 
 // workloads lists every workload in the order the harness runs them.
-var workloads = []string{"pass", "wordcount", "batchcost", "window", "pagepop", "overhead", "latency", "checkpoint", "scaling", "sinks"}
+var workloads = []string{"pass", "wordcount", "batchcost", "window", "pagepop", "overhead", "latency", "checkpoint", "scaling", "sinks", "scaleout"}
 
 // config is what one run measures and where it writes.
 type config struct {
@@ -47,6 +47,11 @@ type config struct {
 	kafkaBatches     int   // batches of the Kafka sinks
 	sinkRecords      int   // records per batch of the Kafka sinks
 	sqlRows          int   // rows per batch of the SQL sinks
+
+	failoverKeys    int           // distinct keys per task of the failover run
+	failoverTasks   int           // tasks (partitions) of the failover run
+	failoverSession time.Duration // the members' session timeout in the failover run
+	failoverBatch   time.Duration // batch interval of the failover run
 
 	dir        string // scratch dir for checkpoints; "" means a temp dir
 	out        string // JSON file
@@ -119,6 +124,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.kafkaBatches, "kafka-sink-batches", 200, "batches each Kafka sink writes, each side of a comparison in turn (-quick: 20)")
 	fs.IntVar(&cfg.sinkRecords, "sink-records", 5000, "records per batch of the Kafka sinks (-quick: 2,000)")
 	fs.IntVar(&cfg.sqlRows, "sql-rows", 2000, "upserts per batch of the SQL sinks (-quick: 1,000)")
+	fs.IntVar(&cfg.failoverKeys, "failover-keys", 100_000, "distinct keys in state per task when the scaleout workload kills a member (-quick: 20,000)")
+	fs.IntVar(&cfg.failoverTasks, "failover-tasks", 4, "tasks (partitions) of the scaleout workload's failover run, split between two members")
+	fs.DurationVar(&cfg.failoverSession, "failover-session-timeout", 6*time.Second, "session timeout of the members of the scaleout workload's failover run: how long the group waits for a killed member")
+	fs.DurationVar(&cfg.failoverBatch, "failover-batch", 200*time.Millisecond, "batch interval of the scaleout workload's failover run, on the real clock")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch dir for checkpoints (default: a new temp dir, removed afterwards)")
 	fs.StringVar(&cfg.out, "out", "", "JSON results file (default results/latest.json, -quick: results/quick.json, beside this command)")
 	fs.StringVar(&cfg.chart, "chart", "", "SVG chart file (default: the JSON file's name with .svg)")
@@ -146,6 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"sqlite-sink-batches": func() { cfg.sqliteBatches = 5 },
 			"sink-records":        func() { cfg.sinkRecords = 2000 },
 			"sql-rows":            func() { cfg.sqlRows = 1000 },
+			"failover-keys":       func() { cfg.failoverKeys = 20_000 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -213,6 +223,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: -empty-batches and -checkpoint-batches must be at least 1", errUsage)
 	case c.sinkBatches < 1 || c.sqliteBatches < 1 || c.kafkaBatches < 1 || c.sinkRecords < 1 || c.sqlRows < 1:
 		return fmt.Errorf("%w: -sink-batches, -sqlite-sink-batches, -kafka-sink-batches, -sink-records and -sql-rows must be at least 1", errUsage)
+	case c.failoverKeys < 1 || c.failoverTasks < 2:
+		return fmt.Errorf("%w: -failover-keys must be at least 1 and -failover-tasks at least 2 (one for each member)", errUsage)
+	case c.failoverSession < 100*time.Millisecond || c.failoverBatch <= 0:
+		return fmt.Errorf("%w: -failover-session-timeout must be at least 100ms and -failover-batch positive", errUsage)
 	case c.latencyRate < 0 || c.latencyDuration < 0:
 		return fmt.Errorf("%w: -latency-rate and -latency-duration must not be negative", errUsage)
 	}
@@ -262,6 +276,9 @@ func resultsDir() string {
 }
 
 func main() {
+	if memberMain() {
+		return
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -322,6 +339,7 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) (err error
 		"checkpoint": h.checkpointCost,
 		"scaling":    h.scaling,
 		"sinks":      h.sinks,
+		"scaleout":   h.scaleOut,
 	}
 	for _, w := range cfg.workloads {
 		start := time.Now()

@@ -24,10 +24,20 @@ func tinyConfig(t *testing.T) config {
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3", "-cost-batches", "2,50",
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3",
 		"-sink-batches", "2", "-kafka-sink-batches", "2", "-sqlite-sink-batches", "2", "-sink-records", "200", "-sql-rows", "100",
+		"-failover-keys", "2000", "-failover-session-timeout", "500ms", "-failover-batch", "100ms",
 		"-dir", filepath.Join(dir, "scratch"), "-out", filepath.Join(dir, "out.json"),
 	}, io.Discard)
 	require.NoError(t, err)
 	return cfg
+}
+
+// TestMain runs the test binary as a member of the scaleout workload when
+// the workload starts it as one.
+func TestMain(m *testing.M) {
+	if memberMain() {
+		return
+	}
+	os.Exit(m.Run())
 }
 
 func TestHarnessTinyRun(t *testing.T) {
@@ -78,8 +88,9 @@ func TestHarnessTinyRun(t *testing.T) {
 	// pass-through, word count twice, fixed cost off and on, durable word
 	// count of the lines and of the large input, empty batches, latency
 	// p99, checkpoint cost, the transactional Kafka sink, the SQL sink into
-	// SQLite and, with a PostgreSQL server, into PostgreSQL.
-	want := 13
+	// SQLite and, with a PostgreSQL server, into PostgreSQL, two members ÷
+	// one and the failover.
+	want := 15
 	for _, s := range rep.Skipped {
 		require.Contains(t, s, "install", "a skip says how to install what is missing")
 		want--

@@ -1,0 +1,572 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Topics of the scale-out workload.
+const (
+	topicKeyed    = "behavior-keyed" // page popularity input keyed by page, for group mode
+	topicFailover = "failover"       // failoverKeys distinct keys per partition
+)
+
+// member is one process of the scale-out workload (see memberEnv).
+type member struct {
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	done   chan struct{} // closed once the process has exited
+	err    error         // valid after done
+	stderr *syncBuffer
+}
+
+// memberEvent is a line a member printed.
+type memberEvent struct {
+	m       *member
+	line    string
+	end     time.Time // batch lines: when the batch completed
+	records int64
+	parts   []int32
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startMember starts the benchmarks binary again as the process spec
+// describes, with GOMAXPROCS procs (0: the default), sending what it prints
+// to events.
+func (h *harness) startMember(name string, spec memberSpec, procs int, events chan<- memberEvent) (*member, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), memberEnv+"="+string(js))
+	if procs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(procs))
+	}
+	m := &member{name: name, cmd: cmd, done: make(chan struct{}), stderr: &syncBuffer{}}
+	cmd.Stderr = m.stderr
+	if m.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			ev := memberEvent{m: m, line: sc.Text()}
+			if f := strings.Fields(ev.line); len(f) == 4 && f[0] == "batch" {
+				ns, _ := strconv.ParseInt(f[1], 10, 64)
+				ev.end = time.Unix(0, ns)
+				ev.records, _ = strconv.ParseInt(f[2], 10, 64)
+				if f[3] != "-" {
+					for p := range strings.SplitSeq(f[3], ",") {
+						n, _ := strconv.Atoi(p)
+						ev.parts = append(ev.parts, int32(n))
+					}
+				}
+			}
+			events <- ev
+		}
+		m.err = cmd.Wait()
+		close(m.done)
+		events <- memberEvent{m: m, line: "exit"}
+	}()
+	return m, nil
+}
+
+// stopMembers closes the members' standard input, which stops them, and
+// waits for them to exit, killing those that take longer than 30s. It
+// drains events meanwhile.
+func stopMembers(events <-chan memberEvent, ms ...*member) error {
+	var errs []error
+	for _, m := range ms {
+		_ = m.stdin.Close()
+	}
+	deadline := time.After(30 * time.Second)
+	for _, m := range ms {
+		for waiting := true; waiting; {
+			select {
+			case <-m.done:
+				waiting = false
+			case <-events:
+			case <-deadline:
+				_ = m.cmd.Process.Kill()
+				<-m.done
+				waiting = false
+			}
+		}
+		var ee *exec.ExitError
+		if m.err != nil && !(errors.As(m.err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL) {
+			errs = append(errs, fmt.Errorf("member %s: %v: %s", m.name, m.err, m.stderr))
+		}
+	}
+	// Later lines of exited members are dropped.
+	for {
+		select {
+		case <-events:
+		default:
+			return errors.Join(errs...)
+		}
+	}
+}
+
+// waitReady waits until every member has printed "ready".
+func waitReady(ctx context.Context, events <-chan memberEvent, ms ...*member) error {
+	ready := map[*member]bool{}
+	timeout := time.After(time.Minute)
+	for len(ready) < len(ms) {
+		select {
+		case ev := <-events:
+			switch ev.line {
+			case "ready":
+				ready[ev.m] = true
+			case "exit":
+				return fmt.Errorf("member %s exited before it was ready: %v: %s", ev.m.name, ev.m.err, ev.m.stderr)
+			}
+		case <-timeout:
+			return errors.New("the members were not ready within a minute")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// waitAssigned waits until group is stable with members members that own
+// all partitions of topic between them, and returns who owns which.
+func (h *harness) waitAssigned(ctx context.Context, group, topic string, members, partitions int) (map[string][]int32, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker.Addrs()...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ds, err := adm.DescribeGroups(ctx, group)
+		if err == nil {
+			d := ds[group]
+			owned := map[string][]int32{}
+			n := 0
+			for _, m := range d.Members {
+				if a, ok := m.Assigned.AsConsumer(); ok {
+					for _, t := range a.Topics {
+						if t.Topic == topic {
+							owned[m.MemberID] = append(owned[m.MemberID], t.Partitions...)
+							n += len(t.Partitions)
+						}
+					}
+				}
+			}
+			if d.Err == nil && d.State == "Stable" && len(d.Members) == members && n == partitions {
+				return owned, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("group %s did not settle on %d members owning the %d partitions of %s within a minute", group, members, partitions, topic)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// lowerMinSession lets group members of the embedded broker ask for
+// session timeouts down to 100ms.
+func (h *harness) lowerMinSession(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker.Addrs()...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	v := "100"
+	rs, err := kadm.NewClient(cl).AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "group.min.session.timeout.ms", Value: &v}})
+	for _, r := range rs {
+		err = errors.Join(err, r.Err)
+	}
+	return err
+}
+
+// scaleRun reads the keyed page popularity input once with members
+// processes of the job in group mode (0: one process in single-process
+// mode, checkpointed), each with GOMAXPROCS 1, and returns the time from
+// telling them to go to the end of the batch that read the last record.
+func (h *harness) scaleRun(ctx context.Context, members int) (time.Duration, error) {
+	h.scaleSeq++
+	group := fmt.Sprintf("bench-scaleout-%d", h.scaleSeq)
+	spec := memberSpec{Brokers: h.broker.Addrs(), Topic: topicKeyed, Group: group, Batch: h.cfg.batch, Manual: true,
+		MaxRate: h.limits(h.cfg.behaviors).MaxRatePerPartition, Session: 6 * time.Second, IdleStop: 2}
+	events := make(chan memberEvent, 1024)
+	var ms []*member
+	defer func() { _ = stopMembers(events, ms...) }()
+	n := max(members, 1)
+	for i := range n {
+		s := spec
+		dir, err := os.MkdirTemp(h.dir, "member-")
+		if err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(dir)
+		s.StateDir = dir
+		name := "single"
+		if members > 0 {
+			s.Name = string(rune('a' + i))
+			name = s.Name
+		}
+		m, err := h.startMember(name, s, 1, events)
+		if err != nil {
+			return 0, err
+		}
+		ms = append(ms, m)
+	}
+	if err := waitReady(ctx, events, ms...); err != nil {
+		return 0, err
+	}
+	if members > 0 {
+		if _, err := h.waitAssigned(ctx, group, topicKeyed, members, h.cfg.partitions); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
+	for _, m := range ms {
+		if _, err := io.WriteString(m.stdin, "go\n"); err != nil {
+			return 0, err
+		}
+	}
+	var read int64
+	var last time.Time
+	finished := map[*member]bool{}
+	for read < int64(h.cfg.behaviors) {
+		select {
+		case ev := <-events:
+			// A member stops once its tasks read nothing more ("done");
+			// exiting otherwise is a failure.
+			if ev.line == "done" {
+				finished[ev.m] = true
+			}
+			if ev.line == "exit" && (!finished[ev.m] || ev.m.err != nil) {
+				return 0, fmt.Errorf("member %s stopped after %d of %d records in all: %v: %s", ev.m.name, read, h.cfg.behaviors, ev.m.err, ev.m.stderr)
+			}
+			read += ev.records
+			if ev.end.After(last) {
+				last = ev.end
+			}
+		case <-time.After(time.Minute):
+			return 0, fmt.Errorf("no batch completed for a minute, %d of %d records read", read, h.cfg.behaviors)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	if read != int64(h.cfg.behaviors) {
+		return 0, fmt.Errorf("the members read %d records of %d", read, h.cfg.behaviors)
+	}
+	err := stopMembers(events, ms...)
+	ms = nil
+	return last.Sub(start), err
+}
+
+// scaleOut measures the keyed page popularity job on two members ÷ one,
+// and on one member in group mode ÷ the same job in single-process mode
+// (checkpointed), every process with GOMAXPROCS 1; then the failover.
+func (h *harness) scaleOut(ctx context.Context) error {
+	if err := h.lowerMinSession(ctx); err != nil {
+		return fmt.Errorf("lowering the broker's group.min.session.timeout.ms: %w", err)
+	}
+	rates, err := h.compare(ctx, h.cfg.behaviors,
+		func(ctx context.Context) (time.Duration, error) { return h.scaleRun(ctx, 0) },
+		func(ctx context.Context) (time.Duration, error) { return h.scaleRun(ctx, 1) },
+		func(ctx context.Context) (time.Duration, error) { return h.scaleRun(ctx, 2) })
+	if err != nil {
+		return err
+	}
+	single, one, two := rates[0], rates[1], rates[2]
+	size := thousands(h.cfg.behaviors)
+	r := h.throughput("scaleout", "2 members ÷ 1, GOMAXPROCS 1 each", fmt.Sprintf("page popularity, %s records keyed by page, 2 members in group mode, each a process with GOMAXPROCS 1", size), two, one, "1 member, GOMAXPROCS 1")
+	r.ratioGoal("≥ 1.8×", 1.8)
+	h.add(r)
+	h.add(h.throughput("scaleout", "group mode on 1 member ÷ single-process", fmt.Sprintf("page popularity, %s records keyed by page, group mode on 1 member, GOMAXPROCS 1", size), one, single, "single-process mode, checkpoints on, GOMAXPROCS 1"))
+	return h.failover(ctx)
+}
+
+// failover loads failoverKeys distinct keys into each of failoverTasks
+// partitions, runs two members (real clock) until they have read them all
+// and a trickle of further records keeps every batch reading, kills the
+// member that is not the group's first with SIGKILL and times how long the
+// other takes to commit a batch that read one of its tasks: session
+// timeout, rebalance, restore of the tasks' state from their changelogs
+// and the first batch.
+func (h *harness) failover(ctx context.Context) error {
+	var times []time.Duration
+	for range h.cfg.repeat {
+		d, err := h.failoverOnce(ctx)
+		if err != nil {
+			return err
+		}
+		h.logf("failover in %v", d.Round(time.Millisecond))
+		times = append(times, d)
+	}
+	ms := make([]float64, len(times))
+	for i, d := range times {
+		ms[i] = float64(d) / float64(time.Millisecond)
+	}
+	failover, session := median(ms), float64(h.cfg.failoverSession)/float64(time.Millisecond)
+	r := result{Workload: "scaleout", Label: "failover ÷ session timeout", Unit: unitMS, Better: "lower",
+		Figure: fmt.Sprintf("failover: kill -9 to the first batch committed by the new owner, %s keys per task, %d tasks (%.0f ms beyond the session timeout)",
+			thousands(h.cfg.failoverKeys), h.cfg.failoverTasks, failover-session),
+		Sluice: failover}
+	r.against(session, "session timeout")
+	r.goal("≤ session timeout + 10 s", failover-session <= 10_000)
+	h.add(r)
+	return nil
+}
+
+func (h *harness) failoverOnce(ctx context.Context) (time.Duration, error) {
+	h.scaleSeq++
+	group := fmt.Sprintf("bench-failover-%d", h.scaleSeq)
+	spec := memberSpec{Brokers: h.broker.Addrs(), Topic: topicFailover, Group: group, Batch: h.cfg.failoverBatch,
+		Session: h.cfg.failoverSession}
+	events := make(chan memberEvent, 1024)
+	var ms []*member
+	defer func() { _ = stopMembers(events, ms...) }()
+	for _, name := range []string{"a", "b"} {
+		s := spec
+		s.Name = name
+		dir, err := os.MkdirTemp(h.dir, "member-")
+		if err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(dir)
+		s.StateDir = dir
+		m, err := h.startMember(name, s, 0, events)
+		if err != nil {
+			return 0, err
+		}
+		ms = append(ms, m)
+	}
+	if err := waitReady(ctx, events, ms...); err != nil {
+		return 0, err
+	}
+	if _, err := h.waitAssigned(ctx, group, topicFailover, 2, h.cfg.failoverTasks); err != nil {
+		return 0, err
+	}
+	for _, m := range ms {
+		if _, err := io.WriteString(m.stdin, "go\n"); err != nil {
+			return 0, err
+		}
+	}
+	a, b := ms[0], ms[1]
+	// Both read their share of the keys; then a trickle of records keeps
+	// every batch reading.
+	loaded := int64(h.cfg.failoverKeys * h.cfg.failoverTasks)
+	var read int64
+	bParts := map[int32]bool{}
+	for read < loaded {
+		ev, err := nextEvent(ctx, events)
+		if err != nil {
+			return 0, err
+		}
+		read += ev.records
+		if ev.m == b {
+			for _, p := range ev.parts {
+				bParts[p] = true
+			}
+		}
+	}
+	if len(bParts) == 0 {
+		return 0, errors.New("member b read none of the keys")
+	}
+	trickleCtx, stopTrickle := context.WithCancel(ctx)
+	defer stopTrickle()
+	trickled := make(chan error, 1)
+	go func() { trickled <- h.trickle(trickleCtx, topicFailover, h.cfg.failoverTasks, h.cfg.failoverBatch/2) }()
+	// Kill b after a batch of its that read the trickle.
+	for {
+		ev, err := nextEvent(ctx, events)
+		if err != nil {
+			return 0, err
+		}
+		if ev.m == b && ev.records > 0 {
+			break
+		}
+	}
+	killed := time.Now()
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return 0, err
+	}
+	for {
+		ev, err := nextEvent(ctx, events)
+		if err != nil && ev.m != b {
+			return 0, err
+		}
+		if ev.m != a {
+			continue
+		}
+		for _, p := range ev.parts {
+			if bParts[p] {
+				stopTrickle()
+				if err := <-trickled; err != nil && !errors.Is(err, context.Canceled) {
+					return 0, err
+				}
+				return ev.end.Sub(killed), nil
+			}
+		}
+	}
+}
+
+// nextEvent returns the next line a member printed, failing on a member
+// that exits, or after a minute without a line.
+func nextEvent(ctx context.Context, events <-chan memberEvent) (memberEvent, error) {
+	select {
+	case ev := <-events:
+		if ev.line == "exit" {
+			return ev, fmt.Errorf("member %s exited: %v: %s", ev.m.name, ev.m.err, ev.m.stderr)
+		}
+		return ev, nil
+	case <-time.After(time.Minute):
+		return memberEvent{}, errors.New("no member printed anything for a minute")
+	case <-ctx.Done():
+		return memberEvent{}, ctx.Err()
+	}
+}
+
+// trickle writes one record to every partition of topic every interval
+// until ctx is done, each to a key its partition holds already.
+func (h *harness) trickle(ctx context.Context, topic string, partitions int, interval time.Duration) error {
+	cl, err := h.producer()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		for p := range int32(partitions) {
+			k, v := failoverRecord(p, i%h.cfg.failoverKeys)
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: p, Key: k, Value: v}, nil)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// failoverRecord is the record of key i of partition p: a behaviour of page
+// t<p>-k<i>.
+func failoverRecord(p int32, i int) (key, value []byte) {
+	k := fmt.Appendf(nil, "t%d-k%06d", p, i)
+	return k, fmt.Appendf(nil, "%s|1|1.5|0", k)
+}
+
+// loadScaleOut fills the scale-out workload's topics: the page popularity
+// input keyed by page (the default partitioner, as co-partitioning wants),
+// and failoverKeys keys in each partition of the failover topic.
+func (h *harness) loadScaleOut(ctx context.Context) error {
+	if err := h.broker.CreateTopic(ctx, topicKeyed, int32(h.cfg.partitions)); err != nil {
+		return err
+	}
+	gen := newBehaviorGen()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker.Addrs()...), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(200_000))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var first error
+	var mu sync.Mutex
+	keep := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			first = cmpOr(first, err)
+			mu.Unlock()
+		}
+	}
+	for i := range h.cfg.behaviors {
+		_, v := gen.next(i)
+		page, _, _ := bytes.Cut(v, []byte("|"))
+		cl.Produce(ctx, &kgo.Record{Topic: topicKeyed, Key: page, Value: v}, keep)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	if first != nil {
+		return fmt.Errorf("producing %s: %w", topicKeyed, first)
+	}
+	h.logf("loaded %d behaviors keyed by page into %s", h.cfg.behaviors, topicKeyed)
+
+	if err := h.broker.CreateTopic(ctx, topicFailover, int32(h.cfg.failoverTasks)); err != nil {
+		return err
+	}
+	pc, err := h.producer()
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	for p := range int32(h.cfg.failoverTasks) {
+		for i := range h.cfg.failoverKeys {
+			k, v := failoverRecord(p, i)
+			pc.Produce(ctx, &kgo.Record{Topic: topicFailover, Partition: p, Key: k, Value: v}, keep)
+		}
+	}
+	if err := pc.Flush(ctx); err != nil {
+		return err
+	}
+	if first != nil {
+		return fmt.Errorf("producing %s: %w", topicFailover, first)
+	}
+	h.logf("loaded %d keys into each of the %d partitions of %s", h.cfg.failoverKeys, h.cfg.failoverTasks, topicFailover)
+	return nil
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
