@@ -405,6 +405,13 @@ func TestGroupModeRefusals(t *testing.T) {
 		{"UpdateStateByKey with an initial state", func(s *dstream.Stream[kv]) {
 			collect(dstream.UpdateStateByKeyWith(dstream.CoPartitioned(s), count, dstream.StateOptions[string, int]{Initial: map[string]int{"a": 1}}))
 		}, `dstream: operator "updateStateByKey-1" has an initial state (StateOptions.Initial), which group mode cannot place in the tasks its keys belong to; drop it, or run the job in single-process mode`},
+		{"MapWithState with an initial state", func(s *dstream.Stream[kv]) {
+			spec := dstream.NewSimpleStateSpec(runningCount).WithInitialState(map[string]int{"a": 1})
+			collect(dstream.MapWithState(dstream.CoPartitioned(s), spec).Stream)
+		}, `dstream: operator "mapWithState-1" has an initial state (StateSpec.WithInitialState), which group mode cannot place in the tasks its keys belong to; drop it, or run the job in single-process mode`},
+		{"MapWithState without CoPartitioned", func(s *dstream.Stream[kv]) {
+			collect(dstream.MapWithState(s, dstream.NewSimpleStateSpec(runningCount)).Stream)
+		}, `dstream: operator "mapWithState-1" (mapWithState) keys a stream that is not known to be keyed like the job's input`},
 		{"Window of records", func(s *dstream.Stream[kv]) {
 			collect(dstream.Window(s, 2*testBatch, testBatch))
 		}, `dstream: operator "window-1" (window) keeps the records of past batches, which do not move with their tasks in group mode; window a keyed stream with ReduceByKeyAndWindow or GroupByKeyAndWindow instead`},
@@ -426,4 +433,120 @@ func TestGroupModeRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wordsByTask pairs every word of input with 1, the word's task being
+// taskOf(word) of tasks.
+func wordsByTask(input [][]string, tasks int, taskOf func(string) int) [][][]kvsi {
+	out := make([][][]kvsi, len(input))
+	for k, words := range input {
+		out[k] = make([][]kvsi, tasks)
+		for _, w := range words {
+			out[k][taskOf(w)] = append(out[k][taskOf(w)], pairOne(w))
+		}
+	}
+	return out
+}
+
+// swapping moves the two tasks of a job between its two members at almost
+// every batch.
+var swapping = [][]int{{0, 1}, {1, 0}, {1, 1}, {0, 0}, {0, 1}, {1, 0}, {0, 1}, {1, 1}, {0, 0}}
+
+// abTasks puts "a" in task 0 and every other word in task 1.
+func abTasks(w string) int {
+	if w == "a" {
+		return 0
+	}
+	return 1
+}
+
+func TestGroupModeMapWithState(t *testing.T) {
+	type kv = dstream.KV[string, int]
+	sumState := func(_ time.Time, key string, v dstream.Optional[int], st *dstream.State[int]) (kv, bool) {
+		n, _ := st.Get()
+		if st.IsTimingOut() {
+			return dstream.Pair(key, -n), true
+		}
+		st.Update(n + v.Value)
+		if n+v.Value > 40 {
+			st.Remove()
+		}
+		return dstream.Pair(key, n+v.Value), true
+	}
+	cases := []struct {
+		name  string
+		empty []int
+		build func(s *dstream.Stream[kv]) *dstream.Stream[kv]
+	}{
+		{"mapped records", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.MapWithState(dstream.CoPartitioned(s), dstream.NewStateSpec(sumState)).Stream
+		}},
+		{"state snapshots", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.MapWithState(dstream.CoPartitioned(s), dstream.NewStateSpec(sumState)).StateSnapshots()
+		}},
+		{"timeouts", []int{3, 4, 5, 7}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.MapWithState(dstream.CoPartitioned(s), dstream.NewStateSpec(sumState).WithTimeout(2*testBatch)).Stream
+		}},
+		{"timeouts, state snapshots", []int{3, 4, 5, 7}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.MapWithState(dstream.CoPartitioned(s), dstream.NewStateSpec(sumState).WithTimeout(2*testBatch)).StateSnapshots()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Few records a batch and keys that are sometimes idle.
+			input := keyedInput(len(moving)+3, 4, 12, 5, tc.empty...)
+			group, single := runMembers(t, 4, input, moving, len(input), tc.build)
+			require.Len(t, group, len(single), "output batches")
+			for i := range single {
+				require.ElementsMatch(t, single[i], group[i], "output batch %d", i+1)
+			}
+		})
+	}
+
+	// Spark's MapWithStateSuite cases with "a" in one task and the other
+	// words in the other, the tasks swapping members at almost every batch.
+	input := [][]string{{}, {"a"}, {"a", "b"}, {"a", "b", "c"}, {"a", "b"}, {"a"}, {}}
+	t.Run("MapWithStateSuite/mapWithState - states as mapped data", func(t *testing.T) {
+		group, single := runMembers(t, 2, wordsByTask(input, 2, abTasks), swapping, len(input), func(s *dstream.Stream[kvsi]) *dstream.Stream[kvsi] {
+			return dstream.MapWithState(dstream.CoPartitioned(s), dstream.NewStateSpec(func(_ time.Time, key string, value dstream.Optional[int], state *dstream.State[int]) (kvsi, bool) {
+				return dstream.Pair(key, runningCount(key, value, state)), true
+			})).Stream
+		})
+		want := [][]kvsi{{}, {{"a", 1}}, {{"a", 2}, {"b", 1}}, {{"a", 3}, {"b", 2}, {"c", 1}}, {{"a", 4}, {"b", 3}}, {{"a", 5}}, {}}
+		for i := range want {
+			require.ElementsMatch(t, want[i], group[i], "group mode, batch %d", i+1)
+			require.ElementsMatch(t, want[i], single[i], "single process, batch %d", i+1)
+		}
+	})
+	t.Run("MapWithStateSuite/mapWithState - state removing", func(t *testing.T) {
+		input := [][]string{{}, {"a"}, {"a", "b"}, {"a", "b", "c"}, {"a", "b", "c"}, {"a", "b"}, {"a"}, {}}
+		group, single := runMembers(t, 2, wordsByTask(input, 2, abTasks), swapping, len(input), func(s *dstream.Stream[kvsi]) *dstream.Stream[kvsi] {
+			return dstream.MapWithState(dstream.CoPartitioned(s), dstream.NewStateSpec(func(_ time.Time, key string, value dstream.Optional[int], state *dstream.State[int]) (int, bool) {
+				if state.Exists() {
+					state.Remove()
+					return 0, false
+				}
+				state.Update(value.Value)
+				return 0, false
+			})).StateSnapshots()
+		})
+		want := [][]kvsi{{}, {{"a", 1}}, {{"b", 1}}, {{"a", 1}, {"c", 1}}, {{"b", 1}}, {{"a", 1}}, {}, {}}
+		for i := range want {
+			require.ElementsMatch(t, want[i], group[i], "group mode, batch %d", i+1)
+			require.ElementsMatch(t, want[i], single[i], "single process, batch %d", i+1)
+		}
+	})
+	t.Run("MapWithStateSuite/mapWithState - state timing out", func(t *testing.T) {
+		// Spark's case in Sluice's form ("timeouts fire at the first batch
+		// past the timeout" in mapwithstate_test.go).
+		input := [][]string{{"a", "b", "c"}, {"a", "b"}, {"a"}, {}, {}, {"a"}, {}}
+		group, single := runMembers(t, 2, wordsByTask(input, 2, abTasks), swapping, len(input), func(s *dstream.Stream[kvsi]) *dstream.Stream[string] {
+			return dstream.MapWithState(dstream.CoPartitioned(s), dstream.NewStateSpec(idleReporter).WithTimeout(3*time.Second)).Stream
+		})
+		want := [][]string{{}, {}, {}, {}, {"c"}, {"b"}, {}}
+		for i := range want {
+			require.ElementsMatch(t, want[i], group[i], "group mode, batch %d", i+1)
+			require.ElementsMatch(t, want[i], single[i], "single process, batch %d", i+1)
+		}
+	})
 }

@@ -192,17 +192,18 @@ func MapWithState[K comparable, V, S, U any](s *Stream[KV[K, V]], spec StateSpec
 		stateCodec = state.CodecFor[S]()
 	}
 	n := &mapWithStateNode[K, V, S, U]{
-		parent: s,
-		spec:   spec,
-		parts:  spec.partitions,
-		ks:     newKeyedState[K, stamped[S]](spec.keyCodec, stampedCodec[S]{inner: stateCodec}),
+		groupCheck: groupCheck{inputs: []keyedRef{s}},
+		parent:     s,
+		spec:       spec,
+		parts:      spec.partitions,
+		ks:         newKeyedState[K, stamped[S]](spec.keyCodec, stampedCodec[S]{inner: stateCodec}),
 	}
 	out := derive[U]("mapWithState", n, s)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[U], error) {
 		if err := n.advance(ctx, j); err != nil {
 			return nil, err
 		}
-		return materialized(n.mapped), nil
+		return byTask(materialized(n.mapped), n.ks.taskCount()), nil
 	}
 	var snaps *Stream[KV[K, S]]
 	m := &MapWithStateStream[K, S, U]{Stream: out}
@@ -210,7 +211,7 @@ func MapWithState[K comparable, V, S, U any](s *Stream[KV[K, V]], spec StateSpec
 		if snaps != nil {
 			return snaps
 		}
-		snaps = derive[KV[K, S]]("stateSnapshots", &node{}, out)
+		snaps = keepsKeying(derive[KV[K, S]]("stateSnapshots", &node{}, out), s)
 		snaps.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, S]], error) {
 			if err := n.advance(ctx, j); err != nil {
 				return nil, err
@@ -227,6 +228,7 @@ func MapWithState[K comparable, V, S, U any](s *Stream[KV[K, V]], spec StateSpec
 // for the batch, and checkpoints the state.
 type mapWithStateNode[K comparable, V, S, U any] struct {
 	node
+	groupCheck
 	parent *Stream[KV[K, V]]
 	spec   StateSpec[K, V, S, U]
 	parts  int
@@ -241,7 +243,29 @@ var (
 	_ engine.Stateful        = (*mapWithStateNode[int, int, int, int])(nil)
 	_ engine.Validator       = (*mapWithStateNode[int, int, int, int])(nil)
 	_ engine.MetricsReporter = (*mapWithStateNode[int, int, int, int])(nil)
+	_ engine.TaskStateful    = (*mapWithStateNode[int, int, int, int])(nil)
 )
+
+// SaveTask passes put the keys of task's state changed since its last
+// SaveTask or RestoreTask (see tasks.go for the records).
+func (n *mapWithStateNode[K, V, S, U]) SaveTask(task int, put func(key, value []byte) error) error {
+	return n.ks.saveTask(n.meta.Name(), task, put)
+}
+
+// RestoreTask replaces task's state with the records load passes. The
+// index of keys by update time is rebuilt at the next batch.
+func (n *mapWithStateNode[K, V, S, U]) RestoreTask(task int, load func(apply func(key, value []byte) error) error) error {
+	n.idle = nil
+	return n.ks.restoreTask(n.meta.Name(), task, load)
+}
+
+// DropTask forgets task's state.
+func (n *mapWithStateNode[K, V, S, U]) DropTask(task int) {
+	n.ks.dropTask(task)
+	if n.idle != nil && task >= 0 && task < len(n.idle) {
+		n.idle[task] = idleIndex[K]{}
+	}
+}
 
 // Metrics reports the keys in state ("state_keys").
 func (n *mapWithStateNode[K, V, S, U]) Metrics() []engine.Metric { return n.ks.metrics() }
@@ -260,8 +284,16 @@ func (n *mapWithStateNode[K, V, S, U]) Validate() error {
 	if err != nil {
 		return err
 	}
-	if err := refuseInGroup(&n.meta, "keeps state that group mode does not hold per task yet; run the job in single-process mode"); err != nil {
+	if err := n.validateGroup(&n.meta); err != nil {
 		return err
+	}
+	n.idle = nil
+	if n.group != nil {
+		if n.spec.initial != nil {
+			return fmt.Errorf("dstream: operator %q has an initial state (StateSpec.WithInitialState), which group mode cannot place in the tasks its keys belong to; drop it, or run the job in single-process mode", n.meta.Name())
+		}
+		n.ks.group = n.group // stores are made once the tasks are known
+		return nil
 	}
 	p, err := statePartitions(n.meta.Name(), "partitions", n.parts, n.meta.Context())
 	if err != nil {
@@ -311,6 +343,9 @@ func (n *mapWithStateNode[K, V, S, U]) advance(ctx context.Context, j *engine.Jo
 	n.mapped = nil
 	op, id := n.meta.Name(), n.meta.ID()
 	ks := n.ks
+	if err := groupInput(op, ks, in); err != nil {
+		return err
+	}
 	defer ks.countKeys()
 	defer ks.forgetChanges(j.Context())
 	ms := j.Time.UnixMilli()
@@ -324,10 +359,20 @@ func (n *mapWithStateNode[K, V, S, U]) advance(ctx context.Context, j *engine.Jo
 			return err
 		}
 	}
-	// Route each record to its key's partition, keeping record order.
+	// Route each record to its key's partition (its task's in group
+	// mode), keeping record order.
 	byTask := make([][][]KV[K, V], in.n)
 	err = j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
 		split := make([][]KV[K, V], ks.n)
+		if in.tasks != nil {
+			p := in.tasks[tk.Index]
+			in.iter(tk, tk.Index, func(kv KV[K, V]) bool {
+				split[p] = append(split[p], kv)
+				return true
+			})
+			byTask[tk.Index] = split
+			return nil
+		}
 		in.iter(tk, tk.Index, func(kv KV[K, V]) bool {
 			p := ks.partition(kv.Key)
 			split[p] = append(split[p], kv)

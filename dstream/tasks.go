@@ -180,7 +180,7 @@ func sourceTasks[T any](src engine.Node, j *engine.Job, d *data[T]) error {
 // byTask returns parts, one partition per task, as data that carries its
 // tasks when n > 0 (group mode).
 func byTask[T any](d *data[T], n int) *data[T] {
-	if n > 0 {
+	if n > 0 && d.n == n {
 		d.tasks, d.ntasks = identityTasks(n), n
 	}
 	return d
@@ -336,4 +336,12 @@ func groupInput[K comparable, V, T any](op string, ks *keyedState[K, V], in *dat
 		return fmt.Errorf("dstream: operator %q holds the state of %d tasks but its input has %d; group mode needs the partition counts of the input topics to stay as they were", op, have, n)
 	}
 	return nil
+}
+
+// taskCount returns the number of tasks in group mode, 0 otherwise.
+func (ks *keyedState[K, V]) taskCount() int {
+	if ks.group == nil {
+		return 0
+	}
+	return ks.initTasks()
 }
