@@ -71,3 +71,20 @@ func (n *directNode) Metrics() []engine.Metric {
 		c("kafka_group_commit_failures_total", "Batches whose offsets could not be committed to the group.", n.commitFailures.Load()),
 	}
 }
+
+// Membership names the group and the member a direct stream in group mode
+// ([AsMember]) reads as.
+type Membership struct {
+	Group  string
+	Member string
+}
+
+// MembershipOf returns the membership of the direct stream node n and
+// true, or false when n is not a direct stream's node in group mode.
+func MembershipOf(n engine.Node) (Membership, bool) {
+	d, ok := n.(*directNode)
+	if !ok || !d.cfg.groupMode {
+		return Membership{}, false
+	}
+	return Membership{Group: d.cfg.group, Member: d.cfg.memberName}, true
+}

@@ -17,14 +17,19 @@
 //     loads nothing from the network): charts of input rate, scheduling
 //     delay, processing time and total delay over the last 100 batches with
 //     their averages, the batches newest first (failed ones marked, with
-//     their offset ranges), the lag per partition and the operator graph.
+//     their offset ranges), the lag per partition, the tasks this process
+//     owns when the job runs on several (with their restore progress) and
+//     the operator graph.
 //     It polls the JSON API below.
 //   - /metrics: the Prometheus text format. Batches by outcome, input
 //     records, histograms of processing time, scheduling delay, total delay
 //     and checkpoint write time, the time of the last completed batch and,
 //     with a checkpoint, of the last committed one, the checkpoint's commits,
 //     bytes written and state bytes per operator, per partition committed
-//     offset, end offset and lag, the counters given with [WithCounter], and
+//     offset, end offset and lag, the tasks this process owns and restores
+//     when the job runs on several (sluice_owned_tasks,
+//     sluice_restoring_tasks, and per task sluice_task_restored_records of
+//     sluice_task_restore_records), the counters given with [WithCounter], and
 //     every metric of a
 //     node implementing [engine.MetricsReporter], prefixed "sluice_" and
 //     labelled with the node's name as "operator": among them the sinks'
@@ -44,6 +49,12 @@
 //     as of the last committed batch), the end offset (last stable offset)
 //     the brokers gave when the last batch was planned, and their
 //     difference, as the source knows them ([kafkasource.ProgressOf]).
+//   - /api/tasks: for a job running on several processes (a source that is
+//     an [engine.TaskReporter] and [engine.Distributed], as a Kafka source
+//     in group mode), per such source its consumer group and member name
+//     ([kafkasource.MembershipOf]) and the tasks this process owns, each
+//     with whether its state is being restored and how many state records
+//     the restore has read of how many; an empty list otherwise.
 //   - /debug/pprof/: Go's profiler (net/http/pprof).
 //
 // Other paths answer 404; bad query parameters 400 with a sentence saying

@@ -33,6 +33,8 @@ type metrics struct {
 	committed, end, lag *prometheus.Desc
 
 	lastCommit, ckptBytes, ckptCommits, stateBytes *prometheus.Desc
+
+	tasks taskDescs
 }
 
 func newMetrics(c *engine.Context, h *history) *metrics {
@@ -69,6 +71,7 @@ func newMetrics(c *engine.Context, h *history) *metrics {
 		ckptCommits: prometheus.NewDesc("sluice_checkpoint_commits_total", "Checkpoint commits written.", nil, labels),
 		stateBytes:  prometheus.NewDesc("sluice_checkpoint_state_bytes", "Bytes of the state of the operator that the newest checkpoint commit refers to.", []string{"operator"}, labels),
 		lag:         prometheus.NewDesc("sluice_kafka_lag_records", "Records of the partition not yet read: end offset minus committed offset.", parts, labels),
+		tasks:       newTaskDescs(labels),
 	}
 	// Both outcomes are exported from the start, at 0, so that rates and
 	// alerts on failures see a series before the first failure.
@@ -128,6 +131,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.stateBytes, prometheus.GaugeValue, float64(n), op)
 		}
 	}
+	m.tasks.collect(m.ctx, ch)
 	for _, n := range m.ctx.Nodes() {
 		r, ok := n.(engine.MetricsReporter)
 		if !ok {

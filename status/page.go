@@ -6,8 +6,8 @@ import (
 )
 
 // pageHTML is the live status page. It holds its styles and scripts, so it
-// needs nothing from the network: it polls /api/job, /api/batches and
-// /api/lag and draws its charts as SVG.
+// needs nothing from the network: it polls /api/job, /api/batches,
+// /api/lag and /api/tasks and draws its charts as SVG.
 //
 //go:embed page/index.html
 var pageHTML []byte

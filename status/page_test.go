@@ -84,6 +84,10 @@ func TestPageInBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, summary, "started "+k.c.StartTime().UTC().Format("2006-01-02 15:04:05")+"Z", "the summary says when the job started")
 
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('tasks').hidden`))
+	require.NoError(t, err)
+	require.True(t, hidden, "a job on one process shows no tasks section")
+
 	ops, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#graph .op')].map(g => g.dataset.name)`))
 	require.NoError(t, err)
 	require.Equal(t, []string{"kafka", "map-1", "forEachBatch-1"}, ops)

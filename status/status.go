@@ -117,6 +117,7 @@ func New(c *engine.Context, opts ...Option) (*Handler, error) {
 	mux.HandleFunc("GET /api/job", h.serveJob)
 	mux.HandleFunc("GET /api/batches", h.serveBatches)
 	mux.HandleFunc("GET /api/lag", h.serveLag)
+	mux.HandleFunc("GET /api/tasks", h.serveTasks)
 	httpaddr.HandleProfiles(mux)
 	h.routePage(mux)
 	h.mux = mux
