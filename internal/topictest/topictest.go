@@ -19,6 +19,17 @@ import (
 // when a partition is not read to its end within 30 seconds.
 func ReadToEnd(t testing.TB, seeds []string, topic string, committed bool) []string {
 	t.Helper()
+	var out []string
+	for _, r := range RecordsToEnd(t, seeds, topic, committed) {
+		out = append(out, string(r.Value))
+	}
+	return out
+}
+
+// RecordsToEnd is [ReadToEnd] returning the records themselves, in offset
+// order within each partition.
+func RecordsToEnd(t testing.TB, seeds []string, topic string, committed bool) []*kgo.Record {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	adm, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
@@ -54,7 +65,7 @@ func ReadToEnd(t testing.TB, seeds []string, topic string, committed bool) []str
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	var got []string
+	var got []*kgo.Record
 	for len(left) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -69,7 +80,7 @@ func ReadToEnd(t testing.TB, seeds []string, topic string, committed bool) []str
 				return
 			}
 			if !r.Attrs.IsControl() {
-				got = append(got, string(r.Value))
+				got = append(got, r)
 			}
 			if r.Offset >= end-1 {
 				delete(left, r.Partition)
