@@ -58,6 +58,27 @@ type Txn struct {
 	mu       sync.Mutex
 	err      error // the first record's failure
 	done     func(*kgo.Record, error)
+
+	parts *partitioner
+}
+
+// partitioner places the records of the topics named with
+// [Txn.ManualPartitions] in the partition they carry, and every other
+// record as kgo does by default (by key hash, keyless ones sticky).
+type partitioner struct {
+	def    kgo.Partitioner
+	mu     sync.Mutex
+	manual map[string]bool
+}
+
+func (p *partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	p.mu.Lock()
+	manual := p.manual[topic]
+	p.mu.Unlock()
+	if manual {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.def.ForTopic(topic)
 }
 
 // New returns the transactional producer of member of group on seeds; opts
@@ -66,13 +87,14 @@ func New(seeds []string, opts []kgo.Opt, group, member string) (*Txn, error) {
 	if member == "" {
 		return nil, errors.New("membertxn: the member has no name; give every process of the job a stable name of its own so that a restart fences its previous instance")
 	}
-	t := &Txn{group: group, member: member, markerTopic: MarkerTopic(group)}
+	t := &Txn{group: group, member: member, markerTopic: MarkerTopic(group),
+		parts: &partitioner{def: kgo.UniformBytesPartitioner(64<<10, true, true, nil), manual: make(map[string]bool)}}
 	// A member killed with its transaction open holds back the stable
 	// offsets of its tasks until the coordinator aborts the transaction:
 	// the timeout is Kafka Streams' exactly-once default, unless opts set
 	// another.
 	all := append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.TransactionTimeout(TransactionTimeout)}, opts...)
-	all = append(all, kgo.TransactionalID(TransactionalID(group, member)))
+	all = append(all, kgo.TransactionalID(TransactionalID(group, member)), kgo.RecordPartitioner(t.parts))
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		return nil, fmt.Errorf("membertxn: the Kafka producer of member %q refused its options: %w", member, err)
@@ -99,6 +121,18 @@ func Set(c *engine.Context, t *Txn) { c.SetValue(key{}, t) }
 func Of(c *engine.Context) *Txn {
 	t, _ := c.Value(key{}).(*Txn)
 	return t
+}
+
+// ManualPartitions makes the records produced to topics go to the
+// partition each carries (Record.Partition), as changelog records must,
+// instead of the partition of their key's hash. Call it before the first
+// record to them.
+func (t *Txn) ManualPartitions(topics ...string) {
+	t.parts.mu.Lock()
+	defer t.parts.mu.Unlock()
+	for _, topic := range topics {
+		t.parts.manual[topic] = true
+	}
 }
 
 // Member returns the member's name.
