@@ -82,6 +82,8 @@ func NewDirectStream(c *engine.Context, topics []string, opts ...Option) (*dstre
 		batch:     c.BatchInterval(),
 		sub:       subscription{topics: topics, regexps: cfg.regexps, assign: cfg.partitions},
 		positions: make(map[TopicPartition]int64),
+		ec:        c,
+		status:    make(map[int]*engine.TaskStatus),
 	}
 	if cfg.regex {
 		n.sub.topics = nil
@@ -133,6 +135,25 @@ type directNode struct {
 	pinned func()
 	who    groupcommit.Member
 
+	// Group mode's tasks: the nodes holding state per task, the tasks whose
+	// state they hold and the tasks of the batch in flight (batch
+	// goroutine); the tasks' status for Tasks (tmu).
+	ec         *engine.Context
+	taskCount  atomic.Int64
+	stateful   []stateNode
+	held       map[int]bool
+	batchTasks []int
+	tmu        sync.Mutex
+	status     map[int]*engine.TaskStatus
+
+	local            *stateDir                        // withStateDir's copies, or nil
+	rr               *reader                          // reads changelogs
+	toCopy           map[TopicPartition][]*kgo.Record // the batch's changelog records, for the local copies
+	changelogWritten atomic.Int64
+	changelogRead    atomic.Int64
+	restored         atomic.Int64
+	restoreNanos     atomic.Int64
+
 	lost           atomic.Int64
 	commitFailures atomic.Int64
 	batches        atomic.Int64
@@ -160,10 +181,17 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 	var fix []TopicPartition
 	startCtx := ctx
 	if n.member != nil {
-		if ps, fix, err = n.pinOwned(ps, pos); err != nil {
+		if n.taskCount.Load() == 0 {
+			n.learnTaskCount(ps) // the input topics did not exist at start
+		}
+		var gained []int
+		if ps, fix, gained, err = n.pinOwned(ps, pos); err != nil {
 			return nil, err
 		}
 		if err := n.txn.Begin(ctx); err != nil {
+			return nil, err
+		}
+		if err := n.restoreTasks(ctx, gained); err != nil {
 			return nil, err
 		}
 		startCtx = kadm.RequireStable(ctx) // wait for offsets a transaction has pending
@@ -313,6 +341,7 @@ func (n *directNode) Close() error {
 	n.closeOnce.Do(func() {
 		n.closeMember()
 		n.k.close()
+		n.local.close()
 	})
 	return nil
 }

@@ -25,6 +25,11 @@ import (
 // a batch's outputs and its input offsets commit together or not at all.
 // Offsets live in the group, so group mode takes no engine.WithCheckpoint.
 //
+// The state of the operators holding it per task ([engine.TaskStateful],
+// such as dstream.UpdateStateByKey over a dstream.CoPartitioned stream)
+// moves with the tasks through changelog topics (see [ChangelogTopic]),
+// written in the same transactions; [WithStateDir] keeps a local copy.
+//
 // name must be stable across restarts and unique among the job's
 // processes: the member's transactional ID derives from it and the group,
 // and a member restarted under its name fences its previous instance. Batch
@@ -60,6 +65,8 @@ func (c *config) validateGroupMode(ec *engine.Context) error {
 	switch {
 	case !c.groupMode && c.memberOpts:
 		return optErr("WithMemberOptions tunes group mode; add AsMember or drop it")
+	case !c.groupMode && c.stateDir != "":
+		return optErr("WithStateDir caches the state of group mode's tasks; add AsMember or drop it")
 	case !c.groupMode:
 		return nil
 	case c.group == "":
@@ -118,14 +125,18 @@ func (n *directNode) startMember(ec *engine.Context, topics []string) error {
 // planned and returns ps cut down to them (a copy: the client caches ps's
 // maps); it drops from pos the partitions no longer owned and returns the
 // owned ones without a position (new tasks), which start at the group's
-// committed offsets. It fails when the group's balancer refuses the job's
+// committed offsets, and the tasks gained, whose state is to restore. It fails when the group's balancer refuses the job's
 // topics (unequal partition counts, members reading different topics).
-func (n *directNode) pinOwned(ps *partitions, pos map[TopicPartition]int64) (*partitions, []TopicPartition, error) {
-	owned, who, end, err := n.member.begin()
+func (n *directNode) pinOwned(ps *partitions, pos map[TopicPartition]int64) (*partitions, []TopicPartition, []int, error) {
+	owned, regained, who, end, err := n.member.begin()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	n.pinned, n.who = end, who
+	for _, tp := range regained {
+		delete(pos, tp) // it may have run elsewhere: it starts at the group's offsets
+	}
+	gained := n.ownTasks(owned, regained)
 	mine := &partitions{
 		leaders: make(map[TopicPartition]int32, len(owned)),
 		start:   make(map[TopicPartition]int64, len(owned)),
@@ -147,7 +158,7 @@ func (n *directNode) pinOwned(ps *partitions, pos map[TopicPartition]int64) (*pa
 			fix = append(fix, tp)
 		}
 	}
-	return mine, fix, nil
+	return mine, fix, gained, nil
 }
 
 // unpin lets revocations through once the batch has ended, committed or
@@ -177,6 +188,10 @@ func (n *directNode) commitGroupMode(ctx context.Context, j *engine.Job) error {
 		offsets[r.Topic][r.Partition] = r.Until
 	}
 	n.mu.Unlock()
+	if err := n.saveTasks(); err != nil {
+		n.txn.Abort()
+		return err
+	}
 	n.batches.Add(1)
 	who := n.who
 	err := n.txn.Commit(ctx, j.Time, offsets, func() groupcommit.Member {
@@ -190,6 +205,10 @@ func (n *directNode) commitGroupMode(ctx context.Context, j *engine.Job) error {
 		return fmt.Errorf("kafkasource: committing batch %d ms of group %q as member %q (generation %d): %w",
 			j.Time.UnixMilli(), n.cfg.group, who.MemberID, who.Generation, err)
 	}
+	for tp, recs := range n.toCopy {
+		n.local.append(tp, recs) // committed: the records have their offsets
+	}
+	clear(n.toCopy)
 	return nil
 }
 

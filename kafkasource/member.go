@@ -35,8 +35,9 @@ type member struct {
 
 	mu      sync.Mutex
 	owned   map[TopicPartition]bool
-	refused error         // the group's balancing refused the job's topics, until a balance succeeds
-	changed chan struct{} // closed and replaced when owned or refused changes
+	moved   map[TopicPartition]bool // taken back since the last begin, whether owned again or not
+	refused error                   // the group's balancing refused the job's topics, until a balance succeeds
+	changed chan struct{}           // closed and replaced when owned or refused changes
 
 	// revoking, if set, is called when the group takes partitions back,
 	// before waiting for the batch in flight (tests).
@@ -56,7 +57,7 @@ type memberConfig struct {
 
 // joinGroup starts the membership of cfg.group for cfg.topics.
 func joinGroup(cfg memberConfig) (*member, error) {
-	m := &member{group: cfg.group, logger: cfg.logger, owned: make(map[TopicPartition]bool), changed: make(chan struct{}), revoking: cfg.revoking}
+	m := &member{group: cfg.group, logger: cfg.logger, owned: make(map[TopicPartition]bool), moved: make(map[TopicPartition]bool), changed: make(chan struct{}), revoking: cfg.revoking}
 	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.seeds...)}, cfg.clientOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.group),
@@ -105,6 +106,7 @@ func (m *member) revoked(gone map[string][]int32, how string) {
 	m.mu.Lock()
 	for _, tp := range tps {
 		delete(m.owned, tp)
+		m.moved[tp] = true
 	}
 	m.signal()
 	m.mu.Unlock()
@@ -137,20 +139,31 @@ func (m *member) signal() {
 }
 
 // begin pins the partitions the member owns for one batch and returns
-// them, sorted, with the membership to commit the batch's offsets under.
-// Until end is called, revocations wait. begin and end are called from the
-// goroutine that drives batches. When the group's balancer refuses the
-// job's topics, begin pins nothing and returns the refusal.
-func (m *member) begin() (owned []TopicPartition, who groupcommit.Member, end func(), err error) {
+// them, sorted, with the membership to commit the batch's offsets under,
+// and the owned partitions the group took back and gave again since the
+// last begin (their tasks may have run elsewhere meanwhile). Until end is
+// called, revocations wait. begin and end are called from the goroutine
+// that drives batches. When the group's balancer refuses the job's topics,
+// begin pins nothing and returns the refusal.
+func (m *member) begin() (owned, regained []TopicPartition, who groupcommit.Member, end func(), err error) {
 	m.inFlight.Lock()
 	m.mu.Lock()
 	owned, err = slices.SortedFunc(maps.Keys(m.owned), compareTP), m.refused
+	if err == nil {
+		for tp := range m.moved {
+			if m.owned[tp] {
+				regained = append(regained, tp)
+			}
+		}
+		clear(m.moved)
+	}
 	m.mu.Unlock()
 	if err != nil {
 		m.inFlight.Unlock()
-		return nil, groupcommit.Member{}, nil, fmt.Errorf("kafkasource: group %q cannot assign the job's topics: %w", m.group, err)
+		return nil, nil, groupcommit.Member{}, nil, fmt.Errorf("kafkasource: group %q cannot assign the job's topics: %w", m.group, err)
 	}
-	return owned, groupcommit.MemberOf(m.cl), m.inFlight.Unlock, nil
+	slices.SortFunc(regained, compareTP)
+	return owned, regained, groupcommit.MemberOf(m.cl), m.inFlight.Unlock, nil
 }
 
 // refusal returns a channel closed at the next change and the balancer's

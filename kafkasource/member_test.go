@@ -91,7 +91,7 @@ func TestMemberOwnsWholeTasks(t *testing.T) {
 	b := startTestMember(t, c, topics, nil)
 	owned := waitMembers(t, "two members sharing four tasks", splitEvenly(topics, 4), a, b)
 
-	tps, who, end, err := a.begin()
+	tps, _, who, end, err := a.begin()
 	require.NoError(t, err)
 	end()
 	require.Equal(t, owned[0], tps, "begin returns what the member owns, sorted")
@@ -115,7 +115,7 @@ func TestMemberRevocationWaitsForTheBatch(t *testing.T) {
 	})
 	before := waitMembers(t, "a owning every task", splitEvenly(topics, 4), a)[0]
 
-	_, _, end, err := a.begin() // a batch in flight
+	_, _, _, end, err := a.begin() // a batch in flight
 	require.NoError(t, err)
 	b := startTestMember(t, c, topics, nil)
 	var gone []TopicPartition

@@ -81,6 +81,7 @@ type config struct {
 	groupOpts     []kgo.Opt              // WithMemberOptions: overrides of the membership's options
 	memberOpts    bool                   // WithMemberOptions was given
 	groupRevoking func([]TopicPartition) // tests: see member.revoking
+	stateDir      string                 // withStateDir
 
 	regexps []*regexp.Regexp // compiled topics, with WithTopicRegex
 }

@@ -64,12 +64,12 @@ func (n *directNode) Metrics() []engine.Metric {
 	c := func(name, help string, v int64) engine.Metric {
 		return engine.Metric{Name: name, Help: help, Kind: engine.CounterMetric, Value: float64(v)}
 	}
-	return []engine.Metric{
+	return append([]engine.Metric{
 		c("kafka_records_lost_total", "Records deleted (by retention or DeleteRecords) before the stream read them, and skipped.", n.lost.Load()),
 		c("kafka_fetches_total", "Fetch requests sent.", n.r.fetches.Load()),
 		c("kafka_request_retries_total", "Broker requests retried after an error.", n.k.retries.Load()),
 		c("kafka_group_commit_failures_total", "Batches whose offsets could not be committed to the group.", n.commitFailures.Load()),
-	}
+	}, n.taskMetrics()...)
 }
 
 // Membership names the group and the member a direct stream in group mode
