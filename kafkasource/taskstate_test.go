@@ -565,3 +565,79 @@ func TestGroupModeTaskLostAndRegainedBetweenBatchesIsRestored(t *testing.T) {
 	got, _ := a.cnt.snapshot()
 	require.Equal(t, wantCounts(n, 14, nil), got)
 }
+
+// joinPopularity starts member name whose job counts the records of each
+// key with dstream.UpdateStateByKey over the co-partitioned records,
+// named "counts", and keeps the state each batch emits.
+func (e *eosCluster) joinPopularity(t *testing.T, name string, opts ...Option) (*engine.Context, *member, func() map[string]int64) {
+	t.Helper()
+	ec := newEngine(t)
+	s, err := NewDirectStream(ec, []string{"clicks"}, append([]Option{WithBrokers(e.seeds...), WithResetPolicy(Earliest), WithRetryTimeout(5 * time.Second),
+		WithGroup("pagepopularity"), AsMember(name), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second))}, opts...)...)
+	require.NoError(t, err)
+	pairs := dstream.CoPartitioned(dstream.Map(s, func(r Record) dstream.KV[string, int64] { return dstream.Pair(string(r.Key), int64(1)) }))
+	counts := dstream.UpdateStateByKey(pairs, func(vs []int64, st int64, _ bool) (int64, bool) {
+		for _, v := range vs {
+			st += v
+		}
+		return st, true
+	}).Name("counts")
+	var mu sync.Mutex
+	var last map[string]int64
+	dstream.ForEachBatch(counts, func(_ context.Context, b dstream.Batch[dstream.KV[string, int64]]) error {
+		got := make(map[string]int64)
+		for kv := range b.All() {
+			got[kv.Key] = kv.Value
+		}
+		mu.Lock()
+		last = got
+		mu.Unlock()
+		return nil
+	})
+	require.NoError(t, ec.Start())
+	return ec, findDirect(s.Node()).member, func() map[string]int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+}
+
+func TestGroupModeUpdateStateByKeyMovesWithItsTask(t *testing.T) {
+	// dstream.UpdateStateByKey over co-partitioned records holds its state
+	// per task: the counts stay exact as tasks move to a member that joins,
+	// back when it leaves, and through a restart with a local copy.
+	const n = 4
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	dir := t.TempDir()
+	e.produceKeyed(t, n, 0, 10)
+	ca, ma, lastA := e.joinPopularity(t, "a", WithStateDir(dir))
+	waitMembers(t, "a owning every task", splitEvenly([]string{"clicks"}, n), ma)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.Equal(t, wantCounts(n, 10, nil), lastA())
+
+	cb, mb, lastB := e.joinPopularity(t, "b")
+	owned := waitMembers(t, "a and b sharing the tasks", splitEvenly([]string{"clicks"}, n), ma, mb)
+	e.produceKeyed(t, n, 10, 17)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.NoError(t, cb.RunBatches(ctx, 1))
+	require.Equal(t, wantCounts(n, 17, intTasks(owned[0])), lastA())
+	require.Equal(t, wantCounts(n, 17, intTasks(owned[1])), lastB(), "b resumed a's counts of the tasks it gained")
+
+	require.NoError(t, cb.Close())
+	waitMembers(t, "a owning every task after b left", splitEvenly([]string{"clicks"}, n), ma)
+	e.produceKeyed(t, n, 17, 20)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.Equal(t, wantCounts(n, 20, nil), lastA())
+	require.NoError(t, ca.Close())
+
+	e.produceKeyed(t, n, 20, 26)
+	ca2, ma2, lastA2 := e.joinPopularity(t, "a", WithStateDir(dir))
+	waitMembers(t, "the restarted a owning every task", splitEvenly([]string{"clicks"}, n), ma2)
+	require.NoError(t, ca2.RunBatches(ctx, 1))
+	require.Equal(t, wantCounts(n, 26, nil), lastA2())
+	inLog := len(topictest.RecordsToEnd(t, e.seeds, ChangelogTopic("pagepopularity", "counts"), true))
+	read := metricValues(findDirect(ca2.Nodes()[0]).Metrics())["kafka_changelog_records_read_total"]
+	t.Logf("the restart read %v of the changelog's %d records", read, inLog)
+	require.Less(t, read, float64(inLog), "the local copy spares most of the changelog")
+}
