@@ -2,6 +2,7 @@ package dstream_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"testing"
@@ -412,6 +413,18 @@ func TestGroupModeRefusals(t *testing.T) {
 		{"MapWithState without CoPartitioned", func(s *dstream.Stream[kv]) {
 			collect(dstream.MapWithState(s, dstream.NewSimpleStateSpec(runningCount)).Stream)
 		}, `dstream: operator "mapWithState-1" (mapWithState) keys a stream that is not known to be keyed like the job's input`},
+		{"CountByValueAndWindow", func(s *dstream.Stream[kv]) {
+			collect(dstream.CountByValueAndWindow(dstream.CoPartitioned(s), 2*testBatch, testBatch))
+		}, `dstream: operator "countByValueAndWindow-1" (countByValueAndWindow) counts by the elements themselves`},
+		{"CountByWindow", func(s *dstream.Stream[kv]) {
+			collect(dstream.CountByWindow(s, 2*testBatch, testBatch))
+		}, `dstream: operator "countByWindow-1" (countByWindow) reduces every record of a window together, across the tasks that group mode spreads over several processes; key the stream like the job's input (dstream.CoPartitioned) and window it with ReduceByKeyAndWindow instead`},
+		{"ReduceByWindow", func(s *dstream.Stream[kv]) {
+			collect(dstream.ReduceByWindow(s, func(a, b kv) kv { return a }, 2*testBatch, testBatch))
+		}, `dstream: operator "reduceByWindow-1" (reduceByWindow) reduces every record of a window together`},
+		{"ReduceByKeyAndWindow without CoPartitioned", func(s *dstream.Stream[kv]) {
+			collect(dstream.ReduceByKeyAndWindow(s, winAdd, 2*testBatch, testBatch))
+		}, `dstream: operator "reduceByKeyAndWindow-1" (reduceByKeyAndWindow) keys a stream that is not known to be keyed like the job's input`},
 		{"Window of records", func(s *dstream.Stream[kv]) {
 			collect(dstream.Window(s, 2*testBatch, testBatch))
 		}, `dstream: operator "window-1" (window) keeps the records of past batches, which do not move with their tasks in group mode; window a keyed stream with ReduceByKeyAndWindow or GroupByKeyAndWindow instead`},
@@ -549,4 +562,168 @@ func TestGroupModeMapWithState(t *testing.T) {
 			require.ElementsMatch(t, want[i], single[i], "single process, batch %d", i+1)
 		}
 	})
+}
+
+// kvsByTask splits the records of every batch into tasks by key.
+func kvsByTask(input [][]kvsi, tasks int, taskOf func(string) int) [][][]kvsi {
+	out := make([][][]kvsi, len(input))
+	for k, kvs := range input {
+		out[k] = make([][]kvsi, tasks)
+		for _, kv := range kvs {
+			p := taskOf(kv.Key)
+			out[k][p] = append(out[k][p], kv)
+		}
+	}
+	return out
+}
+
+func TestGroupModeKeyedWindows(t *testing.T) {
+	type kv = dstream.KV[string, int]
+	sum := func(a, b int) int { return a + b }
+	sub := func(a, b int) int { return a - b }
+	nonZero := func(x kv) bool { return x.Value != 0 }
+	// fold sums a group's values in an order-sensitive way, so that
+	// comparing folds compares the groups' orders too.
+	fold := func(vs []int) int {
+		h := 0
+		for _, v := range vs {
+			h = h*31 + v
+		}
+		return h
+	}
+	cases := []struct {
+		name  string
+		empty []int
+		build func(s *dstream.Stream[kv]) *dstream.Stream[kv]
+	}{
+		{"ReduceByKeyAndWindow", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKeyAndWindow(dstream.CoPartitioned(s), sum, 3*testBatch, testBatch)
+		}},
+		{"ReduceByKeyAndWindow sliding by 2", []int{5, 6}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKeyAndWindow(dstream.CoPartitioned(s), sum, 4*testBatch, 2*testBatch)
+		}},
+		{"ReduceByKeyAndWindowInv", []int{6}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKeyAndWindowInv(dstream.CoPartitioned(s), sum, sub, 3*testBatch, testBatch, nil)
+		}},
+		{"ReduceByKeyAndWindowInv with a filter", []int{5, 6, 7}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKeyAndWindowInv(dstream.CoPartitioned(s), sum, sub, 2*testBatch, testBatch, nonZero)
+		}},
+		{"ReduceByKeyAndWindowInv sliding by 2", []int{4}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKeyAndWindowInv(dstream.CoPartitioned(s), sum, sub, 4*testBatch, 2*testBatch, nonZero)
+		}},
+		{"GroupByKeyAndWindow", []int{6}, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.MapValues(dstream.GroupByKeyAndWindow(dstream.CoPartitioned(s), 3*testBatch, testBatch), fold)
+		}},
+		{"UpdateStateByKey of ReduceByKeyAndWindowInv", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			w := dstream.ReduceByKeyAndWindowInv(dstream.CoPartitioned(s), sum, sub, 2*testBatch, testBatch, nil)
+			return dstream.UpdateStateByKey(w, func(vs []int, st int, _ bool) (int, bool) {
+				for _, v := range vs {
+					st = max(st, v)
+				}
+				return st, true
+			})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			input := keyedInput(len(moving)+4, 4, 10, 8, tc.empty...)
+			group, single := runMembers(t, 4, input, moving, len(input), tc.build)
+			require.Len(t, group, len(single), "output batches")
+			require.NotEmpty(t, single)
+			for i := range single {
+				require.ElementsMatch(t, single[i], group[i], "output batch %d", i+1)
+			}
+		})
+	}
+
+	// Spark's WindowOperationsSuite "big test" cases with "a" in one task and
+	// "b" and "c" in the other, the tasks swapping members at almost every
+	// batch.
+	big := kvsByTask(bigInput, 2, abTasks)
+	spark := []struct {
+		name  string
+		build func(s *dstream.Stream[kv]) *dstream.Stream[kv]
+		want  [][]kv
+	}{
+		{"WindowOperationsSuite/reduceByKeyAndWindow - big test", func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKeyAndWindow(dstream.CoPartitioned(s), winAdd, winSeconds(2), winSeconds(1))
+		}, bigReduceOutput},
+		{"WindowOperationsSuite/reduceByKeyAndWindow with inverse function - big test", func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKeyAndWindowInv(dstream.CoPartitioned(s), winAdd, winSub, winSeconds(2), winSeconds(1), nil)
+		}, bigReduceInvOutput},
+		{"WindowOperationsSuite/reduceByKeyAndWindow with inverse and filter functions - big test", func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.ReduceByKeyAndWindowInv(dstream.CoPartitioned(s), winAdd, winSub, winSeconds(2), winSeconds(1), nonZero)
+		}, bigReduceOutput},
+		{"WindowOperationsSuite/groupByKeyAndWindow", func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.MapValues(dstream.GroupByKeyAndWindow(dstream.CoPartitioned(s), winSeconds(2), winSeconds(1)), fold)
+		}, func() [][]kv {
+			out := make([][]kv, len(bigGroupByOutput))
+			for i, b := range bigGroupByOutput {
+				for _, g := range b {
+					out[i] = append(out[i], dstream.Pair(g.Key, fold(g.Value)))
+				}
+			}
+			return out
+		}()},
+	}
+	for _, tc := range spark {
+		t.Run(tc.name, func(t *testing.T) {
+			group, single := runMembers(t, 2, big, swapping, len(big), tc.build)
+			require.Len(t, group, len(tc.want))
+			for i := range tc.want {
+				require.ElementsMatch(t, tc.want[i], group[i], "group mode, batch %d", i+1)
+				require.ElementsMatch(t, tc.want[i], single[i], "single process, batch %d", i+1)
+			}
+		})
+	}
+}
+
+func TestGroupModeWindowChangelogStaysSmall(t *testing.T) {
+	type kv = dstream.KV[string, int]
+	const batches = 12
+	input := keyedInput(batches, 2, 6, 6)
+	for _, inverse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inverse %v", inverse), func(t *testing.T) {
+			c, err := engine.NewContext(testBatch, engine.WithManualClock(time.Unix(0, 0)))
+			require.NoError(t, err)
+			defer c.Close()
+			s := dstream.CoPartitioned(newTaskSource(c, &taskSource[kv]{input: input, tasks: 2, distributed: true}))
+			var w *dstream.Stream[kv]
+			if inverse {
+				w = dstream.ReduceByKeyAndWindowInv(s, winAdd, winSub, 2*testBatch, testBatch, nil)
+			} else {
+				w = dstream.ReduceByKeyAndWindow(s, winAdd, 2*testBatch, testBatch)
+			}
+			collect(w)
+			node := w.Node().(engine.TaskStateful)
+			// log[task] is the task's changelog once compacted.
+			log := []map[string][]byte{{}, {}}
+			puts := 0
+			for range batches {
+				require.NoError(t, c.RunBatches(t.Context(), 1))
+				for p := range log {
+					require.NoError(t, node.SaveTask(p, func(k, v []byte) error {
+						puts++
+						if v == nil {
+							delete(log[p], string(k))
+						} else {
+							log[p][string(k)] = v
+						}
+						return nil
+					}))
+				}
+			}
+			last := time.Unix(batches, 0)
+			for p, recs := range log {
+				for k := range recs {
+					if k[0] != 1 { // a pane
+						continue
+					}
+					at := time.UnixMilli(int64(binary.BigEndian.Uint64([]byte(k[1:9]))))
+					require.True(t, at.After(last.Add(-2*testBatch)), "task %d keeps a pane at %v, before the window at %v", p, at, last)
+				}
+			}
+			require.Positive(t, puts)
+		})
+	}
 }

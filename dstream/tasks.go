@@ -38,7 +38,11 @@ import (
 //	         (MapWithState: the state's codec encoding after its last
 //	         update time, as its checkpoints hold it)
 //
-// A nil value deletes a key, as in a compacted topic.
+// Keyed windows write their panes as records too (see windowtasks.go). A
+// nil value deletes a key, as in a compacted topic. Window of records and
+// the windows over a whole stream (CountByWindow, ReduceByWindow…) are
+// refused in group mode, and so are CountByValue and CountByValueAndWindow,
+// which key by the elements.
 
 // taskRecordVersion leads every value of a per-task state record, so that
 // the encoding can change and old records still be read.

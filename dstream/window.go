@@ -118,8 +118,10 @@ func GroupByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], window, slide
 // [ReduceByKeyAndWindow].
 func CountByValueAndWindow[T comparable](s *Stream[T], window, slide time.Duration) *Stream[KV[T, int64]] {
 	ones := Map(s, func(x T) KV[T, int64] { return KV[T, int64]{x, 1} })
-	return keyedWindowStream(newIncrementalWindow("countByValueAndWindow", ones, windowAdd64, windowSub64, window, slide,
-		func(kv KV[T, int64]) bool { return kv.Value != 0 }))
+	w := newIncrementalWindow("countByValueAndWindow", ones, windowAdd64, windowSub64, window, slide,
+		func(kv KV[T, int64]) bool { return kv.Value != 0 })
+	w.refuse = countByValueInGroup
+	return keyedWindowStream(w)
 }
 
 // CountByWindow returns a stream with the number of elements in the batches
@@ -409,6 +411,7 @@ func (n *windowNode[T]) RestoreState(r engine.StateReader) error {
 // a restored job finds each key's panes where it left them.
 type keyedWindow[K comparable, V, C any] struct {
 	node
+	groupCheck
 	parent        *Stream[KV[K, V]]
 	length, slide time.Duration
 	spec          window.Spec
@@ -431,6 +434,7 @@ type keyedWindow[K comparable, V, C any] struct {
 	clock windowClock
 	out   [][]KV[K, C]
 	keys  atomic.Int64 // keys of the last window computed, for Metrics
+	tasks []windowTask // in group mode, per task (see windowtasks.go)
 }
 
 // windowPartition is what the plain and the incremental form of a keyed
@@ -442,6 +446,7 @@ type windowPartition[K comparable, C any] interface {
 	SnapshotFunc(kc state.Codec[K], vc state.Codec[C]) func(io.Writer) error
 	ReadSnapshot(r io.Reader, kc state.Codec[K], vc state.Codec[C]) error
 	ApplyDelta(r io.Reader, kc state.Codec[K], vc state.Codec[C]) error
+	TrackChanges()
 }
 
 var (
@@ -454,6 +459,7 @@ var (
 	_ engine.Validator       = (*keyedWindow[int, int, int])(nil)
 	_ engine.Stateful        = (*keyedWindow[int, int, int])(nil)
 	_ engine.MetricsReporter = (*keyedWindow[int, int, int])(nil)
+	_ engine.TaskStateful    = (*keyedWindow[int, int, int])(nil)
 )
 
 // Metrics reports the keys of the last window computed ("state_keys"), as
@@ -464,7 +470,8 @@ func (w *keyedWindow[K, V, C]) Metrics() []engine.Metric {
 
 func newKeyedWindow[K comparable, V, C any](kind string, s *Stream[KV[K, V]], length, slide time.Duration, cb combiner[V, C]) *keyedWindow[K, V, C] {
 	w := &keyedWindow[K, V, C]{
-		parent: s, length: length, slide: slide, cb: cb,
+		groupCheck: groupCheck{inputs: []keyedRef{s}},
+		parent:     s, length: length, slide: slide, cb: cb,
 		kc: state.CodecFor[K](), vc: state.CodecFor[C](),
 		codecs: [2]codecCheck{
 			{"key", reflect.TypeFor[K](), "WindowCodecs"},
@@ -484,12 +491,16 @@ func newIncrementalWindow[K comparable, V any](kind string, s *Stream[KV[K, V]],
 
 // keyedWindowStream registers w and returns its stream of pairs.
 func keyedWindowStream[K comparable, V, C any](w *keyedWindow[K, V, C]) *Stream[KV[K, C]] {
-	out := derive[KV[K, C]](w.meta.Kind, w, w.parent)
+	out := keepsKeying(derive[KV[K, C]](w.meta.Kind, w, w.parent), w.parent)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, C]], error) {
 		if err := w.advance(ctx, j); err != nil {
 			return nil, err
 		}
-		return materialized(w.out), nil
+		d := materialized(w.out)
+		if w.group != nil {
+			return byTask(d, w.n), nil
+		}
+		return d, nil
 	}
 	return out
 }
@@ -551,7 +562,11 @@ func (w *keyedWindow[K, V, C]) Validate() (err error) {
 			return err
 		}
 	}
-	if err := refuseInGroup(&w.meta, "keeps window panes that group mode does not hold per task yet; run the job in single-process mode"); err != nil {
+	if w.global {
+		if err := refuseInGroup(&w.meta, "reduces every record of a window together, across the tasks that group mode spreads over several processes; key the stream like the job's input (dstream.CoPartitioned) and window it with ReduceByKeyAndWindow instead"); err != nil {
+			return err
+		}
+	} else if err := w.validateGroup(&w.meta); err != nil {
 		return err
 	}
 	w.hash = windowKeyHash(w.kc)
@@ -570,6 +585,8 @@ func (w *keyedWindow[K, V, C]) configured() int {
 	switch {
 	case w.global:
 		return 1
+	case w.group != nil:
+		return w.group.TaskCount()
 	case w.parts > 0:
 		return w.parts
 	}
@@ -587,6 +604,7 @@ func (w *keyedWindow[K, V, C]) alloc(n int) {
 			w.panes[p] = new(window.Panes[K, C])
 			w.held[p] = w.panes[p]
 		}
+		w.allocTasks()
 		return
 	}
 	var keep func(K, C) bool
@@ -598,6 +616,7 @@ func (w *keyedWindow[K, V, C]) alloc(n int) {
 		w.incs[p] = window.NewIncremental(w.reduce, w.inverse, keep)
 		w.held[p] = w.incs[p]
 	}
+	w.allocTasks()
 }
 
 func (w *keyedWindow[K, V, C]) advance(ctx context.Context, j *engine.Job) error {
@@ -620,6 +639,9 @@ func (w *keyedWindow[K, V, C]) advance(ctx context.Context, j *engine.Job) error
 	op, id := w.meta.Name(), w.meta.ID()
 	var panes [][]KV[K, C]
 	if in != nil {
+		if err := w.groupInput(op, in); err != nil {
+			return err
+		}
 		if panes, err = shuffle(ctx, j, op, id, in, w.n, w.hash, w.cb); err != nil {
 			return err
 		}
