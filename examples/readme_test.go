@@ -98,6 +98,9 @@ type readmeStep struct {
 	// until makes it a command that runs until stopped: once a line of its
 	// output matches, it gets SIGINT and must exit 0.
 	until string
+	// untilEach is until with several patterns: once each has matched a
+	// line, in any order.
+	untilEach []string
 	// ready makes it a command that runs beside the next ones (another
 	// terminal, or a trailing &): the next command starts once a line of its
 	// output matches ready; when the README section ends, it gets SIGINT
@@ -149,6 +152,16 @@ var readmeSteps = []readmeStep{
 	{text: "read -rs SLUICE_SASL_PASSWORD && export SLUICE_SASL_PASSWORD", skip: "reads a password from the terminal"},
 	{text: "go run ./examples/pagepopularity --brokers kafka1:9093 --tls-ca /etc/kafka/ca.pem --sasl-mechanism scram-sha-512 --sasl-user sluice",
 		skip: "needs a cluster with TLS and SCRAM; exampleutil's TestRunWithTLS and TestRunWithSASL run these flags against such a kfake cluster"},
+	// Running on several processes
+	{text: "go run ./cmd/sluice-broker --listen 127.0.0.1:19556 --topic user-behavior:4 &", ready: `^sluice-broker listening on `},
+	{text: `printf 'page1:page1|2|3.5|1\npage2:page2|1|0.25|-1\npage10:page10|4|1.5|0\npage14:page14|1|1|1\npage1:page1|4|1.5|0\n' | kcat -P -b 127.0.0.1:19556 -t user-behavior -K: -X partitioner=murmur2_random`},
+	{text: "go run ./examples/pagepopularity --brokers 127.0.0.1:19556 --member a --batch 1s --session-timeout 6s --sink kafka:popularity", ready: `^batch \S+: \d+ records?`},
+	{text: "go run ./examples/pagepopularity --brokers 127.0.0.1:19556 --member b --batch 1s --session-timeout 6s --sink kafka:popularity", ready: `^batch \S+: \d+ records?`},
+	{text: "go run ./examples/pagepopularity --brokers 127.0.0.1:19556 --member c --batch 1s --session-timeout 6s --sink kafka:popularity --duration 15s"},
+	{text: `printf 'page1:page1|1|1|1\npage2:page2|3|2|1\npage10:page10|1|1|0\npage14:page14|2|0.5|1\n' | kcat -P -b 127.0.0.1:19556 -t user-behavior -K: -X partitioner=murmur2_random`},
+	{text: "kcat -b 127.0.0.1:19556 -X isolation.level=read_committed -C -t popularity -f '%s\\n'", untilEach: []string{
+		`^\{"page":"page1","popularity":12\.400000\}$`, `^\{"page":"page2","popularity":5\.000000\}$`,
+		`^\{"page":"page10","popularity":6\.000000\}$`, `^\{"page":"page14","popularity":5\.600000\}$`}},
 	// Checkpoints: what the directory holds
 	{text: "go run ./cmd/sluice-checkpoint inspect ck"},
 	// Performance
@@ -215,6 +228,7 @@ func TestReadmeCommands(t *testing.T) {
 		"127.0.0.1:19092", freeAddr(t),
 		"127.0.0.1:19093", freeAddr(t),
 		"127.0.0.1:19555", freeAddr(t),
+		"127.0.0.1:19556", freeAddr(t),
 		"/var/lib/sluice/", "var/lib/sluice/",
 	)
 	dir := t.TempDir()
@@ -252,8 +266,8 @@ func TestReadmeCommands(t *testing.T) {
 			beside = append(beside, p)
 		case bg:
 			t.Fatalf("%q runs in the background; give it a ready pattern", c.text)
-		case step.until != "":
-			p.until = step.until
+		case step.until != "" || step.untilEach != nil:
+			p.until, p.untilEach = step.until, step.untilEach
 			p.stop(t)
 		default:
 			out := p.wait(t)
@@ -278,12 +292,13 @@ func freeAddr(t *testing.T) string {
 // readmeProc is a running README command, its standard output and error
 // read line by line.
 type readmeProc struct {
-	text  string
-	until string
-	cmd   *exec.Cmd
-	lines chan string
-	done  chan struct{}
-	err   error
+	text      string
+	until     string
+	untilEach []string
+	cmd       *exec.Cmd
+	lines     chan string
+	done      chan struct{}
+	err       error
 
 	mu  sync.Mutex
 	out []string
@@ -352,12 +367,37 @@ func (p *readmeProc) await(t *testing.T, pattern string) {
 	}
 }
 
+// awaitEach reads output until each of patterns has matched a line.
+func (p *readmeProc) awaitEach(t *testing.T, patterns []string) {
+	t.Helper()
+	left := make([]*regexp.Regexp, len(patterns))
+	for i, pat := range patterns {
+		left[i] = regexp.MustCompile(pat)
+	}
+	deadline := time.After(readmeTimeout)
+	for len(left) > 0 {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				<-p.done
+				t.Fatalf("%s ended (%v) before printing lines matching %q:\n%s", p.text, p.err, left, p.output())
+			}
+			left = slices.DeleteFunc(left, func(re *regexp.Regexp) bool { return re.MatchString(l) })
+		case <-deadline:
+			t.Fatalf("%s printed no lines matching %q within %v:\n%s", p.text, left, readmeTimeout, p.output())
+		}
+	}
+}
+
 // stop waits for a line matching p.until, sends SIGINT and waits for a clean
 // exit.
 func (p *readmeProc) stop(t *testing.T) {
 	t.Helper()
 	if p.until != "" {
 		p.await(t, p.until)
+	}
+	if p.untilEach != nil {
+		p.awaitEach(t, p.untilEach)
 	}
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatalf("interrupting %s: %v", p.text, err)

@@ -43,7 +43,7 @@ func TestMember(t *testing.T) {
 	out := p.Wait(t, 60*time.Second)
 	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
 	require.Contains(t, out[0], `as member "a" of group "sluice-pagepopularity"`)
-	require.Contains(t, out[len(out)-1], "running it again with --member a rejoins")
+	require.Contains(t, out[len(out)-1], "run it again with --member a to rejoin")
 
 	got := map[string]float64{}
 	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix+"-a", "")) {

@@ -92,7 +92,7 @@ type Config struct {
 	HTTP                string        // --http; empty: no status page
 	Security            Security      // --tls…, --sasl-…: how every Kafka client reaches --brokers
 	Member              string        // --member; empty: single-process mode
-	StateDir            string        // with --member: --checkpoint, the member's local state dir (no checkpoint: offsets live in the group)
+	StateDir            string        // with --member: --checkpoint, where the member keeps a local copy of its tasks' state (kafkasource.WithStateDir)
 	SessionTimeout      time.Duration // --session-timeout, with --member
 }
 

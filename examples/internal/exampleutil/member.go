@@ -76,6 +76,10 @@ func (c Config) memberOptions() []kafkasource.Option {
 	if c.Member == "" {
 		return nil
 	}
-	return []kafkasource.Option{kafkasource.AsMember(c.Member), kafkasource.WithMemberOptions(
+	opts := []kafkasource.Option{kafkasource.AsMember(c.Member), kafkasource.WithMemberOptions(
 		kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)))}
+	if c.StateDir != "" {
+		opts = append(opts, kafkasource.WithStateDir(c.StateDir))
+	}
+	return opts
 }

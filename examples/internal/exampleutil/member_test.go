@@ -37,7 +37,7 @@ func TestParseFlagsMember(t *testing.T) {
 	require.Equal(t, filepath.Join("sluice-data", "goodbad", "member-a"), cfg.StateDir, "each member has a local state dir of its own")
 	require.Empty(t, cfg.Sink, "the default SQL sink is dropped: it cannot join the member's transaction")
 	require.Equal(t, "out/r-a", cfg.Save, "each member saves files of its own")
-	require.Len(t, cfg.memberOptions(), 2)
+	require.Len(t, cfg.memberOptions(), 3)
 
 	cfg, err = ParseFlags(coPartitioned, []string{"--brokers", "a:9092", "--member", "b.1", "--sink", "kafka:results"}, nil)
 	require.NoError(t, err)
@@ -139,7 +139,7 @@ func TestRunMembers(t *testing.T) {
 			require.Equal(t, ExitOK, code, "member %s: %s", name, stderr)
 			require.Contains(t, out, fmt.Sprintf("as member %q of group %q", name, "sluice-goodbad"))
 			require.Contains(t, out, "offsets in the group")
-			require.Contains(t, out, "running it again with --member "+name+" rejoins")
+			require.Contains(t, out, "run it again with --member "+name+" to rejoin")
 			read[i] = c.good.Load() + c.bad.Load()
 		})
 	}

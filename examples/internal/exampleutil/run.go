@@ -305,7 +305,7 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 	resume := ""
 	switch {
 	case cfg.Member != "":
-		resume = "; the group gave its tasks to the other members, and running it again with --member " + cfg.Member + " rejoins"
+		resume = "; it left the group, whose other members take its tasks over; run it again with --member " + cfg.Member + " to rejoin"
 	case cfg.Checkpoint != "":
 		resume = "; run it again to resume from the checkpoint in " + cfg.Checkpoint
 	}
@@ -407,7 +407,7 @@ func (r *runner) banner(addrs []string) {
 		}
 		what = append(what, state)
 	} else if cfg.Member != "" {
-		what = append(what, "offsets in the group")
+		what = append(what, "offsets in the group, a copy of the state in "+cfg.StateDir)
 	} else {
 		what = append(what, "no checkpoint")
 	}
