@@ -14,8 +14,11 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/metricstest"
+	"github.com/sluicehq/sluice/kafkasource"
+	"github.com/sluicehq/sluice/status"
 )
 
 // taskNode stands for a source that runs the job on several processes
@@ -148,4 +151,43 @@ func TestTasksInBrowser(t *testing.T) {
 	who, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#tasks .who').textContent`))
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(who, "Source groupSource-1: 0 tasks"), who)
+}
+
+// TestTasksOfAGroupMember runs a Kafka source in group mode, the only
+// member of its group, with a keyed state per task, and checks that
+// /api/tasks names its group and member and lists the tasks the group gave
+// it, each restored (from an empty changelog) and running.
+func TestTasksOfAGroupMember(t *testing.T) {
+	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 3))
+	require.NoError(t, err)
+	t.Cleanup(func() { broker.Close() })
+	c, err := engine.NewContext(100*time.Millisecond, engine.WithJobName("clicks-job"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	s, err := kafkasource.NewDirectStream(c, []string{"clicks"}, kafkasource.WithBrokers(broker.Addrs()...),
+		kafkasource.WithGroup("clicks-group"), kafkasource.AsMember("a"), kafkasource.WithResetPolicy(kafkasource.Earliest))
+	require.NoError(t, err)
+	pages := dstream.CoPartitioned(dstream.Map(s, func(r kafkasource.Record) dstream.KV[string, int] { return dstream.Pair(string(r.Key), 1) }))
+	counts := dstream.UpdateStateByKey(pages, func(vs []int, n int, _ bool) (int, bool) { return n + len(vs), true }).Name("counts")
+	dstream.ForEachBatch(counts, func(context.Context, dstream.Batch[dstream.KV[string, int]]) error { return nil })
+	h, err := status.New(c)
+	require.NoError(t, err)
+
+	var got tasksJSON
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) == 0 || len(got[0].Tasks) < 3 {
+		require.True(t, time.Now().Before(deadline), "the group gave member a no tasks within 30s: %v", got)
+		require.NoError(t, c.RunBatches(t.Context(), 1))
+		code, body := get(t, h, "/api/tasks")
+		require.Equal(t, http.StatusOK, code)
+		got = nil
+		require.NoError(t, json.Unmarshal([]byte(body), &got))
+		require.Len(t, got, 1, body)
+	}
+	require.Equal(t, "kafka", got[0].Source)
+	require.Equal(t, "clicks-group", got[0].Group)
+	require.Equal(t, "a", got[0].Member)
+	for i, task := range got[0].Tasks {
+		require.Equal(t, engine.TaskStatus{Task: i}, task, "task %d: restored from an empty changelog, running", i)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,6 +66,29 @@ func TestMember(t *testing.T) {
 	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
 	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\) after \d+ batches and 0 records`, out[len(out)-1],
 		"run again, member a resumes at the group's offsets:\n%s", strings.Join(out, "\n"))
+}
+
+// TestMembersNeedStateDirsOfTheirOwn checks that a member started with the
+// --checkpoint dir of a running member is refused in one sentence naming
+// the flag, with exit status 1, and that the running one goes on.
+func TestMembersNeedStateDirsOfTheirOwn(t *testing.T) {
+	addr := exampletest.StartBroker(t, "user-behavior", 2)
+	bin := exampletest.Build(t, "./examples/pagepopularity")
+	dir := filepath.Join(t.TempDir(), "state")
+	args := []string{"--brokers", addr, "--checkpoint", dir, "--batch", "100ms", "--http", ""}
+	a := exampletest.Start(t, bin, append(args, "--member", "a")...)
+	for l := range a.Lines {
+		if strings.HasPrefix(l, "batch ") {
+			break
+		}
+	}
+	b := exampletest.Start(t, bin, append(args, "--member", "b")...)
+	b.Wait(t, 30*time.Second)
+	require.Equal(t, 1, b.Cmd.ProcessState.ExitCode())
+	require.Regexp(t, `^pagepopularity: --checkpoint \S+ is the state dir of another running member \(pid \d+ holds \S+\); give each --member a --checkpoint dir of its own\n$`, b.Stderr.String())
+	require.NoError(t, a.Cmd.Process.Signal(os.Interrupt))
+	a.Wait(t, 30*time.Second)
+	require.NoError(t, a.Err, "member a stops cleanly: %s", a.Stderr)
 }
 
 // TestMemberNeedsASharedBroker checks that --member without --brokers is

@@ -127,7 +127,7 @@ func TestRunMembers(t *testing.T) {
 	member := func(name string) (code int, stdout, stderr string, c *counting) {
 		c = &counting{}
 		var out, errOut bytes.Buffer
-		code = Run(t.Context(), coPartitioned, []string{"--brokers", addr, "--member", name, "--http", "", "--batch", "100ms",
+		code = Run(t.Context(), coPartitioned, []string{"--brokers", addr, "--member", name, "--checkpoint", filepath.Join(dir, "state-"+name), "--http", "", "--batch", "100ms",
 			"--stop-when-idle", "10", "--log-level", "error", "--save", prefix, "--sink", "kafka:results"}, &out, &errOut, c.build)
 		return code, out.String(), errOut.String(), c
 	}

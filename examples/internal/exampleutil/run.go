@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/kafkasource"
+	"github.com/sluicehq/sluice/state"
 )
 
 // Exit statuses of the examples.
@@ -316,6 +318,9 @@ func (r *runner) run(ctx context.Context, build func(*Job) error) (err error) {
 
 var errDuration = errors.New("duration passed")
 
+// lockHolder finds "(pid N holds DIR/LOCK)" in a state.ErrLocked error.
+var lockHolder = regexp.MustCompile(`\(pid \S+ holds [^)]*\)`)
+
 func (r *runner) startBroker() (*kafkasource.Embedded, error) {
 	cfg := r.cfg
 	opts := []kafkasource.EmbeddedOption{
@@ -477,6 +482,10 @@ func (r *runner) runError(err error) error {
 	var oor *kafkasource.OffsetOutOfRangeError
 	var corrupt *engine.CorruptCommitError
 	var timeout *kafkasource.RetryTimeoutError
+	if errors.Is(err, state.ErrLocked) && r.cfg.Member != "" {
+		return fmt.Errorf("--checkpoint %s is the state dir of another running member %s; give each --member a --checkpoint dir of its own",
+			r.cfg.StateDir, lockHolder.FindString(err.Error()))
+	}
 	if errors.As(err, &oor) {
 		return fmt.Errorf("offset %d of %s[%d] is above its high watermark %d, so the topic was probably deleted and created again; run with a fresh --checkpoint dir and --start-offsets earliest (or --start-offsets %s:%d:OFFSET)",
 			oor.Offset, oor.Topic, oor.Partition, oor.HighWatermark, oor.Topic, oor.Partition)
