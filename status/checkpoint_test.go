@@ -96,6 +96,11 @@ func TestJobMetrics(t *testing.T) {
 		return []byte(kv.Key), strconv.AppendInt(nil, int64(kv.Value), 10), nil
 	})
 	require.NoError(t, err)
+	// A source running the job on several processes, for the tasks'
+	// metrics; it plans nothing.
+	tn := &taskNode{meta: engine.Meta{Kind: "groupSource"}}
+	tn.set(engine.TaskStatus{Task: 0, Restoring: true, Restored: 1, ToRestore: 2})
+	c.Register(tn)
 	h, err := newHandler(c, malformed.Load)
 	require.NoError(t, err)
 
@@ -183,5 +188,5 @@ func requireReadmeListsMetrics(t *testing.T, fams map[string]*dto.MetricFamily) 
 		slices.Sort(names)
 		exported[name] = names
 	}
-	require.Equal(t, documented, exported, "the README's table of metrics (name → labels) and what a job with a Kafka source in a group, keyed state, a checkpoint, a counter and a Kafka sink exports")
+	require.Equal(t, documented, exported, "the README's table of metrics (name → labels) and what a job with a Kafka source in a group, keyed state, a checkpoint, a counter, a Kafka sink and a source reporting its tasks exports")
 }

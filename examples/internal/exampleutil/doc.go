@@ -25,6 +25,17 @@
 // before the batch commits (a batch re-run after a crash may append its
 // lines again).
 //
+// # Several processes
+//
+// --member NAME runs the job as one member of --group (kafkasource.AsMember)
+// against --brokers of a broker every member shares: the members split the
+// topic's partitions, and a member that stops or dies hands its tasks and
+// their state to the others. It needs an example whose state is keyed like
+// its input records ([Spec].CoPartitioned). Offsets then live in the group
+// and --checkpoint names the member's local state dir; --sink takes only
+// kafka:TOPIC, whose records join the member's transaction;
+// --session-timeout says how long the group waits for a silent member.
+//
 // # Secured clusters
 //
 // --tls, --tls-ca, --tls-cert with --tls-key, --tls-insecure-skip-verify
