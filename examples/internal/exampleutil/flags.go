@@ -94,6 +94,7 @@ type Config struct {
 	Member              string        // --member; empty: single-process mode
 	StateDir            string        // with --member: --checkpoint, where the member keeps a local copy of its tasks' state (kafkasource.WithStateDir)
 	SessionTimeout      time.Duration // --session-timeout, with --member
+	RebalanceTimeout    time.Duration // --rebalance-timeout, with --member
 }
 
 // Embedded reports whether the example starts its own broker.
@@ -436,7 +437,7 @@ func flagError(name string, err error) error {
 
 func valueHint(flagName string) string {
 	switch flagName {
-	case "batch", "window", "slide", "duration", "retry-timeout", "session-timeout":
+	case "batch", "window", "slide", "duration", "retry-timeout", "session-timeout", "rebalance-timeout":
 		return "pass a duration such as 2s, 500ms or 1m"
 	case "backpressure", "rollback-on-corrupt":
 		return "pass true or false"

@@ -75,7 +75,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 				require.Equal(t, Config{Listen: "127.0.0.1:19092", Topic: "t", Partitions: 3, Group: "g", Batch: 500 * time.Millisecond,
 					Window: 5 * time.Second, Slide: time.Second, Top: 3, Checkpoint: "ck", MaxRatePerPartition: 100,
 					Backpressure: true, RetryTimeout: 2 * time.Minute, Generate: 25, Save: "out/r", Duration: time.Minute, StopWhenIdle: 4,
-					Parallelism: 3, RollbackOnCorrupt: true, LogLevel: slog.LevelDebug, LogFormat: "json", HTTP: "127.0.0.1:8080", SessionTimeout: DefaultSessionTimeout,
+					Parallelism: 3, RollbackOnCorrupt: true, LogLevel: slog.LevelDebug, LogFormat: "json", HTTP: "127.0.0.1:8080", SessionTimeout: DefaultSessionTimeout, RebalanceTimeout: DefaultRebalanceTimeout,
 					StartOffsets: StartOffsets{Policy: "latest", Offsets: map[kafkasource.TopicPartition]int64{{Topic: "t", Partition: 1}: 42}}}, c)
 			}},
 		{"logs warnings as text by default", testSpec, nil, func(t *testing.T, c Config) {

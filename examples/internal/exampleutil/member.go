@@ -15,11 +15,16 @@ import (
 // moving its tasks to the others.
 const DefaultSessionTimeout = 45 * time.Second
 
+// DefaultRebalanceTimeout is the default --rebalance-timeout, kgo's: how
+// long a rebalance waits for every member to rejoin the group.
+const DefaultRebalanceTimeout = time.Minute
+
 // memberFlags registers group mode: the job as one of several processes
 // sharing the topic's partitions through the consumer group --group.
 func (p *parser) memberFlags() {
 	p.fs.StringVar(&p.cfg.Member, "member", "", "run as member `NAME` of --group, one of several processes sharing the job (group mode; needs --brokers of a shared broker); NAME must be unique among them and the same when one restarts")
 	p.fs.DurationVar(&p.cfg.SessionTimeout, "session-timeout", DefaultSessionTimeout, "with --member: how long the group waits for a member it stopped hearing (killed, paused, cut off) before moving its tasks to the others")
+	p.fs.DurationVar(&p.cfg.RebalanceTimeout, "rebalance-timeout", DefaultRebalanceTimeout, "with --member: how long a rebalance waits for every member to rejoin, each after finishing its batch in flight, before it goes on without the late ones")
 }
 
 // checkMember checks group mode against the other flags, once they are
@@ -31,8 +36,10 @@ func (p *parser) checkMember() error {
 		if p.set["member"] {
 			return usagef("--member is empty; name this process, such as --member a, or drop the flag.")
 		}
-		if p.set["session-timeout"] {
-			return usagef("--session-timeout applies to group mode; add --member NAME or drop the flag.")
+		for _, f := range []string{"session-timeout", "rebalance-timeout"} {
+			if p.set[f] {
+				return usagef("--%s applies to group mode; add --member NAME or drop the flag.", f)
+			}
 		}
 		return nil
 	}
@@ -46,6 +53,8 @@ func (p *parser) checkMember() error {
 		return usagef("--member needs a broker that every member shares, and the embedded broker lives in one process; start one with go run ./cmd/sluice-broker and pass its address with --brokers.")
 	case cfg.SessionTimeout <= 0 || cfg.SessionTimeout%time.Millisecond != 0:
 		return usagef("--session-timeout %v is not a positive whole number of milliseconds; pass a duration such as --session-timeout 10s.", cfg.SessionTimeout)
+	case cfg.RebalanceTimeout <= 0 || cfg.RebalanceTimeout%time.Millisecond != 0:
+		return usagef("--rebalance-timeout %v is not a positive whole number of milliseconds; pass a duration such as --rebalance-timeout 30s.", cfg.RebalanceTimeout)
 	case p.set["start-offsets"]:
 		return usagef("--start-offsets does not apply with --member, where a task starts at the group's committed offsets, else at the partition's start; drop it (or set the group's offsets with kafka-consumer-groups).")
 	case cfg.RollbackOnCorrupt:
@@ -77,7 +86,7 @@ func (c Config) memberOptions() []kafkasource.Option {
 		return nil
 	}
 	opts := []kafkasource.Option{kafkasource.AsMember(c.Member), kafkasource.WithMemberOptions(
-		kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)))}
+		kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)), kgo.RebalanceTimeout(c.RebalanceTimeout))}
 	if c.StateDir != "" {
 		opts = append(opts, kafkasource.WithStateDir(c.StateDir))
 	}

@@ -29,10 +29,11 @@ var coPartitioned = func() Spec {
 }()
 
 func TestParseFlagsMember(t *testing.T) {
-	cfg, err := ParseFlags(coPartitioned, []string{"--brokers", "a:9092", "--member", "a", "--save", "out/r", "--session-timeout", "10s"}, nil)
+	cfg, err := ParseFlags(coPartitioned, []string{"--brokers", "a:9092", "--member", "a", "--save", "out/r", "--session-timeout", "10s", "--rebalance-timeout", "5s"}, nil)
 	require.NoError(t, err)
 	require.Equal(t, "a", cfg.Member)
 	require.Equal(t, 10*time.Second, cfg.SessionTimeout)
+	require.Equal(t, 5*time.Second, cfg.RebalanceTimeout)
 	require.Empty(t, cfg.Checkpoint, "offsets live in the group: no checkpoint")
 	require.Equal(t, filepath.Join("sluice-data", "goodbad", "member-a"), cfg.StateDir, "each member has a local state dir of its own")
 	require.Empty(t, cfg.Sink, "the default SQL sink is dropped: it cannot join the member's transaction")
@@ -43,6 +44,7 @@ func TestParseFlagsMember(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "kafka:results", cfg.Sink)
 	require.Equal(t, DefaultSessionTimeout, cfg.SessionTimeout)
+	require.Equal(t, DefaultRebalanceTimeout, cfg.RebalanceTimeout)
 
 	cfg, err = ParseFlags(coPartitioned, []string{"--brokers", "a:9092", "--member", "a", "--checkpoint", "state/a"}, nil)
 	require.NoError(t, err)
@@ -72,6 +74,10 @@ func TestParseFlagsMemberErrors(t *testing.T) {
 			`--member "a/b" holds characters other than letters, digits, '.', '_' and '-'; name this process such as --member a.`},
 		{"session timeout alone", coPartitioned, []string{"--brokers", "a:9092", "--session-timeout", "10s"},
 			"--session-timeout applies to group mode; add --member NAME or drop the flag."},
+		{"rebalance timeout alone", coPartitioned, []string{"--brokers", "a:9092", "--rebalance-timeout", "10s"},
+			"--rebalance-timeout applies to group mode; add --member NAME or drop the flag."},
+		{"zero rebalance timeout", coPartitioned, append(shared, "--rebalance-timeout", "0s"),
+			"--rebalance-timeout 0s is not a positive whole number of milliseconds; pass a duration such as --rebalance-timeout 30s."},
 		{"zero session timeout", coPartitioned, append(shared, "--session-timeout", "0s"),
 			"--session-timeout 0s is not a positive whole number of milliseconds; pass a duration such as --session-timeout 10s."},
 		{"sub-millisecond session timeout", coPartitioned, append(shared, "--session-timeout", "1500us"),
