@@ -67,7 +67,8 @@
 // window panes are held per task and move with it (engine.TaskStateful).
 // That is right when a key's records all come from one task: keyed
 // operators are refused over a stream not known to be keyed like the
-// job's input, which [CoPartitioned] asserts.
+// job's input, which [CoPartitioned] asserts. Count and Reduce count and
+// reduce the records of the process's own tasks.
 //
 // # Output operations
 //

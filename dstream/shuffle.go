@@ -158,7 +158,9 @@ func (n *keyedNode) partitions(c *engine.Context) int {
 // Partitions sets how many partitions (and reduce tasks) a keyed operator
 // produces, overriding the default of the context's parallelism. It applies
 // to the operator that made s (ReduceByKey, GroupByKey, joins, windowed and
-// stateful keyed operators); on other streams it panics. It returns s.
+// stateful keyed operators); on other streams it panics. In group mode
+// keyed operators have one partition per task instead, and the count set
+// here is not used. It returns s.
 func (s *Stream[T]) Partitions(n int) *Stream[T] {
 	if n < 1 {
 		panic(fmt.Sprintf("dstream: Partitions(%d) on %s; pass 1 or more", n, s.node.Meta().Kind))

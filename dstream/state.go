@@ -28,7 +28,8 @@ type StateOptions[K comparable, S any] struct {
 	// Partitions is how many partitions (and tasks) hold the state, keys
 	// spread by hash, overriding the default of the context's parallelism.
 	// [Stream.Partitions] on the result sets it too. A checkpoint written
-	// with another count restores: keys are re-partitioned.
+	// with another count restores: keys are re-partitioned. In group mode
+	// the state has one partition per task and Partitions is not used.
 	Partitions int
 	// KeyCodec and StateCodec encode keys and states in the store and in
 	// checkpoints, overriding the default of state.CodecFor, which is fast

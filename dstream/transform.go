@@ -119,7 +119,8 @@ func MapPartitions[T, U any](s *Stream[T], f func(in iter.Seq[T]) iter.Seq[U]) *
 
 // Union returns a stream of the elements of all streams: the partitions of
 // the first, then those of the second, and so on. All streams must have the
-// same slide; a mismatch is an error when the job starts.
+// same slide; a mismatch is an error when the job starts. The union is
+// keyed like the job's input (see [CoPartitioned]) when every stream is.
 func Union[T any](s ...*Stream[T]) *Stream[T] {
 	if len(s) == 0 {
 		panic("dstream: Union needs at least one stream")
@@ -218,7 +219,10 @@ func Repartition[T any](s *Stream[T], n int) *Stream[T] {
 // Transform returns a stream of f applied to each whole batch of s, like
 // Spark's transform: f may reorder, regroup or join with outside data. f runs
 // once per batch on the goroutine that drives the batch; an error or a panic
-// in f fails the batch with a [*engine.BatchError] naming the transform.
+// in f fails the batch with a [*engine.BatchError] naming the transform. In
+// group mode a result with as many partitions as the batch keeps their
+// tasks, partition i taken to hold what came from partition i; another
+// count loses them, and keyed operators downstream fail the batch.
 func Transform[T, U any](s *Stream[T], f func(ctx context.Context, b Batch[T]) (Batch[U], error)) *Stream[U] {
 	mustFn(f == nil, "Transform")
 	out := derive[U]("transform", &node{}, s)
