@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/groupcommit"
@@ -113,17 +114,29 @@ func (m *member) revoked(gone map[string][]int32, how string) {
 	m.logger.Info("kafkasource: the group took partitions back", "group", m.group, "how", how, "tasks", tasksOf(tps))
 }
 
+// ErrSessionTimeout reports, in group mode, a session timeout the broker
+// refuses to let the member join with: outside its
+// group.min.session.timeout.ms and group.max.session.timeout.ms (6 s and
+// 30 min by default). The member's next batch fails with it.
+var ErrSessionTimeout = errors.New("the broker refuses the member's session timeout")
+
+var errSessionTimeout = fmt.Errorf("%w, which must lie within its group.min.session.timeout.ms and group.max.session.timeout.ms; "+
+	"give one within them with WithMemberOptions(kgo.SessionTimeout(d))", ErrSessionTimeout)
+
 // memberHooks hears why a group session ended.
 type memberHooks struct{ m *member }
 
 var _ kgo.HookGroupManageError = memberHooks{}
 
 // OnGroupManageError keeps a refusal of the job's topics by the balancer
-// (which only the member leading the group sees) for [member.begin] to
-// report; other errors end a session and kgo joins again.
+// (which only the member leading the group sees) and the broker's refusal
+// of the session timeout for [member.begin] to report; other errors end a
+// session and kgo joins again.
 func (h memberHooks) OnGroupManageError(err error) {
 	var unequal *copart.UnequalPartitionsError
-	if !errors.As(err, &unequal) && !errors.Is(err, copart.ErrMixedSubscriptions) {
+	if errors.Is(err, kerr.InvalidSessionTimeout) {
+		err = errSessionTimeout
+	} else if !errors.As(err, &unequal) && !errors.Is(err, copart.ErrMixedSubscriptions) {
 		h.m.logger.Warn("kafkasource: the group session ended; joining again", "group", h.m.group, "error", err.Error())
 		return
 	}
@@ -160,6 +173,9 @@ func (m *member) begin() (owned, regained []TopicPartition, who groupcommit.Memb
 	m.mu.Unlock()
 	if err != nil {
 		m.inFlight.Unlock()
+		if errors.Is(err, ErrSessionTimeout) {
+			return nil, nil, groupcommit.Member{}, nil, fmt.Errorf("kafkasource: group %q: %w", m.group, err)
+		}
 		return nil, nil, groupcommit.Member{}, nil, fmt.Errorf("kafkasource: group %q cannot assign the job's topics: %w", m.group, err)
 	}
 	slices.SortFunc(regained, compareTP)

@@ -91,6 +91,20 @@ func TestMembersNeedStateDirsOfTheirOwn(t *testing.T) {
 	require.NoError(t, a.Err, "member a stops cleanly: %s", a.Stderr)
 }
 
+// TestMemberSessionTimeoutRefused checks that a --session-timeout the
+// broker refuses (below its minimum, 6s by default) stops the member with
+// one sentence naming the flag, exit status 1, instead of a member that
+// never joins.
+func TestMemberSessionTimeoutRefused(t *testing.T) {
+	addr := exampletest.StartBroker(t, "user-behavior", 2)
+	bin := exampletest.Build(t, "./examples/pagepopularity")
+	p := exampletest.Start(t, bin, "--brokers", addr, "--member", "a", "--checkpoint", t.TempDir(), "--session-timeout", "1s",
+		"--batch", "100ms", "--http", "", "--log-level", "error")
+	p.Wait(t, 30*time.Second)
+	require.Equal(t, 1, p.Cmd.ProcessState.ExitCode())
+	require.Equal(t, "pagepopularity: the broker refuses --session-timeout 1s, which must lie within its group.min.session.timeout.ms and group.max.session.timeout.ms (6s and 30m unless configured otherwise; sluice-broker sets the least with --group-min-session-timeout); pass one within them\n", p.Stderr.String())
+}
+
 // TestMemberNeedsASharedBroker checks that --member without --brokers is
 // refused in one sentence, with exit status 2, before anything starts.
 func TestMemberNeedsASharedBroker(t *testing.T) {

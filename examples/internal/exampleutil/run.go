@@ -482,6 +482,10 @@ func (r *runner) runError(err error) error {
 	var oor *kafkasource.OffsetOutOfRangeError
 	var corrupt *engine.CorruptCommitError
 	var timeout *kafkasource.RetryTimeoutError
+	if errors.Is(err, kafkasource.ErrSessionTimeout) {
+		return fmt.Errorf("the broker refuses --session-timeout %v, which must lie within its group.min.session.timeout.ms and group.max.session.timeout.ms (6s and 30m unless configured otherwise; sluice-broker sets the least with --group-min-session-timeout); pass one within them",
+			r.cfg.SessionTimeout)
+	}
 	if errors.Is(err, state.ErrLocked) && r.cfg.Member != "" {
 		return fmt.Errorf("--checkpoint %s is the state dir of another running member %s; give each --member a --checkpoint dir of its own",
 			r.cfg.StateDir, lockHolder.FindString(err.Error()))
