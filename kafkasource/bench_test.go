@@ -270,3 +270,60 @@ func BenchmarkGroupModeOneMember(b *testing.B) {
 	b.ReportMetric(groupRate/singleRate, "ratio")
 	b.ReportMetric(float64(n), "records")
 }
+
+// BenchmarkGroupModeRestore times a member's first batch after it gains a
+// task of 100,000 keys (SLUICE_BENCH_KEYS overrides): the restore of the
+// task's state from its changelog alone, and from a local copy (which
+// leaves only the changelog's tail, here empty, to read). Each op is one
+// new member's first batch; restore-s is the source's own restore time.
+func BenchmarkGroupModeRestore(b *testing.B) {
+	keys := 100_000
+	if v := os.Getenv("SLUICE_BENCH_KEYS"); v != "" {
+		var err error
+		if keys, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := startEOSCluster(b, 1)
+	recs := make([]*kgo.Record, keys)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "clicks", Partition: 0, Key: fmt.Appendf(nil, "page-%07d", i), Value: []byte("1")}
+	}
+	require.NoError(b, e.cl.ProduceSync(context.Background(), recs...).FirstErr())
+	ctx := context.Background()
+	dir := b.TempDir()
+	seed := e.joinCounting(b, "seed", nil, WithStateDir(dir))
+	waitMembers(b, "the seed member owning the task", splitEvenly([]string{"clicks"}, 1), seed.m)
+	require.NoError(b, seed.ec.RunBatches(ctx, 1))
+	got, _ := seed.cnt.snapshot()
+	require.Len(b, got, keys)
+	require.NoError(b, seed.ec.Close())
+
+	for _, bc := range []struct {
+		name string
+		opts []Option
+	}{{"changelog", nil}, {"local", []Option{WithStateDir(dir)}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var restore float64
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				name := "seed" // the local copy is the seed's
+				if bc.opts == nil {
+					name = fmt.Sprintf("m%d", i)
+				}
+				c := e.joinCounting(b, name, nil, bc.opts...)
+				waitMembers(b, "the new member owning the task", splitEvenly([]string{"clicks"}, 1), c.m)
+				b.StartTimer()
+				require.NoError(b, c.ec.RunBatches(ctx, 1))
+				b.StopTimer()
+				got, _ := c.cnt.snapshot()
+				require.Len(b, got, keys)
+				restore += metricValues(c.n.Metrics())["kafka_changelog_restore_seconds_total"]
+				require.NoError(b, c.ec.Close())
+				b.StartTimer()
+			}
+			b.ReportMetric(restore/float64(b.N), "restore-s")
+			b.ReportMetric(float64(keys)*float64(b.N)/restore, "keys/s")
+		})
+	}
+}

@@ -30,7 +30,7 @@ type eosCluster struct {
 	cl    *kgo.Client
 }
 
-func startEOSCluster(t *testing.T, n int32) *eosCluster {
+func startEOSCluster(t testing.TB, n int32) *eosCluster {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(n, "clicks", "out"), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)

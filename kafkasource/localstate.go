@@ -125,6 +125,100 @@ func (d *stateDir) open(tp TopicPartition, start, end int64) *localCopy {
 	return nil
 }
 
+// copyWriter writes what a restore reads from the changelog to the copy
+// of its partition: after the copy's own frames, or, without a usable
+// copy, into a new file that replaces the old one once complete.
+type copyWriter struct {
+	d         *stateDir
+	tp        TopicPartition
+	f         *os.File
+	tmp       string // the new file, or "" when appending
+	size      int64
+	rewritten int64 // the size the copy had when last written whole
+	covered   int64
+	err       error
+}
+
+// restoring returns the writer of tp's copy for a restore that starts
+// from c (nil: none usable).
+func (d *stateDir) restoring(tp TopicPartition, c *localCopy) *copyWriter {
+	w := &copyWriter{d: d, tp: tp}
+	path := d.path(tp)
+	if c != nil {
+		w.covered = c.covered
+		if w.f, w.err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); w.err == nil {
+			var fi os.FileInfo
+			if fi, w.err = w.f.Stat(); w.err == nil {
+				w.size, w.rewritten = fi.Size(), fi.Size()
+			}
+		}
+		return w
+	}
+	if w.err = os.MkdirAll(filepath.Dir(path), 0o755); w.err != nil {
+		return w
+	}
+	w.tmp = path + ".tmp"
+	if w.f, w.err = os.Create(w.tmp); w.err == nil {
+		w.write(appendFrame(nil, localHeader(tp)))
+	}
+	return w
+}
+
+func (w *copyWriter) write(b []byte) {
+	if w.err != nil {
+		return
+	}
+	_, w.err = w.f.Write(b)
+	w.size += int64(len(b))
+}
+
+// frame writes recs, which reach changelog offset covered.
+func (w *copyWriter) frame(covered int64, recs []Record) {
+	if len(recs) == 0 {
+		return
+	}
+	w.write(appendFrame(nil, encodeFrameOf(covered, len(recs), func(i int) ([]byte, []byte) { return recs[i].Key, recs[i].Value })))
+	w.covered = covered
+}
+
+// finish makes the copy reach end, fsyncs it and keeps it for the batches'
+// appends; failed is the restore's error, which leaves no copy behind.
+func (w *copyWriter) finish(end int64, failed error) {
+	if failed == nil && w.covered < end {
+		w.write(appendFrame(nil, encodeFrameOf(end, 0, nil)))
+	}
+	if w.err == nil {
+		w.err = w.f.Sync()
+	}
+	if w.f != nil {
+		w.err = errors.Join(w.err, w.f.Close())
+	}
+	path := w.d.path(w.tp)
+	if w.err == nil && failed == nil && w.tmp != "" {
+		if w.err = os.Rename(w.tmp, path); w.err == nil {
+			w.err = syncDir(filepath.Dir(path))
+		}
+	}
+	switch {
+	case w.err != nil:
+		if w.tmp != "" {
+			_ = os.Remove(w.tmp)
+		}
+		w.d.drop(w.tp, w.err)
+	case failed != nil:
+		if w.tmp != "" {
+			_ = os.Remove(w.tmp)
+		}
+	default:
+		if w.tmp != "" {
+			w.rewritten = w.size // a new copy grows from here before it is compacted
+		}
+		w.d.mu.Lock()
+		w.d.files[w.tp] = &localFile{size: w.size, rewritten: w.rewritten}
+		w.d.mu.Unlock()
+	}
+}
+
 // rewrite replaces the copy of tp with latest (key → value; nil values are
 // deleted keys) reaching offset covered, through a new file renamed over
 // the old one.
@@ -239,17 +333,22 @@ func localHeader(tp TopicPartition) []byte {
 // covered, the count, then each key and value (the value's length plus
 // one, 0 for a nil value).
 func encodeLocalFrame(covered int64, recs []localRecord) []byte {
+	return encodeFrameOf(covered, len(recs), func(i int) ([]byte, []byte) { return recs[i].key, recs[i].value })
+}
+
+func encodeFrameOf(covered int64, n int, rec func(i int) (key, value []byte)) []byte {
 	b := binary.AppendUvarint(nil, uint64(covered))
-	b = binary.AppendUvarint(b, uint64(len(recs)))
-	for _, r := range recs {
-		b = binary.AppendUvarint(b, uint64(len(r.key)))
-		b = append(b, r.key...)
-		if r.value == nil {
+	b = binary.AppendUvarint(b, uint64(n))
+	for i := range n {
+		key, value := rec(i)
+		b = binary.AppendUvarint(b, uint64(len(key)))
+		b = append(b, key...)
+		if value == nil {
 			b = binary.AppendUvarint(b, 0)
 			continue
 		}
-		b = binary.AppendUvarint(b, uint64(len(r.value))+1)
-		b = append(b, r.value...)
+		b = binary.AppendUvarint(b, uint64(len(value))+1)
+		b = append(b, value...)
 	}
 	return b
 }

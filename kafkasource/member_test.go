@@ -41,7 +41,7 @@ func startTestMember(t *testing.T, c *kfake.Cluster, topics []string, revoking f
 }
 
 // waitMembers waits until cond holds of what the members own.
-func waitMembers(t *testing.T, what string, cond func(owned [][]TopicPartition) bool, ms ...*member) [][]TopicPartition {
+func waitMembers(t testing.TB, what string, cond func(owned [][]TopicPartition) bool, ms ...*member) [][]TopicPartition {
 	t.Helper()
 	deadline := time.After(memberWait)
 	for {

@@ -86,18 +86,15 @@ func (n *directNode) restoreTask(ctx context.Context, s stateNode, task int) err
 		}
 		n.tmu.Unlock()
 	}
-	var latest map[string][]byte // what the local copy is rewritten with
+	var w *copyWriter // the local copy, brought up to date as the restore reads
 	if n.local != nil {
-		latest = make(map[string][]byte)
+		w = n.local.restoring(tp, local)
 	}
 	err = s.node.RestoreTask(task, func(apply func(key, value []byte) error) error {
 		if local != nil {
 			for _, r := range local.records {
 				if err := apply(r.key, r.value); err != nil {
 					return err
-				}
-				if latest != nil {
-					latest[string(r.key)] = r.value
 				}
 			}
 			count(int64(len(local.records)))
@@ -112,9 +109,9 @@ func (n *directNode) restoreTask(ctx context.Context, s stateNode, task int) err
 				if err := apply(r.Key, r.Value); err != nil {
 					return err
 				}
-				if latest != nil {
-					latest[string(r.Key)] = r.Value
-				}
+			}
+			if w != nil {
+				w.frame(rg.Until, recs)
 			}
 			fromLog += int64(len(recs))
 			count(int64(len(recs)))
@@ -122,6 +119,9 @@ func (n *directNode) restoreTask(ctx context.Context, s stateNode, task int) err
 		}
 		return nil
 	})
+	if w != nil {
+		w.finish(end, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -133,11 +133,6 @@ func (n *directNode) restoreTask(ctx context.Context, s stateNode, task int) err
 	n.changelogRead.Add(fromLog)
 	n.logger.Info("kafkasource: restored a task's state", "task", task, "operator", s.node.Meta().Name(), "changelog", s.topic,
 		"records", read, "from_changelog", fromLog, "from_offset", from, "to_offset", end, "took", time.Since(began).String())
-	if n.local != nil {
-		if err := n.local.rewrite(tp, latest, end); err != nil {
-			n.logger.Warn("kafkasource: cannot write the local copy of a task's state; the next restore reads the whole changelog", "path", n.local.path(tp), "error", err.Error())
-		}
-	}
 	return nil
 }
 

@@ -159,7 +159,7 @@ type counting struct {
 
 // joinCounting starts member name, counting keys with an operator named
 // "counts"; hold, if set, runs as a further output.
-func (e *eosCluster) joinCounting(t *testing.T, name string, hold func(), opts ...Option) *counting {
+func (e *eosCluster) joinCounting(t testing.TB, name string, hold func(), opts ...Option) *counting {
 	t.Helper()
 	ec := newEngine(t)
 	s, err := NewDirectStream(ec, []string{"clicks"}, append([]Option{WithBrokers(e.seeds...), WithResetPolicy(Earliest), WithRetryTimeout(5 * time.Second),
