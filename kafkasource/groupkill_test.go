@@ -28,7 +28,9 @@ const groupChildEnv = "SLUICE_GROUP_CHILD_BROKER"
 const killInput, killRate = 3000, 20
 
 // killMember starts a member named name of the kill test's job: it writes
-// every input record's key to "out" with the transactional sink.
+// every input record's key to "out" with the transactional sink, and
+// counts the records of each partition by offset modulo countKeys in an
+// operator named "counts", whose state moves with its task.
 func killMember(t *testing.T, seeds []string, name string) (*engine.Context, *member) {
 	t.Helper()
 	ec := newEngine(t)
@@ -40,6 +42,7 @@ func killMember(t *testing.T, seeds []string, name string) (*engine.Context, *me
 		return &kgo.Record{Topic: "out", Key: r.Key, Value: r.Key}, nil
 	})
 	require.NoError(t, err)
+	newKeyCounterBy(s, "counts", func(r Record) string { return countKey(r.Partition, int(r.Offset)) })
 	return ec, findDirect(s.Node()).member
 }
 
@@ -68,7 +71,9 @@ func TestGroupModeKill9(t *testing.T) {
 	// Member a runs here; member b is a process of its own, killed with
 	// SIGKILL at random moments (in its transaction, between batches, in a
 	// rebalance) and started again under its name. Read committed, the
-	// output holds every input record once.
+	// output holds every input record once, and the changelog the counts
+	// of every key, which moved with their tasks between the members and
+	// b's lives.
 	if testing.Short() {
 		t.Skip("kills real processes; skipped with -short")
 	}
@@ -163,6 +168,10 @@ func TestGroupModeKill9(t *testing.T) {
 	_ = final.Process.Signal(syscall.SIGKILL)
 
 	require.Equal(t, inputKeys(n, killInput), e.readOut(t, true), "read committed, every input record once")
+	counts, committed := e.changelog(t, true)
+	require.Equal(t, wantCounts(n, killInput, nil), counts, "read committed, the latest counts are exact")
+	_, all := e.changelog(t, false)
+	t.Logf("the changelog holds %d committed records and %d from aborted transactions", committed, all-committed)
 	t.Logf("read uncommitted, the output holds %d records, %d of them from aborted transactions",
 		len(e.readOut(t, false)), len(e.readOut(t, false))-n*killInput)
 }

@@ -41,6 +41,11 @@ type keyCounter struct {
 var _ engine.TaskStateful = (*keyCounter)(nil)
 
 func newKeyCounter(s *dstream.Stream[Record], name string) *keyCounter {
+	return newKeyCounterBy(s, name, func(r Record) string { return string(r.Key) })
+}
+
+// newKeyCounterBy counts records by keyOf instead of their key.
+func newKeyCounterBy(s *dstream.Stream[Record], name string, keyOf func(Record) string) *keyCounter {
 	k := &keyCounter{meta: engine.Meta{Kind: "keyCounter", Parents: []engine.Node{s.Node()}},
 		counts: make(map[int]map[string]int64), dirty: make(map[int]map[string]bool)}
 	k.meta.SetName(name)
@@ -53,8 +58,9 @@ func newKeyCounter(s *dstream.Stream[Record], name string) *keyCounter {
 			if k.counts[task] == nil {
 				return fmt.Errorf("task %d was never restored", task)
 			}
-			k.counts[task][string(r.Key)]++
-			k.dirty[task][string(r.Key)] = true
+			key := keyOf(r)
+			k.counts[task][key]++
+			k.dirty[task][key] = true
 		}
 		return nil
 	})
