@@ -42,7 +42,8 @@ type stateNode struct {
 }
 
 // TaskCount returns the number of tasks: the partition count of the input
-// topics, known once the context has started; 0 outside group mode.
+// topics, known once the context has started when a node holds state per
+// task, else once the first batch is planned; 0 outside group mode.
 func (n *directNode) TaskCount() int { return int(n.taskCount.Load()) }
 
 // PartitionTasks returns the task (partition number) of each planned
@@ -73,7 +74,8 @@ func (n *directNode) Tasks() []engine.TaskStatus {
 
 // Validate, in group mode, learns the number of tasks from the input
 // topics and makes sure every node holding state per task downstream of
-// the stream has its changelog topic.
+// the stream has its changelog topic. A job without such nodes learns the
+// number of tasks at its first batch, and contacts no broker before.
 func (n *directNode) Validate() error {
 	if !n.cfg.groupMode {
 		return nil
@@ -82,6 +84,9 @@ func (n *directNode) Validate() error {
 		if ts, ok := nd.(engine.TaskStateful); ok && n.feeds(nd) {
 			n.stateful = append(n.stateful, stateNode{node: ts, topic: ChangelogTopic(n.cfg.group, nd.Meta().Name())})
 		}
+	}
+	if len(n.stateful) == 0 {
+		return nil // the first batch learns the number of tasks
 	}
 	ctx := context.Background()
 	counts, err := n.inputPartitions(ctx)
@@ -92,10 +97,6 @@ func (n *directNode) Validate() error {
 	for _, c := range counts {
 		tasks = max(tasks, c)
 	}
-	n.taskCount.Store(int64(tasks))
-	if len(n.stateful) == 0 {
-		return nil
-	}
 	for _, t := range n.sub.topics {
 		if counts[t] == 0 {
 			return fmt.Errorf("kafkasource: in group mode the partitions of the input topic %q are the job's tasks, and it does not exist; create it before starting the job", t)
@@ -104,6 +105,7 @@ func (n *directNode) Validate() error {
 	if len(counts) > 1 && slices.Min(slices.Collect(maps.Values(counts))) != tasks {
 		return fmt.Errorf("kafkasource: group %q cannot assign the job's topics: %w", n.cfg.group, &copart.UnequalPartitionsError{Partitions: counts})
 	}
+	n.taskCount.Store(int64(tasks))
 	topics := make([]string, 0, len(n.stateful))
 	for _, s := range n.stateful {
 		if err := n.ensureChangelog(ctx, s.topic, tasks); err != nil {

@@ -647,3 +647,33 @@ func TestGroupModeUpdateStateByKeyMovesWithItsTask(t *testing.T) {
 	t.Logf("the restart read %v of the changelog's %d records", read, inLog)
 	require.Less(t, read, float64(inLog), "the local copy spares most of the changelog")
 }
+
+func TestGroupModePartitionTasks(t *testing.T) {
+	// A stateless job in group mode learns its number of tasks at its
+	// first batch; each partition of a batch's data is the task of its
+	// range.
+	const n = 3
+	e := startEOSCluster(t, n)
+	e.produceKeyed(t, n, 0, 4)
+	ec := newEngine(t)
+	s, err := NewDirectStream(ec, []string{"clicks"}, WithBrokers(e.seeds...), WithResetPolicy(Earliest),
+		WithGroup("pagepopularity"), AsMember("a"), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond)))
+	require.NoError(t, err)
+	d := findDirect(s.Node())
+	var tasks, parts []int
+	dstream.ForEachBatchJob(s, func(_ context.Context, j *engine.Job, _ dstream.Batch[Record]) error {
+		tasks = d.PartitionTasks(j)
+		for _, r := range OffsetRangesOf(j, s) {
+			parts = append(parts, int(r.Partition))
+		}
+		return nil
+	})
+	require.NoError(t, ec.Start())
+	require.Zero(t, d.TaskCount(), "no broker is asked before the first batch")
+	waitMembers(t, "a owning every task", splitEvenly([]string{"clicks"}, n), d.member)
+	require.NoError(t, ec.RunBatches(bounded(t), 1))
+	require.Equal(t, n, d.TaskCount())
+	require.Equal(t, []int{0, 1, 2}, tasks)
+	require.Equal(t, parts, tasks)
+	require.Equal(t, []engine.TaskStatus{{Task: 0}, {Task: 1}, {Task: 2}}, d.Tasks())
+}
