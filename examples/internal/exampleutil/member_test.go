@@ -67,6 +67,8 @@ func TestParseFlagsMemberErrors(t *testing.T) {
 	}{
 		{"re-keyed example", func() Spec { s := goodBad; s.StateKey = "word"; return s }(), shared,
 			"--member: goodbad keys its state by word, not by the keys of its input records, and a job that re-keys its records cannot run on several processes yet; run it without --member."},
+		{"example keyed otherwise", goodBad, shared,
+			"--member: goodbad keys its state by something else, not by the keys of its input records, and a job that re-keys its records cannot run on several processes yet; run it without --member."},
 		{"embedded broker", coPartitioned, []string{"--member", "a"},
 			"--member needs a broker that every member shares, and the embedded broker lives in one process; start one with go run ./cmd/sluice-broker and pass its address with --brokers."},
 		{"empty name", coPartitioned, []string{"--brokers", "a:9092", "--member", ""}, "--member is empty; name this process, such as --member a, or drop the flag."},
