@@ -155,8 +155,9 @@ func TestTasksInBrowser(t *testing.T) {
 
 // TestTasksOfAGroupMember runs a Kafka source in group mode, the only
 // member of its group, with a keyed state per task, and checks that
-// /api/tasks names its group and member and lists the tasks the group gave
-// it, each restored (from an empty changelog) and running.
+// /api/tasks and the page in headless chromium name its group and member
+// and list the tasks the group gave it, each restored (from an empty
+// changelog) and running.
 func TestTasksOfAGroupMember(t *testing.T) {
 	broker, err := kafkasource.StartEmbedded(kafkasource.EmbeddedTopic("clicks", 3))
 	require.NoError(t, err)
@@ -190,4 +191,22 @@ func TestTasksOfAGroupMember(t *testing.T) {
 	for i, task := range got[0].Tasks {
 		require.Equal(t, engine.TaskStatus{Task: i}, task, "task %d: restored from an empty changelog, running", i)
 	}
+
+	// The page says so too.
+	ctx := browser(t)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")))
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('#tasks tbody tr').length === 3`,
+		chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	require.NoError(t, err, "waiting for the member's three tasks on the page")
+	who, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#tasks .who').textContent`))
+	require.NoError(t, err)
+	require.Equal(t, "Member a of group clicks-group: 3 tasks (source kafka)", who)
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#tasks tbody tr')].map(r => [...r.cells].map(c => c.textContent).join(' | '))`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"0 | running | restored 0 records", "1 | running | restored 0 records", "2 | running | restored 0 records"}, rows)
+	summary, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('summary').textContent`))
+	require.NoError(t, err)
+	require.Contains(t, summary, "member a of group clicks-group")
 }
