@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/state"
 )
 
 // The state benchmarks keep 1,000,000 keys (string → int64) and touch 1% of
@@ -126,6 +127,11 @@ func runStateBench(b *testing.B, c *engine.Context, before uint64, check func() 
 //   - "UpdateStateByKey-checkpointed" adds a checkpoint after every batch
 //     (a delta of the 10,000 changed keys, fsynced, and a background
 //     snapshot every 10 deltas).
+//   - "UpdateStateByKey-group" and "MapWithState-group" run in group mode
+//     as the only member, owning both tasks: the state is restored with
+//     RestoreTask (restore-ns/key) and every batch saves its changes with
+//     SaveTask (saved/batch records), the changelog writes of group mode
+//     without Kafka.
 //
 // The initial state is loaded in bulk, which lays the values out in key
 // order. B/key is the live heap the job holds per key after loading, the
@@ -274,4 +280,170 @@ func BenchmarkStateByKey(b *testing.B) {
 		}
 	})
 
+	// Group mode, one member owning both tasks (a task a partition): the
+	// state is restored from per-task records instead of loaded from an
+	// initial state, and every batch is followed by SaveTask of both
+	// tasks, which hands over the records of the 10,000 keys changed. The
+	// x- metrics compare with the single-process runs above.
+	b.Run("UpdateStateByKey-group", func(b *testing.B) {
+		c, before, check, node := restoredTasks(b, keys, func(v int64) []byte { return stateBenchValue(v) }, func(c *engine.Context, s *dstream.Stream[dstream.KV[string, int64]]) (func() error, engine.Node) {
+			totals := dstream.UpdateStateByKey(dstream.CoPartitioned(s), addCount)
+			var n int64
+			dstream.ForEachBatch(dstream.Count(totals), func(_ context.Context, bt dstream.Batch[int64]) error {
+				n = bt.Parts[0][0]
+				return nil
+			})
+			return func() error {
+				if n != stateBenchKeys {
+					return fmt.Errorf("the state has %d keys, want %d", n, stateBenchKeys)
+				}
+				return nil
+			}, totals.Node()
+		})
+		ns := runGroupStateBench(b, c, before, check, node)
+		if updateNs > 0 {
+			b.ReportMetric(ns/updateNs, "x-UpdateStateByKey")
+		}
+	})
+
+	b.Run("MapWithState-group", func(b *testing.B) {
+		// A MapWithState state is its update time (8 bytes) and the state.
+		value := func(v int64) []byte {
+			b := stateBenchValue(v)
+			return append(append([]byte{b[0]}, make([]byte, 8)...), b[1:]...)
+		}
+		c, before, check, node := restoredTasks(b, keys, value, func(c *engine.Context, s *dstream.Stream[dstream.KV[string, int64]]) (func() error, engine.Node) {
+			m := dstream.MapWithState(dstream.CoPartitioned(s), dstream.NewSimpleStateSpec(
+				func(_ string, v dstream.Optional[int64], s *dstream.State[int64]) int64 {
+					n, _ := s.Get()
+					s.Update(n + v.Value)
+					return n + v.Value
+				}))
+			var n int64
+			dstream.ForEachBatch(dstream.Count(m.Stream), func(_ context.Context, bt dstream.Batch[int64]) error {
+				n = bt.Parts[0][0]
+				return nil
+			})
+			return func() error {
+				if n != stateBenchTouched {
+					return fmt.Errorf("a batch mapped %d records, want %d", n, stateBenchTouched)
+				}
+				return nil
+			}, m.Node()
+		})
+		ns := runGroupStateBench(b, c, before, check, node)
+		if mapWithStateNs > 0 {
+			b.ReportMetric(ns/mapWithStateNs, "x-MapWithState")
+		}
+	})
+}
+
+// stateBenchValue is the per-task record value of an int64 state: the
+// record version, then the state's codec encoding.
+func stateBenchValue(v int64) []byte {
+	b, err := state.CodecFor[int64]().Encode(v)
+	if err != nil {
+		panic(err)
+	}
+	return append([]byte{1}, b...)
+}
+
+// cycleTaskSource is cycleStream's source in group mode: partition p of
+// every batch is task p.
+type cycleTaskSource struct{ fixedSource }
+
+func (s *cycleTaskSource) Distributed() bool                  { return true }
+func (s *cycleTaskSource) TaskCount() int                     { return stateBenchParts }
+func (s *cycleTaskSource) PartitionTasks(j *engine.Job) []int { return []int{0, 1} }
+
+// restoredTasks builds a job in group mode over the cycle, restores every
+// key at 0 into its task (the task of the partition its records come in)
+// with RestoreTask, reporting the time per key restored, runs the first
+// batch and returns the context, the live heap before, the check of the
+// last batch and the stateful node.
+func restoredTasks(b *testing.B, keys []string, value func(int64) []byte, build func(c *engine.Context, s *dstream.Stream[dstream.KV[string, int64]]) (func() error, engine.Node)) (*engine.Context, uint64, func() error, groupNode) {
+	b.Helper()
+	_, batches := stateBenchInput()
+	before := heapAfterGC()
+	c, err := engine.NewContext(time.Second, engine.WithManualClock(time.Unix(0, 0)), engine.WithParallelism(stateBenchParts))
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := &cycleTaskSource{fixedSource{records: func(*engine.Job) int { return stateBenchTouched }}}
+	s := dstream.NewSource(c, src, "cycle", func(_ context.Context, j *engine.Job) ([][]dstream.KV[string, int64], error) {
+		return batches[(j.Time.Unix()-1)%int64(len(batches))], nil
+	})
+	check, n := build(c, s)
+	node := n.(engine.TaskStateful)
+	if err := c.Start(); err != nil {
+		b.Fatal(err)
+	}
+	zero := value(0)
+	start := time.Now()
+	for task := range stateBenchParts {
+		err := node.RestoreTask(task, func(apply func(k, v []byte) error) error {
+			for _, batch := range batches {
+				for _, kv := range batch[task] {
+					if err := apply([]byte(kv.Key), zero); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	restored := float64(time.Since(start).Nanoseconds()) / float64(len(keys))
+	if err := c.RunBatches(context.Background(), 1); err != nil {
+		b.Fatal(err)
+	}
+	return c, before, check, groupNode{node, restored}
+}
+
+// groupNode is the stateful node of a group-mode benchmark and the time
+// its restore took per key.
+type groupNode struct {
+	engine.TaskStateful
+	restoreNsPerKey float64
+}
+
+// runGroupStateBench is runStateBench with SaveTask of every task after
+// every batch, counting the records saved.
+func runGroupStateBench(b *testing.B, c *engine.Context, before uint64, check func() error, node groupNode) float64 {
+	b.Helper()
+	records := 0
+	save := func() {
+		for task := range stateBenchParts {
+			err := node.SaveTask(task, func(k, v []byte) error { records++; return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	save() // the first batch's
+	records = 0
+	defer c.Close()
+	loaded := float64(heapAfterGC()-before) / stateBenchKeys
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := c.RunBatches(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+		save()
+	}
+	b.StopTimer()
+	if err := check(); err != nil {
+		b.Fatal(err)
+	}
+	perBatch := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(perBatch, "ns/batch")
+	b.ReportMetric(perBatch/stateBenchKeys, "ns/key")
+	b.ReportMetric(loaded, "B/key")
+	b.ReportMetric(float64(records)/float64(b.N), "saved/batch")
+	b.ReportMetric(node.restoreNsPerKey, "restore-ns/key")
+	return perBatch
 }
