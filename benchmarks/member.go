@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -34,7 +35,8 @@ import (
 //
 //	batch <end, Unix ns> <records> <partitions read, comma-separated, or ->
 //
-// and "done" when it stops of its own accord.
+// and, once it stops, "state <pages in state> <sum of their popularities>"
+// and "done".
 const memberEnv = "SLUICE_BENCH_MEMBER"
 
 // memberSpec is what one scale-out process runs.
@@ -53,6 +55,9 @@ type memberSpec struct {
 	MaxRate  int64 // MaxRatePerPartition; 0 is none
 	Session  time.Duration
 	IdleStop int
+	// LogInfo logs the source's Info lines (tasks assigned, restored) to
+	// standard error.
+	LogInfo bool
 }
 
 // runMember runs the process described by the JSON spec, talking over
@@ -67,6 +72,8 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 	var (
 		started bool
 		idle    int
+		keys    int     // pages in state after the last batch
+		sum     float64 // their popularities' sum
 	)
 	out := bufio.NewWriter(stdout)
 	read := map[int32]bool{} // partitions the batch in flight read records of
@@ -112,23 +119,28 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 		kafkasource.WithResetPolicy(kafkasource.Earliest),
 		kafkasource.WithRateLimits(kafkasource.RateLimits{MaxRatePerPartition: ms.MaxRate}),
 	}
+	if ms.LogInfo {
+		srcOpts = append(srcOpts, kafkasource.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	}
 	if ms.Name != "" {
-		srcOpts = append(srcOpts, kafkasource.AsMember(ms.Name),
-			kafkasource.WithMemberOptions(kgo.SessionTimeout(ms.Session), kgo.HeartbeatInterval(ms.Session/10)))
+		srcOpts = append(srcOpts, kafkasource.AsMember(ms.Name), kafkasource.WithStateDir(ms.StateDir),
+			kafkasource.WithMemberOptions(kgo.SessionTimeout(ms.Session), kgo.HeartbeatInterval(ms.Session/10), kgo.RebalanceTimeout(ms.Session)))
 	}
 	recs, err := kafkasource.NewDirectStream(c, []string{ms.Topic}, srcOpts...)
 	if err != nil {
 		return err
 	}
-	pop := dstream.UpdateStateByKey(dstream.FlatMap(recs, behaviorPairs), accumulate).Name("popularity")
+	// The records are keyed by page: the pairs are keyed like the input.
+	pop := dstream.UpdateStateByKey(dstream.CoPartitioned(dstream.FlatMap(recs, behaviorPairs)), accumulate).Name("popularity")
 	dstream.ForEachBatchJob(pop, func(_ context.Context, j *engine.Job, b dstream.Batch[dstream.KV[string, float64]]) error {
 		for _, r := range kafkasource.OffsetRangesOf(j, recs) {
 			if r.Count() > 0 {
 				read[r.Partition] = true
 			}
 		}
-		var sum float64
+		keys, sum = 0, 0
 		for kv := range b.All() {
+			keys++
 			sum += kv.Value
 		}
 		if math.IsNaN(sum) {
@@ -166,7 +178,7 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	fmt.Fprintln(out, "done")
+	fmt.Fprintf(out, "state %d %g\ndone\n", keys, sum)
 	return out.Flush()
 }
 

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +45,19 @@ type memberEvent struct {
 	end     time.Time // batch lines: when the batch completed
 	records int64
 	parts   []int32
+	state   *jobState // state lines
+}
+
+// jobState is what the members of a run hold in state once stopped: pages
+// and the sum of their popularities.
+type jobState struct {
+	keys int
+	sum  float64
+}
+
+func (s *jobState) add(o *jobState) {
+	s.keys += o.keys
+	s.sum += o.sum
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and readers at once.
@@ -96,7 +111,11 @@ func (h *harness) startMember(name string, spec memberSpec, procs int, events ch
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			ev := memberEvent{m: m, line: sc.Text()}
-			if f := strings.Fields(ev.line); len(f) == 4 && f[0] == "batch" {
+			if f := strings.Fields(ev.line); len(f) == 3 && f[0] == "state" {
+				ev.state = &jobState{}
+				ev.state.keys, _ = strconv.Atoi(f[1])
+				ev.state.sum, _ = strconv.ParseFloat(f[2], 64)
+			} else if len(f) == 4 && f[0] == "batch" {
 				ns, _ := strconv.ParseInt(f[1], 10, 64)
 				ev.end = time.Unix(0, ns)
 				ev.records, _ = strconv.ParseInt(f[2], 10, 64)
@@ -118,8 +137,8 @@ func (h *harness) startMember(name string, spec memberSpec, procs int, events ch
 
 // stopMembers closes the members' standard input, which stops them, and
 // waits for them to exit, killing those that take longer than 30s. It
-// drains events meanwhile.
-func stopMembers(events <-chan memberEvent, ms ...*member) error {
+// drains events meanwhile, adding the state lines to state (when not nil).
+func stopMembers(events <-chan memberEvent, state *jobState, ms ...*member) error {
 	var errs []error
 	for _, m := range ms {
 		_ = m.stdin.Close()
@@ -130,7 +149,10 @@ func stopMembers(events <-chan memberEvent, ms ...*member) error {
 			select {
 			case <-m.done:
 				waiting = false
-			case <-events:
+			case ev := <-events:
+				if ev.state != nil && state != nil {
+					state.add(ev.state)
+				}
 			case <-deadline:
 				_ = m.cmd.Process.Kill()
 				<-m.done
@@ -142,10 +164,14 @@ func stopMembers(events <-chan memberEvent, ms ...*member) error {
 			errs = append(errs, fmt.Errorf("member %s: %v: %s", m.name, m.err, m.stderr))
 		}
 	}
-	// Later lines of exited members are dropped.
+	// The lines of exited members are all sent by now (each sends "exit"
+	// last, after done is closed): drain them.
 	for {
 		select {
-		case <-events:
+		case ev := <-events:
+			if ev.state != nil && state != nil {
+				state.add(ev.state)
+			}
 		default:
 			return errors.Join(errs...)
 		}
@@ -237,14 +263,14 @@ func (h *harness) lowerMinSession(ctx context.Context) error {
 // processes of the job in group mode (0: one process in single-process
 // mode, checkpointed), each with GOMAXPROCS 1, and returns the time from
 // telling them to go to the end of the batch that read the last record.
-func (h *harness) scaleRun(ctx context.Context, members int) (time.Duration, error) {
+func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (time.Duration, error) {
 	h.scaleSeq++
 	group := fmt.Sprintf("bench-scaleout-%d", h.scaleSeq)
 	spec := memberSpec{Brokers: h.broker.Addrs(), Topic: topicKeyed, Group: group, Batch: h.cfg.batch, Manual: true,
 		MaxRate: h.limits(h.cfg.behaviors).MaxRatePerPartition, Session: 6 * time.Second, IdleStop: 2}
 	events := make(chan memberEvent, 1024)
 	var ms []*member
-	defer func() { _ = stopMembers(events, ms...) }()
+	defer func() { _ = stopMembers(events, nil, ms...) }()
 	n := max(members, 1)
 	for i := range n {
 		s := spec
@@ -293,6 +319,9 @@ func (h *harness) scaleRun(ctx context.Context, members int) (time.Duration, err
 			if ev.line == "exit" && (!finished[ev.m] || ev.m.err != nil) {
 				return 0, fmt.Errorf("member %s stopped after %d of %d records in all: %v: %s", ev.m.name, read, h.cfg.behaviors, ev.m.err, ev.m.stderr)
 			}
+			if ev.state != nil {
+				state.add(ev.state)
+			}
 			read += ev.records
 			if ev.end.After(last) {
 				last = ev.end
@@ -306,7 +335,7 @@ func (h *harness) scaleRun(ctx context.Context, members int) (time.Duration, err
 	if read != int64(h.cfg.behaviors) {
 		return 0, fmt.Errorf("the members read %d records of %d", read, h.cfg.behaviors)
 	}
-	err := stopMembers(events, ms...)
+	err := stopMembers(events, state, ms...)
 	ms = nil
 	return last.Sub(start), err
 }
@@ -318,12 +347,30 @@ func (h *harness) scaleOut(ctx context.Context) error {
 	if err := h.lowerMinSession(ctx); err != nil {
 		return fmt.Errorf("lowering the broker's group.min.session.timeout.ms: %w", err)
 	}
-	rates, err := h.compare(ctx, h.cfg.behaviors,
-		func(ctx context.Context) (time.Duration, error) { return h.scaleRun(ctx, 0) },
-		func(ctx context.Context) (time.Duration, error) { return h.scaleRun(ctx, 1) },
-		func(ctx context.Context) (time.Duration, error) { return h.scaleRun(ctx, 2) })
+	// Every run must end with the same pages in state and the same sum of
+	// their popularities as the first.
+	var want *jobState
+	run := func(members int) runner {
+		return func(ctx context.Context) (time.Duration, error) {
+			got := &jobState{}
+			d, err := h.scaleRun(ctx, members, got)
+			if err != nil {
+				return 0, err
+			}
+			if want == nil {
+				want = got
+			} else if got.keys != want.keys || math.Abs(got.sum-want.sum) > 1e-9*math.Max(1, math.Abs(want.sum)) {
+				return 0, fmt.Errorf("the run with %d members ended with %d pages summing to %g in state, another with %d pages summing to %g", members, got.keys, got.sum, want.keys, want.sum)
+			}
+			return d, nil
+		}
+	}
+	rates, err := h.compare(ctx, h.cfg.behaviors, run(0), run(1), run(2))
 	if err != nil {
 		return err
+	}
+	if want.keys == 0 {
+		return errors.New("the scale-out runs ended with no page in state")
 	}
 	single, one, two := rates[0], rates[1], rates[2]
 	size := thousands(h.cfg.behaviors)
@@ -342,23 +389,27 @@ func (h *harness) scaleOut(ctx context.Context) error {
 // timeout, rebalance, restore of the tasks' state from their changelogs
 // and the first batch.
 func (h *harness) failover(ctx context.Context) error {
-	var times []time.Duration
+	var times, restores []time.Duration
 	for range h.cfg.repeat {
-		d, err := h.failoverOnce(ctx)
+		d, restore, err := h.failoverOnce(ctx)
 		if err != nil {
 			return err
 		}
-		h.logf("failover in %v", d.Round(time.Millisecond))
-		times = append(times, d)
+		h.logf("failover in %v, of which restoring the tasks from their changelogs %v", d.Round(time.Millisecond), restore.Round(time.Millisecond))
+		times, restores = append(times, d), append(restores, restore)
 	}
 	ms := make([]float64, len(times))
 	for i, d := range times {
 		ms[i] = float64(d) / float64(time.Millisecond)
 	}
+	rs := make([]float64, len(restores))
+	for i, d := range restores {
+		rs[i] = float64(d) / float64(time.Millisecond)
+	}
 	failover, session := median(ms), float64(h.cfg.failoverSession)/float64(time.Millisecond)
 	r := result{Workload: "scaleout", Label: "failover ÷ session timeout", Unit: unitMS, Better: "lower",
-		Figure: fmt.Sprintf("failover: kill -9 to the first batch committed by the new owner, %s keys per task, %d tasks (%.0f ms beyond the session timeout)",
-			thousands(h.cfg.failoverKeys), h.cfg.failoverTasks, failover-session),
+		Figure: fmt.Sprintf("failover: kill -9 to the first batch committed by the new owner, %s keys per task, %d tasks (%.0f ms beyond the session timeout, %.0f ms of it restoring)",
+			thousands(h.cfg.failoverKeys), h.cfg.failoverTasks, failover-session, median(rs)),
 		Sluice: failover}
 	r.against(session, "session timeout")
 	r.goal("≤ session timeout + 10 s", failover-session <= 10_000)
@@ -366,38 +417,38 @@ func (h *harness) failover(ctx context.Context) error {
 	return nil
 }
 
-func (h *harness) failoverOnce(ctx context.Context) (time.Duration, error) {
+func (h *harness) failoverOnce(ctx context.Context) (failover, restore time.Duration, err error) {
 	h.scaleSeq++
 	group := fmt.Sprintf("bench-failover-%d", h.scaleSeq)
 	spec := memberSpec{Brokers: h.broker.Addrs(), Topic: topicFailover, Group: group, Batch: h.cfg.failoverBatch,
-		Session: h.cfg.failoverSession}
+		Session: h.cfg.failoverSession, LogInfo: true}
 	events := make(chan memberEvent, 1024)
 	var ms []*member
-	defer func() { _ = stopMembers(events, ms...) }()
+	defer func() { _ = stopMembers(events, nil, ms...) }()
 	for _, name := range []string{"a", "b"} {
 		s := spec
 		s.Name = name
 		dir, err := os.MkdirTemp(h.dir, "member-")
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer os.RemoveAll(dir)
 		s.StateDir = dir
 		m, err := h.startMember(name, s, 0, events)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		ms = append(ms, m)
 	}
 	if err := waitReady(ctx, events, ms...); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if _, err := h.waitAssigned(ctx, group, topicFailover, 2, h.cfg.failoverTasks); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, m := range ms {
 		if _, err := io.WriteString(m.stdin, "go\n"); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	a, b := ms[0], ms[1]
@@ -409,7 +460,7 @@ func (h *harness) failoverOnce(ctx context.Context) (time.Duration, error) {
 	for read < loaded {
 		ev, err := nextEvent(ctx, events)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		read += ev.records
 		if ev.m == b {
@@ -419,7 +470,7 @@ func (h *harness) failoverOnce(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	if len(bParts) == 0 {
-		return 0, errors.New("member b read none of the keys")
+		return 0, 0, errors.New("member b read none of the keys")
 	}
 	trickleCtx, stopTrickle := context.WithCancel(ctx)
 	defer stopTrickle()
@@ -429,7 +480,7 @@ func (h *harness) failoverOnce(ctx context.Context) (time.Duration, error) {
 	for {
 		ev, err := nextEvent(ctx, events)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if ev.m == b && ev.records > 0 {
 			break
@@ -437,12 +488,12 @@ func (h *harness) failoverOnce(ctx context.Context) (time.Duration, error) {
 	}
 	killed := time.Now()
 	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for {
 		ev, err := nextEvent(ctx, events)
 		if err != nil && ev.m != b {
-			return 0, err
+			return 0, 0, err
 		}
 		if ev.m != a {
 			continue
@@ -451,12 +502,29 @@ func (h *harness) failoverOnce(ctx context.Context) (time.Duration, error) {
 			if bParts[p] {
 				stopTrickle()
 				if err := <-trickled; err != nil && !errors.Is(err, context.Canceled) {
-					return 0, err
+					return 0, 0, err
 				}
-				return ev.end.Sub(killed), nil
+				return ev.end.Sub(killed), restoresTook(a.stderr.String()), nil
 			}
 		}
 	}
+}
+
+// restoredLine matches the source's log line for a task it restored.
+var restoredLine = regexp.MustCompile(`msg="kafkasource: restored a task's state" task=\d+ .*\brecords=(\d+) .*\btook=(\S+)`)
+
+// restoresTook returns the time the member whose log is stderr took to
+// restore the tasks it restored with records, summed.
+func restoresTook(stderr string) time.Duration {
+	var total time.Duration
+	for _, m := range restoredLine.FindAllStringSubmatch(stderr, -1) {
+		if m[1] == "0" {
+			continue
+		}
+		d, _ := time.ParseDuration(m[2])
+		total += d
+	}
+	return total
 }
 
 // nextEvent returns the next line a member printed, failing on a member
