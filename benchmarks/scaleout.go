@@ -53,6 +53,7 @@ type memberEvent struct {
 type jobState struct {
 	keys int
 	sum  float64
+	cpu  time.Duration // the members' user and system CPU time, once they exited
 }
 
 func (s *jobState) add(o *jobState) {
@@ -336,6 +337,11 @@ func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (t
 		return 0, fmt.Errorf("the members read %d records of %d", read, h.cfg.behaviors)
 	}
 	err := stopMembers(events, state, ms...)
+	for _, m := range ms {
+		if ps := m.cmd.ProcessState; ps != nil {
+			state.cpu += ps.UserTime() + ps.SystemTime()
+		}
+	}
 	ms = nil
 	return last.Sub(start), err
 }
@@ -350,6 +356,7 @@ func (h *harness) scaleOut(ctx context.Context) error {
 	// Every run must end with the same pages in state and the same sum of
 	// their popularities as the first.
 	var want *jobState
+	cpu := map[int][]float64{} // CPU seconds of each run, by members
 	run := func(members int) runner {
 		return func(ctx context.Context) (time.Duration, error) {
 			got := &jobState{}
@@ -357,6 +364,7 @@ func (h *harness) scaleOut(ctx context.Context) error {
 			if err != nil {
 				return 0, err
 			}
+			cpu[members] = append(cpu[members], got.cpu.Seconds())
 			if want == nil {
 				want = got
 			} else if got.keys != want.keys || math.Abs(got.sum-want.sum) > 1e-9*math.Max(1, math.Abs(want.sum)) {
@@ -377,6 +385,13 @@ func (h *harness) scaleOut(ctx context.Context) error {
 	r := h.throughput("scaleout", "2 members ÷ 1, GOMAXPROCS 1 each", fmt.Sprintf("page popularity, %s records keyed by page, 2 members in group mode, each a process with GOMAXPROCS 1", size), two, one, "1 member, GOMAXPROCS 1")
 	r.ratioGoal("≥ 1.8×", 1.8)
 	h.add(r)
+	// On a machine with fewer cores than members and broker, the members
+	// share the cores; their CPU time says how well the work splits all
+	// the same.
+	cpuTwo, cpuOne := median(cpu[2]), median(cpu[1])
+	h.add(result{Workload: "scaleout", Label: "CPU time, 2 members ÷ 1", Unit: unitTimes, Better: "lower",
+		Figure: fmt.Sprintf("CPU time of the 2 members (user and system) over the same input, %.2f s against %.2f s", cpuTwo, cpuOne),
+		Sluice: cpuTwo / cpuOne})
 	h.add(h.throughput("scaleout", "group mode on 1 member ÷ single-process", fmt.Sprintf("page popularity, %s records keyed by page, group mode on 1 member, GOMAXPROCS 1", size), one, single, "single-process mode, checkpoints on, GOMAXPROCS 1"))
 	return h.failover(ctx)
 }
