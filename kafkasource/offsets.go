@@ -561,27 +561,56 @@ func (k *kclient) highWatermarks(ctx context.Context, leaders map[TopicPartition
 }
 
 // groupOffsets returns the offsets group has committed for the partitions
-// of leaders; partitions without a commit are absent.
+// of leaders; partitions without a commit are absent. Asked for stable
+// offsets (kadm.RequireStable on ctx, in group mode), it waits while the
+// coordinator answers UNSTABLE_OFFSET_COMMIT (a transaction has offsets of
+// the group pending), up to openTxnWait: taking such a partition for one
+// without a commit would start it at the reset policy and read its records
+// again, or skip them. Another error of a partition fails.
 func (k *kclient) groupOffsets(ctx context.Context, group string, leaders map[TopicPartition]int32) (map[TopicPartition]int64, error) {
-	var resps kadm.OffsetResponses
-	err := k.retry(ctx, "fetching the committed offsets of group "+strconv.Quote(group), func(ctx context.Context) (string, error) {
-		var err error
-		resps, err = k.adm.FetchOffsets(ctx, group)
-		return "the group coordinator", err
-	})
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		return nil, nil // a new group has committed nothing
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[TopicPartition]int64)
-	for tp := range leaders {
-		if r, ok := resps.Lookup(tp.Topic, tp.Partition); ok && r.Err == nil && r.At >= 0 {
-			out[tp] = r.At
+	deadline := time.Now().Add(openTxnWait)
+	for {
+		var resps kadm.OffsetResponses
+		err := k.retry(ctx, "fetching the committed offsets of group "+strconv.Quote(group), func(ctx context.Context) (string, error) {
+			var err error
+			resps, err = k.adm.FetchOffsets(ctx, group)
+			return "the group coordinator", err
+		})
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return nil, nil // a new group has committed nothing
+		}
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[TopicPartition]int64)
+		var pending *TopicPartition
+		for tp := range leaders {
+			r, ok := resps.Lookup(tp.Topic, tp.Partition)
+			switch {
+			case !ok:
+			case errors.Is(r.Err, kerr.UnstableOffsetCommit):
+				pending = &tp
+			case r.Err != nil:
+				return nil, fmt.Errorf("the committed offset of %s[%d] in group %q: %w", tp.Topic, tp.Partition, group, r.Err)
+			case r.At >= 0:
+				out[tp] = r.At
+			}
+		}
+		if pending == nil {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("a transaction has held the committed offset of %s[%d] in group %q pending for over %s; the member that opened it is stuck: stop it",
+				pending.Topic, pending.Partition, group, openTxnWait)
+		}
+		tick := time.NewTimer(openTxnPoll)
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			return nil, ctx.Err()
+		case <-tick.C:
 		}
 	}
-	return out, nil
 }
 
 // commitGroup commits offsets (the next offset to read per partition) to

@@ -16,7 +16,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
@@ -676,4 +678,79 @@ func TestGroupModePartitionTasks(t *testing.T) {
 	require.Equal(t, []int{0, 1, 2}, tasks)
 	require.Equal(t, parts, tasks)
 	require.Equal(t, []engine.TaskStatus{{Task: 0}, {Task: 1}, {Task: 2}}, d.Tasks())
+}
+
+func TestGroupModeWaitsForPendingCommittedOffsets(t *testing.T) {
+	// A task starts at the group's committed offset once it is stable:
+	// while the coordinator answers UNSTABLE_OFFSET_COMMIT (a transaction
+	// holds offsets of the group pending), the member asks again instead
+	// of taking the partition for one without a commit, which would start
+	// it at the reset policy and read its records twice.
+	const n = 2
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	e.produceKeyed(t, n, 0, 10)
+	adm := kadm.NewClient(e.cl)
+	offsets := make(kadm.Offsets)
+	for p := range int32(n) {
+		offsets.Add(kadm.Offset{Topic: "clicks", Partition: p, At: 6, LeaderEpoch: -1})
+	}
+	resps, err := adm.CommitOffsets(ctx, "pagepopularity", offsets)
+	require.NoError(t, err)
+	require.NoError(t, resps.Error())
+	td, err := adm.ListTopics(ctx, "clicks")
+	require.NoError(t, err)
+	clicksID := td["clicks"].ID // newer OffsetFetch answers name topics by ID
+	var unstable atomic.Int32
+	unstable.Store(3)
+	e.c.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		if !req.RequireStable || unstable.Add(-1) < 0 {
+			return nil, nil, false
+		}
+		e.c.KeepControl()
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		part := func() kmsg.OffsetFetchResponseTopicPartition {
+			sp := kmsg.NewOffsetFetchResponseTopicPartition()
+			sp.Offset, sp.LeaderEpoch, sp.ErrorCode = -1, -1, kerr.UnstableOffsetCommit.Code
+			return sp
+		}
+		if len(req.Groups) > 0 {
+			for _, g := range req.Groups {
+				sg := kmsg.NewOffsetFetchResponseGroup()
+				sg.Group = g.Group
+				st := kmsg.NewOffsetFetchResponseGroupTopic()
+				st.Topic, st.TopicID = "clicks", clicksID
+				for p := range int32(n) {
+					sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					sp.Partition, sp.Offset, sp.LeaderEpoch, sp.ErrorCode = p, -1, -1, kerr.UnstableOffsetCommit.Code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				sg.Topics = append(sg.Topics, st)
+				resp.Groups = append(resp.Groups, sg)
+			}
+		} else {
+			st := kmsg.NewOffsetFetchResponseTopic()
+			st.Topic = "clicks"
+			for p := range int32(n) {
+				sp := part()
+				sp.Partition = p
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	a := e.joinCounting(t, "a", nil)
+	waitMembers(t, "a owning every task", splitEvenly([]string{"clicks"}, n), a.m)
+	require.NoError(t, a.ec.RunBatches(ctx, 1))
+	require.LessOrEqual(t, unstable.Load(), int32(0), "the member asked again after each of the 3 answers that the offsets were pending")
+	got, _ := a.cnt.snapshot()
+	want := wantCounts(n, 10, nil)
+	for k, v := range wantCounts(n, 6, nil) {
+		if want[k] -= v; want[k] == 0 {
+			delete(want, k)
+		}
+	}
+	require.Equal(t, want, got, "the tasks started at the group's offsets, 6")
 }
