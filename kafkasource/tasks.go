@@ -82,7 +82,11 @@ func (n *directNode) Validate() error {
 	}
 	for _, nd := range n.ec.Nodes() {
 		if ts, ok := nd.(engine.TaskStateful); ok && n.feeds(nd) {
-			n.stateful = append(n.stateful, stateNode{node: ts, topic: ChangelogTopic(n.cfg.group, nd.Meta().Name())})
+			topic := ChangelogTopic(n.cfg.group, nd.Meta().Name())
+			if !validTopicName(topic) {
+				return fmt.Errorf("kafkasource: the changelog topic %q of operator %q is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249 characters); rename the operator with Name, or the group", topic, nd.Meta().Name())
+			}
+			n.stateful = append(n.stateful, stateNode{node: ts, topic: topic})
 		}
 	}
 	if len(n.stateful) == 0 {
@@ -135,6 +139,19 @@ func (n *directNode) learnTaskCount(ps *partitions) {
 			n.taskCount.Store(c[0])
 		}
 	}
+}
+
+// validTopicName reports whether Kafka accepts name as a topic's.
+func validTopicName(name string) bool {
+	if name == "" || len(name) > 249 || name == "." || name == ".." {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // feeds reports whether nd reads the stream, directly or through other

@@ -2,6 +2,7 @@ package kafkasource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -23,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/groupcommit"
+	"github.com/sluicehq/sluice/internal/membertxn"
 	"github.com/sluicehq/sluice/internal/topictest"
 	"github.com/sluicehq/sluice/state"
 )
@@ -220,6 +222,13 @@ func TestGroupModeChangelogTopic(t *testing.T) {
 		}
 	}
 	require.Equal(t, "compact", policy)
+
+	// An operator whose name makes no topic name is refused.
+	ec := newEngine(t)
+	s, err := NewDirectStream(ec, []string{"clicks"}, WithBrokers(e.seeds...), WithGroup("pagepopularity"), AsMember("x"))
+	require.NoError(t, err)
+	newKeyCounter(s, "page counts")
+	require.ErrorContains(t, ec.Start(), `the changelog topic "pagepopularity-page counts-changelog" of operator "page counts" is not a valid Kafka topic name`)
 
 	// A second start finds it as it should be.
 	e.joinCounting(t, "b", nil)
@@ -753,4 +762,48 @@ func TestGroupModeWaitsForPendingCommittedOffsets(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, got, "the tasks started at the group's offsets, 6")
+}
+
+func TestGroupModeRestartedMemberFencesItsZombieState(t *testing.T) {
+	// A member stopped inside its batch and restarted under its name
+	// fences its previous instance: the new instance restores the tasks
+	// from what committed, and the old one, waking up, writes nothing
+	// that reads committed.
+	const n = 2
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	e.produceKeyed(t, n, 0, 10)
+	var holding atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	b := e.joinCounting(t, "b", func() {
+		if holding.Load() {
+			close(entered)
+			<-release
+		}
+	})
+	waitMembers(t, "b owning every task", splitEvenly([]string{"clicks"}, n), b.m)
+	require.NoError(t, b.ec.RunBatches(ctx, 1))
+
+	e.produceKeyed(t, n, 10, 20)
+	holding.Store(true)
+	zombie := make(chan error, 1)
+	go func() { zombie <- b.ec.RunBatches(ctx, 1) }()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("b's batch did not reach its outputs")
+	}
+	e.dropHeartbeats(groupcommit.MemberOf(b.m.cl).MemberID)
+
+	b2 := e.joinCounting(t, "b", nil)
+	waitMembers(t, "the new b owning every task", splitEvenly([]string{"clicks"}, n), b2.m)
+	require.NoError(t, b2.ec.RunBatches(ctx, 1))
+	got, _ := b2.cnt.snapshot()
+	require.Equal(t, wantCounts(n, 20, nil), got)
+
+	close(release)
+	err := <-zombie
+	require.Truef(t, errors.Is(err, membertxn.ErrFenced) || errors.Is(err, groupcommit.ErrFenced), "the zombie's batch fails fenced: %v", err)
+	changelog, _ := e.changelog(t, true)
+	require.Equal(t, wantCounts(n, 20, nil), changelog, "read committed, the changelog holds the new instance's counts")
 }
