@@ -200,9 +200,20 @@ func newBehaviorGen() *behaviorGen {
 }
 
 func (g *behaviorGen) next(int) (key, value []byte) {
+	var page uint64
+	if g.zipf != nil {
+		page = g.zipf.Uint64()
+	} else {
+		page = g.r.Uint64N(pageCount)
+	}
 	b := make([]byte, 0, 32)
-	b = fmt.Appendf(b, "page-%05d|%d|%d.%d|%d", g.zipf.Uint64(), g.r.IntN(10), g.r.IntN(30), g.r.IntN(10), g.r.IntN(3)-1)
+	b = fmt.Appendf(b, "page-%05d|%d|%d.%d|%d", page, g.r.IntN(10), g.r.IntN(30), g.r.IntN(10), g.r.IntN(3)-1)
 	return nil, b
+}
+
+// newUniformBehaviorGen makes records of pages drawn uniformly instead.
+func newUniformBehaviorGen() *behaviorGen {
+	return &behaviorGen{r: rand.New(rand.NewPCG(5, 6))}
 }
 
 // errShortRead reports a job that stopped reading before the end of its

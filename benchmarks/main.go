@@ -48,6 +48,7 @@ type config struct {
 	sinkRecords      int   // records per batch of the Kafka sinks
 	sqlRows          int   // rows per batch of the SQL sinks
 
+	scaleRecords    int           // records of the scaleout workload's keyed input
 	failoverKeys    int           // distinct keys per task of the failover run
 	failoverTasks   int           // tasks (partitions) of the failover run
 	failoverSession time.Duration // the members' session timeout in the failover run
@@ -124,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.kafkaBatches, "kafka-sink-batches", 200, "batches each Kafka sink writes, each side of a comparison in turn (-quick: 20)")
 	fs.IntVar(&cfg.sinkRecords, "sink-records", 5000, "records per batch of the Kafka sinks (-quick: 2,000)")
 	fs.IntVar(&cfg.sqlRows, "sql-rows", 2000, "upserts per batch of the SQL sinks (-quick: 1,000)")
+	fs.IntVar(&cfg.scaleRecords, "scaleout-records", 4_000_000, "pageID|clicks|stay|like records keyed by page that the scaleout workload's members read (-quick: 400,000)")
 	fs.IntVar(&cfg.failoverKeys, "failover-keys", 100_000, "distinct keys in state per task when the scaleout workload kills a member (-quick: 20,000)")
 	fs.IntVar(&cfg.failoverTasks, "failover-tasks", 4, "tasks (partitions) of the scaleout workload's failover run, split between two members")
 	fs.DurationVar(&cfg.failoverSession, "failover-session-timeout", 6*time.Second, "session timeout of the members of the scaleout workload's failover run: how long the group waits for a killed member")
@@ -156,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"sink-records":        func() { cfg.sinkRecords = 2000 },
 			"sql-rows":            func() { cfg.sqlRows = 1000 },
 			"failover-keys":       func() { cfg.failoverKeys = 20_000 },
+			"scaleout-records":    func() { cfg.scaleRecords = 400_000 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -223,6 +226,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: -empty-batches and -checkpoint-batches must be at least 1", errUsage)
 	case c.sinkBatches < 1 || c.sqliteBatches < 1 || c.kafkaBatches < 1 || c.sinkRecords < 1 || c.sqlRows < 1:
 		return fmt.Errorf("%w: -sink-batches, -sqlite-sink-batches, -kafka-sink-batches, -sink-records and -sql-rows must be at least 1", errUsage)
+	case c.scaleRecords < 1:
+		return fmt.Errorf("%w: -scaleout-records must be at least 1", errUsage)
 	case c.failoverKeys < 1 || c.failoverTasks < 2:
 		return fmt.Errorf("%w: -failover-keys must be at least 1 and -failover-tasks at least 2 (one for each member)", errUsage)
 	case c.failoverSession < 100*time.Millisecond || c.failoverBatch <= 0:

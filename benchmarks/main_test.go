@@ -24,7 +24,7 @@ func tinyConfig(t *testing.T) config {
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3", "-cost-batches", "2,50",
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3",
 		"-sink-batches", "2", "-kafka-sink-batches", "2", "-sqlite-sink-batches", "2", "-sink-records", "200", "-sql-rows", "100",
-		"-failover-keys", "2000", "-failover-session-timeout", "500ms", "-failover-batch", "100ms",
+		"-scaleout-records", "4000", "-failover-keys", "2000", "-failover-session-timeout", "500ms", "-failover-batch", "100ms",
 		"-dir", filepath.Join(dir, "scratch"), "-out", filepath.Join(dir, "out.json"),
 	}, io.Discard)
 	require.NoError(t, err)

@@ -30,13 +30,15 @@ import (
 //
 // The process prints "ready" once its context has started (a member has
 // joined its group), waits for a "go" line, then runs batches until its
-// standard input closes, or, with IdleStop, until IdleStop batches in a row
-// read nothing after one that read records. After every batch it prints
+// standard input closes. After every batch it prints
 //
 //	batch <end, Unix ns> <records> <partitions read, comma-separated, or ->
 //
-// and, once it stops, "state <pages in state> <sum of their popularities>"
-// and "done".
+// With IdleStop, once IdleStop batches in a row read nothing after one that
+// read records, it runs no more batches and prints "idle", but stays in its
+// group (so that its tasks stay where they are) until its standard input
+// closes. Then it prints "state <pages in state> <sum of their
+// popularities> <records read>" and "done", and exits.
 const memberEnv = "SLUICE_BENCH_MEMBER"
 
 // memberSpec is what one scale-out process runs.
@@ -67,13 +69,16 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 	if err := json.Unmarshal([]byte(spec), &ms); err != nil {
 		return fmt.Errorf("benchmarks: %s holds no member spec: %w", memberEnv, err)
 	}
+	// runCtx ends the batches: at the end of stdin, or when idle.
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
+	stdinDone := make(chan struct{})
 	var (
 		started bool
 		idle    int
 		keys    int     // pages in state after the last batch
 		sum     float64 // their popularities' sum
+		total   int64   // records read
 	)
 	out := bufio.NewWriter(stdout)
 	read := map[int32]bool{} // partitions the batch in flight read records of
@@ -90,6 +95,7 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 			parts = strings.Join(ps, ",")
 		}
 		clear(read)
+		total += info.Records
 		fmt.Fprintf(out, "batch %d %d %s\n", time.Now().UnixNano(), info.Records, parts)
 		_ = out.Flush()
 		started = started || info.Records > 0
@@ -163,6 +169,7 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 				close(goLine)
 			}
 		}
+		close(stdinDone)
 		stop()
 	}()
 	select {
@@ -178,7 +185,14 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	fmt.Fprintf(out, "state %d %g\ndone\n", keys, sum)
+	select {
+	case <-stdinDone:
+	default:
+		fmt.Fprintln(out, "idle")
+		_ = out.Flush()
+		<-stdinDone
+	}
+	fmt.Fprintf(out, "state %d %g %d\ndone\n", keys, sum, total)
 	return out.Flush()
 }
 

@@ -54,9 +54,16 @@ type jobState struct {
 	keys int
 	sum  float64
 	cpu  time.Duration // the members' user and system CPU time, once they exited
+	// broker is the CPU time of this process (the broker, mostly) while
+	// the members read.
+	broker time.Duration
+	read   int64 // records a member read (state lines)
+	// members says what each member held, for an error.
+	members []string
 }
 
 func (s *jobState) add(o *jobState) {
+	s.members = append(s.members, fmt.Sprintf("%d pages after reading %d records", o.keys, o.read))
 	s.keys += o.keys
 	s.sum += o.sum
 }
@@ -112,10 +119,11 @@ func (h *harness) startMember(name string, spec memberSpec, procs int, events ch
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			ev := memberEvent{m: m, line: sc.Text()}
-			if f := strings.Fields(ev.line); len(f) == 3 && f[0] == "state" {
+			if f := strings.Fields(ev.line); len(f) == 4 && f[0] == "state" {
 				ev.state = &jobState{}
 				ev.state.keys, _ = strconv.Atoi(f[1])
 				ev.state.sum, _ = strconv.ParseFloat(f[2], 64)
+				ev.state.read, _ = strconv.ParseInt(f[3], 10, 64)
 			} else if len(f) == 4 && f[0] == "batch" {
 				ns, _ := strconv.ParseInt(f[1], 10, 64)
 				ev.end = time.Unix(0, ns)
@@ -268,7 +276,7 @@ func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (t
 	h.scaleSeq++
 	group := fmt.Sprintf("bench-scaleout-%d", h.scaleSeq)
 	spec := memberSpec{Brokers: h.broker.Addrs(), Topic: topicKeyed, Group: group, Batch: h.cfg.batch, Manual: true,
-		MaxRate: h.limits(h.cfg.behaviors).MaxRatePerPartition, Session: 6 * time.Second, IdleStop: 2}
+		MaxRate: h.limits(h.cfg.scaleRecords).MaxRatePerPartition, Session: 6 * time.Second, IdleStop: 2}
 	events := make(chan memberEvent, 1024)
 	var ms []*member
 	defer func() { _ = stopMembers(events, nil, ms...) }()
@@ -300,7 +308,7 @@ func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (t
 			return 0, err
 		}
 	}
-	start := time.Now()
+	start, selfStart := time.Now(), selfCPU()
 	for _, m := range ms {
 		if _, err := io.WriteString(m.stdin, "go\n"); err != nil {
 			return 0, err
@@ -308,34 +316,43 @@ func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (t
 	}
 	var read int64
 	var last time.Time
-	finished := map[*member]bool{}
-	for read < int64(h.cfg.behaviors) {
+	per, batches := map[*member]string{}, map[*member]int{}
+	defer func() {
+		for _, p := range per {
+			h.logf("  %s", p)
+		}
+	}()
+	for read < int64(h.cfg.scaleRecords) {
 		select {
 		case ev := <-events:
-			// A member stops once its tasks read nothing more ("done");
-			// exiting otherwise is a failure.
-			if ev.line == "done" {
-				finished[ev.m] = true
-			}
-			if ev.line == "exit" && (!finished[ev.m] || ev.m.err != nil) {
-				return 0, fmt.Errorf("member %s stopped after %d of %d records in all: %v: %s", ev.m.name, read, h.cfg.behaviors, ev.m.err, ev.m.stderr)
+			// A member runs no more batches once its tasks read nothing
+			// more ("idle"); exiting before it is told to is a failure.
+			if ev.line == "exit" {
+				return 0, fmt.Errorf("member %s exited after %d of %d records in all: %v: %s", ev.m.name, read, h.cfg.scaleRecords, ev.m.err, ev.m.stderr)
 			}
 			if ev.state != nil {
 				state.add(ev.state)
+			}
+			if ev.records > 0 {
+				per[ev.m] = fmt.Sprintf("%s: %d batches, last at %v", ev.m.name, batches[ev.m]+1, ev.end.Sub(start).Round(time.Millisecond))
+			}
+			if !ev.end.IsZero() {
+				batches[ev.m]++
 			}
 			read += ev.records
 			if ev.end.After(last) {
 				last = ev.end
 			}
 		case <-time.After(time.Minute):
-			return 0, fmt.Errorf("no batch completed for a minute, %d of %d records read", read, h.cfg.behaviors)
+			return 0, fmt.Errorf("no batch completed for a minute, %d of %d records read", read, h.cfg.scaleRecords)
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
 	}
-	if read != int64(h.cfg.behaviors) {
-		return 0, fmt.Errorf("the members read %d records of %d", read, h.cfg.behaviors)
+	if read != int64(h.cfg.scaleRecords) {
+		return 0, fmt.Errorf("the members read %d records of %d", read, h.cfg.scaleRecords)
 	}
+	state.broker = selfCPU() - selfStart
 	err := stopMembers(events, state, ms...)
 	for _, m := range ms {
 		if ps := m.cmd.ProcessState; ps != nil {
@@ -365,15 +382,18 @@ func (h *harness) scaleOut(ctx context.Context) error {
 				return 0, err
 			}
 			cpu[members] = append(cpu[members], got.cpu.Seconds())
+			h.logf("%d members (0: single-process mode): %v, the members' CPU %v, the broker's process CPU %v while they read",
+				members, d.Round(time.Millisecond), got.cpu.Round(time.Millisecond), got.broker.Round(time.Millisecond))
 			if want == nil {
 				want = got
 			} else if got.keys != want.keys || math.Abs(got.sum-want.sum) > 1e-9*math.Max(1, math.Abs(want.sum)) {
-				return 0, fmt.Errorf("the run with %d members ended with %d pages summing to %g in state, another with %d pages summing to %g", members, got.keys, got.sum, want.keys, want.sum)
+				return 0, fmt.Errorf("the run with %d members ended with %d pages summing to %g in state (%s), another with %d pages summing to %g (%s)",
+					members, got.keys, got.sum, strings.Join(got.members, ", "), want.keys, want.sum, strings.Join(want.members, ", "))
 			}
 			return d, nil
 		}
 	}
-	rates, err := h.compare(ctx, h.cfg.behaviors, run(0), run(1), run(2))
+	rates, err := h.compare(ctx, h.cfg.scaleRecords, run(0), run(1), run(2))
 	if err != nil {
 		return err
 	}
@@ -381,7 +401,7 @@ func (h *harness) scaleOut(ctx context.Context) error {
 		return errors.New("the scale-out runs ended with no page in state")
 	}
 	single, one, two := rates[0], rates[1], rates[2]
-	size := thousands(h.cfg.behaviors)
+	size := thousands(h.cfg.scaleRecords)
 	r := h.throughput("scaleout", "2 members ÷ 1, GOMAXPROCS 1 each", fmt.Sprintf("page popularity, %s records keyed by page, 2 members in group mode, each a process with GOMAXPROCS 1", size), two, one, "1 member, GOMAXPROCS 1")
 	r.ratioGoal("≥ 1.8×", 1.8)
 	h.add(r)
@@ -595,7 +615,11 @@ func (h *harness) loadScaleOut(ctx context.Context) error {
 	if err := h.broker.CreateTopic(ctx, topicKeyed, int32(h.cfg.partitions)); err != nil {
 		return err
 	}
-	gen := newBehaviorGen()
+	// Pages are uniform, not Zipf-distributed as in the pagepop workload,
+	// so that the partitions, hashed from the pages, hold about as many
+	// records each: a member's share of the work is its share of the
+	// partitions.
+	gen := newUniformBehaviorGen()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker.Addrs()...), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(200_000))
 	if err != nil {
 		return err
@@ -610,7 +634,7 @@ func (h *harness) loadScaleOut(ctx context.Context) error {
 			mu.Unlock()
 		}
 	}
-	for i := range h.cfg.behaviors {
+	for i := range h.cfg.scaleRecords {
 		_, v := gen.next(i)
 		page, _, _ := bytes.Cut(v, []byte("|"))
 		cl.Produce(ctx, &kgo.Record{Topic: topicKeyed, Key: page, Value: v}, keep)
@@ -621,7 +645,7 @@ func (h *harness) loadScaleOut(ctx context.Context) error {
 	if first != nil {
 		return fmt.Errorf("producing %s: %w", topicKeyed, first)
 	}
-	h.logf("loaded %d behaviors keyed by page into %s", h.cfg.behaviors, topicKeyed)
+	h.logf("loaded %d behaviors keyed by page into %s", h.cfg.scaleRecords, topicKeyed)
 
 	if err := h.broker.CreateTopic(ctx, topicFailover, int32(h.cfg.failoverTasks)); err != nil {
 		return err
@@ -652,4 +676,13 @@ func cmpOr(a, b error) error {
 		return a
 	}
 	return b
+}
+
+// selfCPU returns this process's user and system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
