@@ -267,15 +267,25 @@ func (ks *keyedState[K, V]) saveTask(op string, task int, put func(key, value []
 	if err != nil {
 		return err
 	}
+	// Records are carved from shared blocks: one allocation for many.
+	var block []byte
 	err = st.EachChange(func(k, v []byte) error {
-		if v == nil {
-			return put(append([]byte(nil), k...), nil)
+		n := len(k)
+		if v != nil {
+			n += 1 + len(v)
 		}
-		buf := make([]byte, len(k)+1+len(v))
-		copy(buf, k)
-		buf[len(k)] = taskRecordVersion
-		copy(buf[len(k)+1:], v)
-		return put(buf[:len(k):len(k)], buf[len(k):])
+		if cap(block)-len(block) < n {
+			block = make([]byte, 0, max(n, 64<<10))
+		}
+		rec := block[len(block) : len(block)+n : len(block)+n]
+		block = block[:len(block)+n]
+		copy(rec, k)
+		if v == nil {
+			return put(rec, nil)
+		}
+		rec[len(k)] = taskRecordVersion
+		copy(rec[len(k)+1:], v)
+		return put(rec[:len(k):len(k)], rec[len(k):])
 	})
 	if err != nil {
 		return err

@@ -9,30 +9,26 @@ import (
 )
 
 // EachChange calls f with every key changed since the last
-// [Store.ResetChanges], in ascending key order: its encoded key and its
-// current encoded value, or a nil value for a key deleted. key and value are
-// valid only during the call. It stops at f's first error and returns it.
-// Like [Store.WriteDelta] it costs O(c log c) in the number c of changed
-// keys and does not reset the pending changes.
+// [Store.ResetChanges], in no set order: its encoded key and its current
+// encoded value, or a nil value for a key deleted. key and value are valid
+// only during the call. It stops at f's first error and returns it. It
+// costs O(c) in the number c of changed keys and does not reset the
+// pending changes.
 func (s *Store[K, V]) EachChange(f func(key, value []byte) error) error {
-	recs := make([]deltaRecord[K], 0, len(s.changes))
-	for k, c := range s.changes {
-		recs = append(recs, deltaRecord[K]{e: entry[K]{key: k, enc: c.enc, klen: c.klen}, deleted: c.deleted})
-	}
-	slices.SortFunc(recs, func(a, b deltaRecord[K]) int { return s.compare(a.e, b.e) })
 	var kbuf []byte
-	for _, r := range recs {
-		kb := r.e.encodedKey()
+	for k, c := range s.changes {
+		e := entry[K]{key: k, enc: c.enc, klen: c.klen}
+		kb := e.encodedKey()
 		if !s.byBytes {
 			var err error
-			if kbuf, err = AppendEncode(s.keys, kbuf[:0], r.e.key); err != nil {
-				return fmt.Errorf("state: encode key %v: %w", r.e.key, err)
+			if kbuf, err = AppendEncode(s.keys, kbuf[:0], k); err != nil {
+				return fmt.Errorf("state: encode key %v: %w", k, err)
 			}
 			kb = kbuf
 		}
 		var v []byte
-		if !r.deleted {
-			v = r.e.value()
+		if !c.deleted {
+			v = e.value()
 			if v == nil {
 				v = []byte{}
 			}
@@ -114,8 +110,16 @@ func (s *Store[K, V]) Load(load func(apply func(key, value []byte) error) error)
 		}
 	}
 	slices.SortFunc(kept, s.compare)
+	// Lay the encodings out in key order, as a snapshot restore does, so
+	// that walks over the whole store read memory in order.
+	var sorted arena
 	t := btree.NewG(btreeDegree, s.less)
 	for _, e := range kept {
+		if len(e.enc) > 0 {
+			enc := sorted.alloc(len(e.enc))
+			copy(enc, e.enc)
+			e.enc = enc
+		}
 		t.ReplaceOrInsert(e)
 	}
 	s.tree = t
