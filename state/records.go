@@ -50,9 +50,9 @@ func (s *Store[K, V]) EachChange(f func(key, value []byte) error) error {
 // not decode and is otherwise load's own, the store is left as it was.
 // apply copies what it keeps, so load may reuse its slices.
 func (s *Store[K, V]) Load(load func(apply func(key, value []byte) error) error) error {
-	idx := make(map[K]int)
-	var entries []entry[K]
-	var live []bool
+	// Records are collected as they come, tombstones included, then
+	// sorted stably by key: the last record of each key is its state.
+	var recs []deltaRecord[K]
 	var ar arena
 	var cbuf []byte
 	n := 0
@@ -72,49 +72,36 @@ func (s *Store[K, V]) Load(load func(apply func(key, value []byte) error) error)
 		if len(kb) > maxEncodedLen || len(vb) > maxEncodedLen {
 			return fmt.Errorf("%w: record %d: key %v or its value is longer than the limit of %d bytes", ErrCorrupt, n, k, maxEncodedLen)
 		}
-		i, seen := idx[k]
-		if vb == nil {
-			if seen {
-				live[i] = false
-			}
-			return nil
-		}
-		if _, err := s.values.Decode(vb); err != nil {
-			return fmt.Errorf("%w: record %d: value of key %v does not decode: %v", ErrCorrupt, n, k, err)
-		}
 		e := entry[K]{key: k, gen: s.gen}
 		if s.byBytes {
 			e.klen = uint32(len(kb))
+		}
+		if vb != nil {
+			if _, err := s.values.Decode(vb); err != nil {
+				return fmt.Errorf("%w: record %d: value of key %v does not decode: %v", ErrCorrupt, n, k, err)
+			}
 		}
 		if m := int(e.klen) + len(vb); m > 0 {
 			e.enc = ar.alloc(m)
 			copy(e.enc, kb[:e.klen])
 			copy(e.enc[e.klen:], vb)
 		}
-		if seen {
-			entries[i], live[i] = e, true
-			return nil
-		}
-		idx[k] = len(entries)
-		entries = append(entries, e)
-		live = append(live, true)
+		recs = append(recs, deltaRecord[K]{e: e, deleted: vb == nil})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	kept := entries[:0]
-	for i, e := range entries {
-		if live[i] {
-			kept = append(kept, e)
-		}
-	}
-	slices.SortFunc(kept, s.compare)
+	slices.SortStableFunc(recs, func(a, b deltaRecord[K]) int { return s.compare(a.e, b.e) })
 	// Lay the encodings out in key order, as a snapshot restore does, so
 	// that walks over the whole store read memory in order.
 	var sorted arena
 	t := btree.NewG(btreeDegree, s.less)
-	for _, e := range kept {
+	for i, r := range recs {
+		if r.deleted || (i+1 < len(recs) && s.compare(r.e, recs[i+1].e) == 0) {
+			continue // deleted, or replaced by a later record
+		}
+		e := r.e
 		if len(e.enc) > 0 {
 			enc := sorted.alloc(len(e.enc))
 			copy(enc, e.enc)
