@@ -280,6 +280,19 @@ func TestGroupModeMatchesSingleProcess(t *testing.T) {
 				return st + len(vs), true
 			})
 		}},
+		{"Transform keeping the partitions, then CoPartitioned", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			// Each partition reversed: the partitions keep their tasks.
+			rev := dstream.Transform(s, func(_ context.Context, b dstream.Batch[kv]) (dstream.Batch[kv], error) {
+				out := dstream.Batch[kv]{Time: b.Time}
+				for _, p := range b.Parts {
+					r := slices.Clone(p)
+					slices.Reverse(r)
+					out.Parts = append(out.Parts, r)
+				}
+				return out, nil
+			})
+			return dstream.ReduceByKey(dstream.CoPartitioned(rev), func(a, b int) int { return a*2 + b })
+		}},
 		{"Join of UpdateStateByKey and its input", nil, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
 			in := dstream.CoPartitioned(s)
 			totals := dstream.UpdateStateByKey(in, func(vs []int, st int, ok bool) (int, bool) {
@@ -367,6 +380,35 @@ func TestGroupModeSaveTaskGivesOnlyChanges(t *testing.T) {
 	require.ErrorContains(t, err, `operator "updateStateByKey-1" restoring task 1`)
 	require.ErrorContains(t, err, "version 9; this build reads version 1")
 	require.Error(t, node.SaveTask(2, func(k, v []byte) error { return nil }), "task 2 of a job of 2 tasks")
+}
+
+func TestGroupModeDataThatLostItsTasks(t *testing.T) {
+	type kv = dstream.KV[string, int]
+	cases := []struct {
+		name  string
+		build func(s *dstream.Stream[kv]) *dstream.Stream[kv]
+	}{
+		{"Repartition", func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			return dstream.CoPartitioned(dstream.Repartition(s, 3))
+		}},
+		{"Transform to one partition", func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			one := dstream.Transform(s, func(_ context.Context, b dstream.Batch[kv]) (dstream.Batch[kv], error) {
+				return dstream.Batch[kv]{Time: b.Time, Parts: [][]kv{slices.Collect(b.All())}}, nil
+			})
+			return dstream.CoPartitioned(one)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := engine.NewContext(testBatch, engine.WithManualClock(time.Unix(0, 0)))
+			require.NoError(t, err)
+			defer c.Close()
+			s := newTaskSource(c, &taskSource[kv]{input: keyedInput(1, 2, 4, 4), tasks: 2, distributed: true})
+			collect(dstream.ReduceByKey(tc.build(s), func(a, b int) int { return a + b }))
+			err = c.RunBatches(t.Context(), 1)
+			require.ErrorContains(t, err, `dstream: operator "reduceByKey-1" runs in group mode but reads data that lost its tasks (through Repartition, a Transform that changed the partition count, or a stream of another source); key the stream before it leaves its tasks`)
+		})
+	}
 }
 
 func TestGroupModeRefusals(t *testing.T) {
