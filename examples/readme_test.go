@@ -171,6 +171,7 @@ var readmeSteps = []readmeStep{
 	{text: "go run ./benchmarks -workloads batchcost", skip: "a benchmark run"},
 	{text: "go run ./benchmarks -workloads batchcost -checkpoint on -trace bc.trace && go tool trace -pprof=syscall bc.trace > io.pprof && go tool pprof -top io.pprof", skip: "a benchmark run"},
 	{text: "go run ./benchmarks -workloads sinks -out benchmarks/results/sinks.json", skip: "a benchmark run"},
+	{text: "go run ./benchmarks -workloads scaleout -out benchmarks/results/scaleout.json", skip: "a benchmark run"},
 	{text: "go run ./benchmarks -h"},
 	{text: "go test ./benchmarks", skip: "part of the test suite this test is part of"},
 }
