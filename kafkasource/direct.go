@@ -156,6 +156,7 @@ type directNode struct {
 
 	lost           atomic.Int64
 	commitFailures atomic.Int64
+	givenUp        atomic.Int64 // group mode's batches given up on a lost session
 	batches        atomic.Int64
 	closeOnce      sync.Once
 }

@@ -2,8 +2,11 @@ package kafkasource
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/engine"
@@ -202,13 +205,71 @@ func (n *directNode) commitGroupMode(ctx context.Context, j *engine.Job) error {
 		return who
 	})
 	if err != nil {
-		return fmt.Errorf("kafkasource: committing batch %d ms of group %q as member %q (generation %d): %w",
+		err = fmt.Errorf("kafkasource: committing batch %d ms of group %q as member %q (generation %d): %w",
 			j.Time.UnixMilli(), n.cfg.group, who.MemberID, who.Generation, err)
+		if !n.sessionEnded(ctx, err, who) {
+			return err
+		}
+		return n.giveUp(j, who, err)
 	}
 	for tp, recs := range n.toCopy {
 		n.local.append(tp, recs) // committed: the records have their offsets
 	}
 	clear(n.toCopy)
+	return nil
+}
+
+// sessionEnded reports whether the commit refused with err was refused
+// because the group ended the member's session while the batch ran (it
+// was paused past its session timeout, or its rejoin was not answered in
+// time): the coordinator refused the offsets of a member it no longer
+// knows, or of an old generation, or the producer was fenced (past the
+// transaction timeout the coordinator aborts the transaction) while the
+// group no longer lists the member. A producer fenced while the member is
+// still in the group is a newer instance's doing: this one must stop.
+func (n *directNode) sessionEnded(ctx context.Context, err error, who groupcommit.Member) bool {
+	if errors.Is(err, groupcommit.ErrFenced) {
+		return true
+	}
+	if !membertxn.Fenced(err) {
+		return false
+	}
+	if now := groupcommit.MemberOf(n.member.cl); now.MemberID != who.MemberID {
+		return true
+	}
+	ds, derr := kadm.NewClient(n.member.cl).DescribeGroups(ctx, n.cfg.group)
+	if derr != nil {
+		return false
+	}
+	d, ok := ds[n.cfg.group]
+	if !ok || d.Err != nil {
+		return false
+	}
+	return !slices.ContainsFunc(d.Members, func(m kadm.DescribedGroupMember) bool { return m.MemberID == who.MemberID })
+}
+
+// giveUp gives batch j up, as Kafka Streams gives up a migrated task: its
+// transaction is aborted, with its outputs, changelog records and offsets;
+// every task the member owned is dropped (the next batch drops their state,
+// and a task it owns again is restored from its changelog and starts at
+// the group's committed offsets); a fenced producer is replaced; and the
+// job goes on with its next batch once the member has joined the group
+// again.
+func (n *directNode) giveUp(j *engine.Job, who groupcommit.Member, err error) error {
+	n.txn.Abort()
+	if membertxn.Fenced(err) {
+		if rerr := n.txn.Renew(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
+	n.mu.Lock()
+	clear(n.positions)
+	n.mu.Unlock()
+	clear(n.toCopy)
+	n.member.gaveUp(who)
+	n.givenUp.Add(1)
+	n.logger.Warn("kafkasource: the member lost its group session during the batch; the batch's transaction was aborted, and its tasks restart from the group's committed offsets",
+		"group", n.cfg.group, "member", n.cfg.memberName, "batch_ms", j.Time.UnixMilli(), "error", err.Error())
 	return nil
 }
 

@@ -38,6 +38,7 @@ type member struct {
 	owned   map[TopicPartition]bool
 	moved   map[TopicPartition]bool // taken back since the last begin, whether owned again or not
 	refused error                   // the group's balancing refused the job's topics, until a balance succeeds
+	stale   *groupcommit.Member     // the session a batch was given up under, until the member has another
 	changed chan struct{}           // closed and replaced when owned or refused changes
 
 	// revoking, if set, is called when the group takes partitions back,
@@ -160,9 +161,13 @@ func (m *member) signal() {
 // begin pins nothing and returns the refusal.
 func (m *member) begin() (owned, regained []TopicPartition, who groupcommit.Member, end func(), err error) {
 	m.inFlight.Lock()
+	who = groupcommit.MemberOf(m.cl)
 	m.mu.Lock()
 	owned, err = slices.SortedFunc(maps.Keys(m.owned), compareTP), m.refused
-	if err == nil {
+	if m.stale != nil && m.stale.MemberID == who.MemberID && m.stale.Generation == who.Generation {
+		owned = nil // the session has not been seen to end yet: the tasks may be another's
+	} else if err == nil {
+		m.stale = nil
 		for tp := range m.moved {
 			if m.owned[tp] {
 				regained = append(regained, tp)
@@ -179,7 +184,21 @@ func (m *member) begin() (owned, regained []TopicPartition, who groupcommit.Memb
 		return nil, nil, groupcommit.Member{}, nil, fmt.Errorf("kafkasource: group %q cannot assign the job's topics: %w", m.group, err)
 	}
 	slices.SortFunc(regained, compareTP)
-	return owned, regained, groupcommit.MemberOf(m.cl), m.inFlight.Unlock, nil
+	return owned, regained, who, m.inFlight.Unlock, nil
+}
+
+// gaveUp marks the tasks the member owns as moved, once a batch run under
+// session who was given up because the group ended that session: their
+// state and positions are those of a batch that did not commit. Until the
+// member has another session (kgo joins again by itself once it hears that
+// the group dropped it), begin gives it no tasks.
+func (m *member) gaveUp(who groupcommit.Member) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for tp := range m.owned {
+		m.moved[tp] = true
+	}
+	m.stale = &who
 }
 
 // refusal returns a channel closed at the next change and the balancer's

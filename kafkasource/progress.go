@@ -58,7 +58,8 @@ var _ engine.MetricsReporter = (*directNode)(nil)
 
 // Metrics reports the stream's counters: records lost to retention
 // ("kafka_records_lost_total"), fetch requests sent, broker requests
-// retried and failed group commits. The per-partition offsets and lag are
+// retried, failed group commits and, in group mode, batches given up on a
+// lost group session. The per-partition offsets and lag are
 // given by [ProgressOf].
 func (n *directNode) Metrics() []engine.Metric {
 	c := func(name, help string, v int64) engine.Metric {
@@ -69,6 +70,7 @@ func (n *directNode) Metrics() []engine.Metric {
 		c("kafka_fetches_total", "Fetch requests sent.", n.r.fetches.Load()),
 		c("kafka_request_retries_total", "Broker requests retried after an error.", n.k.retries.Load()),
 		c("kafka_group_commit_failures_total", "Batches whose offsets could not be committed to the group.", n.commitFailures.Load()),
+		c("kafka_batches_given_up_total", "Batches given up in group mode because the group ended the member's session while they ran: their transaction aborted.", n.givenUp.Load()),
 	}, n.taskMetrics()...)
 }
 

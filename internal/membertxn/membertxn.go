@@ -46,6 +46,7 @@ func MarkerTopic(group string) string { return "__sluice-" + group + "-member-co
 // batches; Produce and Flush by the batch's outputs, Produce concurrently.
 type Txn struct {
 	cl          *kgo.Client
+	opts        []kgo.Opt // cl's, for Renew
 	group       string
 	member      string
 	markerTopic string
@@ -99,7 +100,7 @@ func New(seeds []string, opts []kgo.Opt, group, member string) (*Txn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("membertxn: the Kafka producer of member %q refused its options: %w", member, err)
 	}
-	t.cl = cl
+	t.cl, t.opts = cl, all
 	t.done = func(_ *kgo.Record, err error) {
 		if err != nil && !t.failed.Swap(true) {
 			t.mu.Lock()
@@ -288,6 +289,27 @@ func (t *Txn) fail(err error) error {
 		return fmt.Errorf("%w (transactional ID %s): %w", ErrFenced, TransactionalID(t.group, t.member), err)
 	}
 	return fmt.Errorf("membertxn: the transaction of member %q of group %q failed: %w", t.member, t.group, err)
+}
+
+// Fenced reports whether err is the refusal of a fenced producer: a newer
+// instance of the member loaded its transactional ID, or the coordinator
+// aborted its transaction past the transaction timeout and bumped its epoch.
+func Fenced(err error) bool {
+	return errors.Is(err, ErrFenced) || errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+}
+
+// Renew replaces a fenced producer with a new one under the same
+// transactional ID, which loads a new producer epoch at the next Begin
+// (fencing the previous one in turn). Call it between batches.
+func (t *Txn) Renew() error {
+	t.Abort()
+	cl, err := kgo.NewClient(t.opts...)
+	if err != nil {
+		return fmt.Errorf("membertxn: the Kafka producer of member %q refused its options: %w", t.member, err)
+	}
+	t.cl.Close()
+	t.cl, t.ready = cl, false
+	return nil
 }
 
 // Close aborts the open transaction, if any, and closes the producer.
