@@ -77,39 +77,22 @@ func (s *scaleOut) group(rate int) *exampletest.Group {
 		"--sink", "kafka:"+soOutput, "--batch", "100ms", "--generate", "0", "--http", "", "--top", "1",
 		"--max-rate-per-partition", strconv.Itoa(rate), "--log-level", "info",
 		"--session-timeout", soSession.String(), "--rebalance-timeout", soRebalance.String())
-	g.Gap = lostSession
 	return g
 }
 
 // waitBatches waits until member name has completed more batches (that
-// read records, with working) than now, starting it again meanwhile if it
-// exits on a known limit (exampletest.Group.Reap).
+// read records, with working) than now; the member must not exit.
 func (s *scaleOut) waitBatches(g *exampletest.Group, name string, more int, working bool) {
 	s.t.Helper()
-	for {
-		m := g.Running(name)
-		all, w := m.Batches()
-		n := all
-		if working {
-			n = w
-		}
-		if m.WaitBatches(s.t, n+more, working, 30*time.Second) {
-			return
-		}
-		g.Reap()
+	m := g.Running(name)
+	all, w := m.Batches()
+	n := all
+	if working {
+		n = w
 	}
-}
-
-// lostSession names the known limit that a member whose group session
-// ended (the group dropped it: paused past its session timeout, or its
-// rejoin not answered in time) fails its job with the batch in flight,
-// whose commit the group refuses, instead of giving the batch up and
-// joining again.
-func lostSession(stderr string) string {
-	if !strings.Contains(stderr, "the group moved on since this member's generation") && !strings.Contains(stderr, "PRODUCER_FENCED") {
-		return ""
+	if !m.WaitBatches(s.t, n+more, working, 30*time.Second) {
+		g.RequireAlive()
 	}
-	return "its group session ended and the group refused the commit of its batch in flight, which failed the job instead of being given up while the member joins again (a limit of group mode; docs/scale-out.md)"
 }
 
 // produce writes n behaviours of random pages to the input with kcat, keyed
@@ -165,7 +148,7 @@ func (s *scaleOut) finish(g *exampletest.Group) {
 	t := s.t
 	t.Helper()
 	if !exampletest.Eventually(time.Minute, func() bool {
-		g.Reap()
+		g.RequireAlive()
 		return exampletest.GroupAtEnd(t, s.adm, soGroup, soInput)
 	}) {
 		var out strings.Builder
@@ -322,7 +305,6 @@ func TestScaleOutKill9(t *testing.T) {
 	}
 	s.produce(1000)
 	s.finish(g)
-	g.Gaps()
 }
 
 // TestScaleOutStoppedMemberCommitsNothing stops member b with SIGSTOP inside
@@ -371,7 +353,7 @@ func TestScaleOutStoppedMemberCommitsNothing(t *testing.T) {
 
 	// b joins again and runs batches that read records.
 	if !exampletest.Eventually(30*time.Second, func() bool {
-		g.Reap()
+		g.RequireAlive()
 		return s.groupMembers() == 2
 	}) {
 		t.Fatalf("b did not join the group again within 30s: %s\nb:\n%s", s.progress(), g.Running("b").Output())
@@ -396,7 +378,6 @@ func TestScaleOutStoppedMemberCommitsNothing(t *testing.T) {
 	}
 	require.NotZero(t, aborted, "b's transaction %v (output offsets from %v to %v) left no aborted rows in %s", stopped.Topics, stable, ends, soOutput)
 	t.Logf("the transaction b was stopped in left %d aborted rows", aborted)
-	g.Gaps()
 }
 
 // openTransaction returns the transaction of txnID if it is open, has
@@ -458,7 +439,6 @@ func TestScaleOutRestoresFromTheChangelogAlone(t *testing.T) {
 	t.Logf("b restored %d records from the changelog alone", fromChangelog)
 	s.produce(1000)
 	s.finish(g)
-	g.Gaps()
 }
 
 // restoredLine matches the source's log line for a task it restored.

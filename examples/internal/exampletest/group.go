@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -226,15 +225,10 @@ type Group struct {
 	Bin  string
 	Args []string
 	Dir  string // the members' local state dirs, Dir/NAME
-	// Gap, if set, names a known limit of the product in the standard
-	// error of a member that exited on its own ("" when it is not one):
-	// see Reap and Gaps.
-	Gap func(stderr string) string
 
 	mu    sync.Mutex
 	lives map[string]int
 	live  map[string]*Member
-	gaps  []string // the known limits members exited on, see Reap
 }
 
 // NewGroup returns a group of bin's processes with the shared args.
@@ -386,25 +380,14 @@ func (g *Group) Names() []string {
 func (g *Group) Kill(name string) {
 	t := g.T
 	t.Helper()
-	if m := g.Running(name); m != nil && m.Exited() {
-		g.Reap() // it exited on its own just before its kill
-	}
+	g.RequireAlive() // a member exits only when killed or stopped
 	m := g.take(name)
 	_ = m.Cmd.Process.Signal(syscall.SIGKILL) // fails only if it exited already
 	<-m.Done
 	var ee *exec.ExitError
 	require.Truef(t, errors.As(m.Err, &ee), "member %s (life %d): %v", name, m.Life, m.Err)
 	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		why := ""
-		if g.Gap != nil {
-			why = g.Gap(m.Stderr())
-		}
-		if why == "" {
-			t.Fatalf("member %s (life %d) died on its own before its kill: %v\n%s", name, m.Life, m.Err, m.Output())
-		}
-		g.mu.Lock()
-		g.gaps = append(g.gaps, fmt.Sprintf("member %s (life %d): %s", name, m.Life, why))
-		g.mu.Unlock()
+		t.Fatalf("member %s (life %d) died on its own before its kill: %v\n%s", name, m.Life, m.Err, m.Output())
 	}
 }
 
@@ -413,7 +396,7 @@ func (g *Group) Kill(name string) {
 func (g *Group) Stop(name string, timeout time.Duration) {
 	t := g.T
 	t.Helper()
-	g.Reap()
+	g.RequireAlive()
 	m := g.take(name)
 	require.NoError(t, m.Cmd.Process.Signal(syscall.SIGTERM))
 	select {
@@ -428,50 +411,16 @@ func (g *Group) Stop(name string, timeout time.Duration) {
 	}
 }
 
-// Reap starts again, under its name, every member that exited on its own
-// on a known limit (Group.Gap), as a supervisor would, and notes the limit
-// for Gaps; a member that exited otherwise fails the test.
-func (g *Group) Reap() {
+// RequireAlive fails the test if a member exited on its own: members exit
+// only when the test kills or stops them.
+func (g *Group) RequireAlive() {
 	t := g.T
 	t.Helper()
 	for _, name := range g.Names() {
-		m := g.Running(name)
-		if !m.Exited() {
-			continue
-		}
-		why := ""
-		if g.Gap != nil {
-			why = g.Gap(m.Stderr())
-		}
-		if why == "" {
+		if m := g.Running(name); m.Exited() {
 			t.Fatalf("member %s (life %d) exited: %v\n%s", name, m.Life, m.Err, m.Output())
 		}
-		g.take(name)
-		g.mu.Lock()
-		g.gaps = append(g.gaps, fmt.Sprintf("member %s (life %d): %s", name, m.Life, why))
-		g.mu.Unlock()
-		t.Logf("member %s (life %d) exited: %s; started again", name, m.Life, why)
-		g.Start(name)
 	}
-}
-
-// Gaps ends a test whose members exited on known limits (see Reap): it is
-// skipped naming them, except under CI=true, where it fails. A test calls
-// it once everything else is checked.
-func (g *Group) Gaps() {
-	t := g.T
-	t.Helper()
-	g.mu.Lock()
-	gaps := slices.Clone(g.gaps)
-	g.mu.Unlock()
-	if len(gaps) == 0 {
-		return
-	}
-	why := fmt.Sprintf("everything else held, but %d member lives exited on a known limit: %s", len(gaps), strings.Join(gaps, "; "))
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
 }
 
 func (g *Group) take(name string) *Member {
