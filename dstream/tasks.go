@@ -206,11 +206,7 @@ func shuffleByTask[K comparable, V, C any](ctx context.Context, j *engine.Job, o
 	combined := make([][]KV[K, C], in.n)
 	err := j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
 		keys, cs := combinePartition(tk, id, in, cb)
-		kvs := make([]KV[K, C], len(keys))
-		for i, k := range keys {
-			kvs[i] = KV[K, C]{k, cs[i]}
-		}
-		combined[tk.Index] = kvs
+		combined[tk.Index] = splitByKey(keys, cs, 1, nil)[0] // the task's keys, paired
 		return nil
 	})
 	if err != nil {

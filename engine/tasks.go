@@ -40,7 +40,9 @@ type TaskStateful interface {
 	Node
 	// SaveTask calls put with every record of task's state that changed
 	// since the task's last SaveTask or RestoreTask (all of them the first
-	// time after the node started with the task), in any order.
+	// time after the node started with the task), in any order. The node
+	// hands over key and value: it does not touch them again, and put may
+	// keep them.
 	SaveTask(task int, put func(key, value []byte) error) error
 	// RestoreTask replaces task's state with the records load passes to
 	// apply, oldest first; load returns the first error of apply or of its

@@ -263,7 +263,7 @@ func (n *directNode) saveTasks() error {
 		for _, task := range n.batchTasks {
 			tp := TopicPartition{Topic: s.topic, Partition: int32(task)}
 			err := s.node.SaveTask(task, func(key, value []byte) error {
-				r := &kgo.Record{Topic: s.topic, Partition: int32(task), Key: bytes.Clone(key), Value: bytes.Clone(value)}
+				r := &kgo.Record{Topic: s.topic, Partition: int32(task), Key: key, Value: value} // the node hands them over
 				n.txn.Produce(r)
 				n.changelogWritten.Add(1)
 				if n.local != nil {
