@@ -156,28 +156,7 @@ var brokerReady = regexp.MustCompile(`^sluice-broker listening on (\S+);`)
 // its ready line. It returns the broker's address.
 func StartBroker(t testing.TB, topic string, partitions int) string {
 	t.Helper()
-	bin := Build(t, "./cmd/sluice-broker")
-	p := Start(t, bin, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
-		"--topic", topic+":"+strconv.Itoa(partitions))
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case l, ok := <-p.Lines:
-			if !ok {
-				<-p.Done
-				t.Fatalf("sluice-broker exited before it was ready: %v\n%s", p.Err, p.Stderr)
-			}
-			if m := brokerReady.FindStringSubmatch(l); m != nil {
-				go func() { // keep draining its output
-					for range p.Lines {
-					}
-				}()
-				return m[1]
-			}
-		case <-timeout:
-			t.Fatalf("sluice-broker printed no ready line within 20s; stderr:\n%s", p.Stderr)
-		}
-	}
+	return StartBrokerArgs(t, "--topic", topic+":"+strconv.Itoa(partitions))
 }
 
 // Produce writes values (keys too when keys is not nil) to topic at addr:
