@@ -53,6 +53,18 @@ func For[K comparable]() func(K) uint64 {
 	return func(k K) uint64 { return maphash.Comparable(seed, k) }
 }
 
+// Stable reports whether [For] hashes keys of type K with a fixed function,
+// the same in every process: strings, float64, bools and the integer types
+// but uintptr.
+func Stable[K comparable]() bool {
+	var zero K
+	switch any(zero).(type) {
+	case string, int, int64, int32, int16, int8, uint, uint64, uint32, uint16, uint8, float64, bool:
+		return true
+	}
+	return false
+}
+
 func floatBits(f float64) uint64 {
 	if f == 0 {
 		return 0 // +0 and -0 are equal keys

@@ -40,3 +40,34 @@ func TestForDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { _ = hs(key) })
 	require.Zero(t, allocs)
 }
+
+func TestStableNamesTheFixedFunctions(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stable bool
+	}{
+		{"string", Stable[string]()},
+		{"int", Stable[int]()},
+		{"uint8", Stable[uint8]()},
+		{"float64", Stable[float64]()},
+		{"bool", Stable[bool]()},
+	} {
+		if !tc.stable {
+			t.Errorf("Stable[%s]() = false, want true", tc.name)
+		}
+	}
+	type point struct{ X, Y int }
+	for _, tc := range []struct {
+		name   string
+		stable bool
+	}{
+		{"float32", Stable[float32]()},
+		{"uintptr", Stable[uintptr]()},
+		{"struct", Stable[point]()},
+		{"array", Stable[[2]int]()},
+	} {
+		if tc.stable {
+			t.Errorf("Stable[%s]() = true, want false: For seeds its hash per call", tc.name)
+		}
+	}
+}
