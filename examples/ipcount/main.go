@@ -54,7 +54,7 @@ func build(j *exampleutil.Job) error {
 			return nil
 		}
 		return []dstream.KV[string, int64]{dstream.Pair(ip, int64(1))}
-	})
+	}).Name("requests") // re-keyed by address: in group mode through <group>-requests-repartition
 	counts := dstream.ReduceByKeyAndWindowInv(requests, add, sub, cfg.Window, cfg.Slide,
 		func(kv dstream.KV[string, int64]) bool { return kv.Value > 0 }).Name("ip-counts")
 	exampleutil.ForEachBatch(j, "", counts, func(ctx context.Context, jb *engine.Job, b dstream.Batch[dstream.KV[string, int64]]) error {

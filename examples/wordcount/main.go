@@ -67,7 +67,9 @@ func pairs(malformed *exampleutil.Counter) func(kafkasource.Record) []dstream.KV
 
 func build(j *exampleutil.Job) error {
 	cfg := j.Config
-	words := dstream.FlatMap(j.Records, pairs(j.Malformed))
+	// The words are re-keyed, by word: in group mode they go through the
+	// repartition topic named after them, <group>-words-repartition.
+	words := dstream.FlatMap(j.Records, pairs(j.Malformed)).Name("words")
 	window := dstream.ReduceByKeyAndWindowInv(words, add, sub, cfg.Window, cfg.Slide,
 		func(kv dstream.KV[string, int64]) bool { return kv.Value > 0 }).Name("window-counts")
 	totals := dstream.UpdateStateByKey(words, sumInto).Name("totals")
