@@ -1,0 +1,230 @@
+package exampletest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/keyhash"
+)
+
+// RawRecord is one record read by [KcatReadRaw], its key and value as
+// bytes (nil when null).
+type RawRecord struct {
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+}
+
+// KcatReadRaw is [KcatRead] for records whose keys and values are binary:
+// kcat prints the lengths of key and value before their bytes, so that
+// they may hold any byte.
+func KcatReadRaw(t testing.TB, addr, topic string, committed bool) []RawRecord {
+	t.Helper()
+	kcat := RequireKcat(t)
+	iso := "read_uncommitted"
+	if committed {
+		iso = "read_committed"
+	}
+	args := []string{"-C", "-b", addr, "-t", topic, "-o", "beginning", "-e", "-q",
+		"-X", "isolation.level=" + iso, "-f", `%p %o %K %S\n%k%s`}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kcat, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "kcat %s: %s", strings.Join(args, " "), stderr.String())
+	recs, err := parseRaw(out)
+	require.NoError(t, err, "kcat %s", strings.Join(args, " "))
+	return recs
+}
+
+// parseRaw parses kcat's output in the format "%p %o %K %S\n%k%s": a head
+// line of partition, offset, key length and value length (-1 for null),
+// then the key's and the value's bytes.
+func parseRaw(out []byte) ([]RawRecord, error) {
+	var recs []RawRecord
+	for len(out) > 0 {
+		head, rest, ok := bytes.Cut(out, []byte("\n"))
+		if !ok {
+			return nil, fmt.Errorf("record %d: head line %q has no end", len(recs), head)
+		}
+		f := strings.Fields(string(head))
+		if len(f) != 4 {
+			return nil, fmt.Errorf("record %d: head line %q is not partition, offset, key length, value length", len(recs), head)
+		}
+		var n [4]int64
+		for i, s := range f {
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: head line %q: %w", len(recs), head, err)
+			}
+			n[i] = v
+		}
+		r := RawRecord{Partition: int32(n[0]), Offset: n[1]}
+		for i, dst := range []*[]byte{&r.Key, &r.Value} {
+			size := n[2+i]
+			if size < 0 {
+				continue
+			}
+			if int64(len(rest)) < size {
+				return nil, fmt.Errorf("record %d (partition %d, offset %d): %d bytes left, %d announced", len(recs), r.Partition, r.Offset, len(rest), size)
+			}
+			*dst = append([]byte{}, rest[:size]...)
+			rest = rest[size:]
+		}
+		recs = append(recs, r)
+		out = rest
+	}
+	return recs, nil
+}
+
+// RepartitionTopic is the repartition topic of a stream named exchange in
+// group, as kafkasource names it.
+func RepartitionTopic(group, exchange string) string { return group + "-" + exchange + "-repartition" }
+
+// ConsumerHash is the FNV-32a hash of a consumer's name, which leads its
+// section in a repartition record's value.
+func ConsumerHash(name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return h.Sum32()
+}
+
+// RepartitionValue splits the value of a repartition record into the
+// payloads of its consumers, whose names are given: version byte 1, then
+// for each consumer that has a payload, by ascending name, the FNV-32a hash
+// of its name (4 bytes, big-endian), the payload's length (uvarint) and the
+// payload. It refuses a value that does not follow that format, a section
+// of a consumer not named, and sections out of order.
+func RepartitionValue(value []byte, consumers []string) (map[string][]byte, error) {
+	if len(value) == 0 || value[0] != 1 {
+		return nil, fmt.Errorf("value %x does not start with version 1", value)
+	}
+	names := slices.Sorted(slices.Values(consumers))
+	byHash := map[uint32]int{}
+	for i, n := range names {
+		byHash[ConsumerHash(n)] = i
+	}
+	out := map[string][]byte{}
+	last := -1
+	for rest := value[1:]; len(rest) > 0; {
+		if len(rest) < 4 {
+			return nil, fmt.Errorf("value %x: %d bytes where a consumer's hash is due", value, len(rest))
+		}
+		h := binary.BigEndian.Uint32(rest)
+		i, ok := byHash[h]
+		if !ok {
+			return nil, fmt.Errorf("value %x: a section of consumer hash %08x, which is none of %q", value, h, names)
+		}
+		if i <= last {
+			return nil, fmt.Errorf("value %x: consumer %q's section after %q's; they go by ascending name, once each", value, names[i], names[last])
+		}
+		last = i
+		size, n := binary.Uvarint(rest[4:])
+		if n <= 0 || size > uint64(len(rest)-4-n) {
+			return nil, fmt.Errorf("value %x: consumer %q's section has no valid length", value, names[i])
+		}
+		rest = rest[4+n:]
+		out[names[i]] = rest[:size]
+		rest = rest[size:]
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("value %x holds no consumer's section", value)
+	}
+	return out, nil
+}
+
+// ZigZag decodes a payload that is one zig-zag varint and nothing else.
+func ZigZag(payload []byte) (int64, error) {
+	v, n := binary.Varint(payload)
+	if n <= 0 || n != len(payload) {
+		return 0, fmt.Errorf("payload %x is not one zig-zag varint", payload)
+	}
+	return v, nil
+}
+
+// Repartition is what [CheckRepartition] checks a repartition topic for.
+type Repartition struct {
+	Addr, Topic string
+	Partitions  int
+	// Consumers are the names of the operators reading the topic.
+	Consumers []string
+	// Decode turns a consumer's payload into the count it adds to its key.
+	Decode func(consumer string, payload []byte) (int64, error)
+	// Want is every key's count, as the input gives it.
+	Want map[string]int64
+}
+
+// CheckRepartition reads a repartition topic with kcat, read committed,
+// and checks that every record is keyed by a key of r.Want (keys are
+// strings, their bytes as they are) in partition
+// keyhash.Partition(hash(key), r.Partitions), that its value follows the
+// format of [RepartitionValue], and that every consumer's counts of a key,
+// summed over the records, are its count in r.Want: no record is missing
+// and none is there twice (every count is positive). It returns how many
+// records the topic holds read committed and read uncommitted.
+func CheckRepartition(t testing.TB, r Repartition) (committed, uncommitted int) {
+	t.Helper()
+	hash := keyhash.For[string]()
+	recs := KcatReadRaw(t, r.Addr, r.Topic, true)
+	sums := map[string]map[string]int64{}
+	for _, c := range r.Consumers {
+		sums[c] = map[string]int64{}
+	}
+	var wrong []string
+	for _, rec := range recs {
+		if len(wrong) >= 20 {
+			break
+		}
+		where := fmt.Sprintf("record %d/%d (key %q)", rec.Partition, rec.Offset, rec.Key)
+		key := string(rec.Key)
+		if _, ok := r.Want[key]; !ok || rec.Key == nil {
+			wrong = append(wrong, where+": a key not in the input")
+			continue
+		}
+		if p := keyhash.Partition(hash(key), r.Partitions); int32(p) != rec.Partition {
+			wrong = append(wrong, fmt.Sprintf("%s: in partition %d, its key hashes to %d", where, rec.Partition, p))
+		}
+		sections, err := RepartitionValue(rec.Value, r.Consumers)
+		if err != nil {
+			wrong = append(wrong, where+": "+err.Error())
+			continue
+		}
+		for c, payload := range sections {
+			v, err := r.Decode(c, payload)
+			switch {
+			case err != nil:
+				wrong = append(wrong, fmt.Sprintf("%s: consumer %q: %v", where, c, err))
+			case v <= 0:
+				wrong = append(wrong, fmt.Sprintf("%s: consumer %q: a count of %d", where, c, v))
+			default:
+				sums[c][key] += v
+			}
+		}
+	}
+	require.Empty(t, wrong, "%s, read committed: %d records", r.Topic, len(recs))
+	for _, c := range r.Consumers {
+		for key, want := range r.Want {
+			if got := sums[c][key]; got != want {
+				wrong = append(wrong, fmt.Sprintf("%s: %d, the input has %d", key, got, want))
+			}
+		}
+		slices.Sort(wrong)
+		require.Empty(t, wrong, "%s, read committed: consumer %q's counts summed over %d records differ from the input's for %d of %d keys",
+			r.Topic, c, len(recs), len(wrong), len(r.Want))
+	}
+	return len(recs), len(KcatReadRaw(t, r.Addr, r.Topic, false))
+}
