@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/keyhash"
+	"github.com/sluicehq/sluice/state"
 )
 
 // ReduceByKey returns a stream with one pair per key of each batch of s, its
@@ -20,7 +21,7 @@ func ReduceByKey[K comparable, V any](s *Stream[KV[K, V]], f func(V, V) V) *Stre
 // holding all its values. Values from one input partition keep their order,
 // and partitions follow each other in order.
 func GroupByKey[K comparable, V any](s *Stream[KV[K, V]]) *Stream[KV[K, []V]] {
-	return combineByKey(s, "groupByKey", groupCombiner[V]())
+	return combineByKeyWith(s, "groupByKey", groupCombiner[V](), listValueCodec[V]())
 }
 
 // CombineByKey returns a stream with one pair per key of each batch of s,
@@ -34,10 +35,18 @@ func CombineByKey[K comparable, V, C any](s *Stream[KV[K, V]], create func(V) C,
 }
 
 func combineByKey[K comparable, V, C any](s *Stream[KV[K, V]], kind string, cb combiner[V, C]) *Stream[KV[K, C]] {
+	return combineByKeyWith(s, kind, cb, nil)
+}
+
+// combineByKeyWith is combineByKey whose combiners are repartitioned in
+// group mode with codec (nil: the default).
+func combineByKeyWith[K comparable, V, C any](s *Stream[KV[K, V]], kind string, cb combiner[V, C], codec state.Codec[C]) *Stream[KV[K, C]] {
 	hash := keyhash.For[K]()
 	kn := &keyedNode{}
 	kn.inputs = []keyedRef{s}
+	x := readExchange(s, kn.Meta(), &kn.groupCheck, cb, codec)
 	out := keepsKeying(derive[KV[K, C]](kind, kn, s), s)
+	x.attach(kn)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, C]], error) {
 		in, err := s.get(ctx, j)
 		if err != nil || in == nil {
@@ -47,7 +56,7 @@ func combineByKey[K comparable, V, C any](s *Stream[KV[K, V]], kind string, cb c
 		if err != nil {
 			return nil, err
 		}
-		parts, err := shuffle(ctx, j, out.opName(), out.node.Meta().ID(), in, kn.partitions(s.c), hash, cb)
+		parts, err := keyedShuffle(ctx, j, out.opName(), out.node.Meta().ID(), x, in, kn.partitions(s.c), hash, cb)
 		if err != nil {
 			return nil, err
 		}
@@ -64,14 +73,8 @@ func CountByValue[T comparable](s *Stream[T]) *Stream[KV[T, int64]] {
 	ones := narrow(s, "countByValue.map", func(tk *engine.Task, id int, x T, yield func(KV[T, int64]) bool) bool {
 		return yield(KV[T, int64]{x, 1})
 	})
-	out := combineByKey(ones, "countByValue", combiner[int64, int64]{create: identity[int64], merge: add, mergeC: add})
-	out.node.(*keyedNode).refuse = countByValueInGroup
-	return out
+	return combineByKey(ones, "countByValue", combiner[int64, int64]{create: identity[int64], merge: add, mergeC: add})
 }
-
-// countByValueInGroup says why CountByValue and CountByValueAndWindow are
-// refused in group mode.
-const countByValueInGroup = "counts by the elements themselves, which are not known to be the job's input keys; in group mode map them to pairs (x, 1), assert dstream.CoPartitioned when x is the input's key, and count with ReduceByKey"
 
 func add(a, b int64) int64 { return a + b }
 

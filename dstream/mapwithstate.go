@@ -198,7 +198,9 @@ func MapWithState[K comparable, V, S, U any](s *Stream[KV[K, V]], spec StateSpec
 		parts:      spec.partitions,
 		ks:         newKeyedState[K, stamped[S]](spec.keyCodec, stampedCodec[S]{inner: stateCodec}),
 	}
+	n.x = readExchange(s, n.Meta(), &n.groupCheck, groupCombiner[V](), listValueCodec[V]())
 	out := derive[U]("mapWithState", n, s)
+	n.x.attach(n)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[U], error) {
 		if err := n.advance(ctx, j); err != nil {
 			return nil, err
@@ -236,6 +238,7 @@ type mapWithStateNode[K comparable, V, S, U any] struct {
 	idle   []idleIndex[K] // per partition, with a timeout; nil until built
 	last   time.Time      // the batch the state was last advanced to
 	mapped [][]U          // what the function returned in batch last
+	x      *exchangeReader[K, V, []V]
 }
 
 var (
@@ -359,10 +362,47 @@ func (n *mapWithStateNode[K, V, S, U]) advance(ctx context.Context, j *engine.Jo
 			return err
 		}
 	}
-	// Route each record to its key's partition (its task's in group
-	// mode), keeping record order.
+	byTask, err := n.route(ctx, j, op, in)
+	if err != nil {
+		return err
+	}
+	mapped := make([][]U, ks.n)
+	err = j.Run(ctx, op, ks.n, func(ctx context.Context, tk *engine.Task) error {
+		var err error
+		mapped[tk.Index], err = n.mapPartition(tk, id, j.Time, byTask)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	n.mapped = mapped
+	return nil
+}
+
+// route sends each record of the batch to its key's partition (its task's
+// in group mode), keeping record order: byTask[m][p] holds what map task m
+// sends to partition p. Through an exchange (group mode, a stream not keyed
+// like the job's input), a key's records of one batch of one member come
+// together, in order.
+func (n *mapWithStateNode[K, V, S, U]) route(ctx context.Context, j *engine.Job, op string, in *data[KV[K, V]]) ([][][]KV[K, V], error) {
+	ks := n.ks
+	if n.x.reads() {
+		groups, err := n.x.shuffle(ctx, j, op)
+		if err != nil {
+			return nil, err
+		}
+		split := make([][]KV[K, V], len(groups))
+		for p, g := range groups {
+			for _, kv := range g {
+				for _, v := range kv.Value {
+					split[p] = append(split[p], KV[K, V]{kv.Key, v})
+				}
+			}
+		}
+		return [][][]KV[K, V]{split}, nil
+	}
 	byTask := make([][][]KV[K, V], in.n)
-	err = j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
+	err := j.Run(ctx, op, in.n, func(ctx context.Context, tk *engine.Task) error {
 		split := make([][]KV[K, V], ks.n)
 		if in.tasks != nil {
 			p := in.tasks[tk.Index]
@@ -381,20 +421,7 @@ func (n *mapWithStateNode[K, V, S, U]) advance(ctx context.Context, j *engine.Jo
 		byTask[tk.Index] = split
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	mapped := make([][]U, ks.n)
-	err = j.Run(ctx, op, ks.n, func(ctx context.Context, tk *engine.Task) error {
-		var err error
-		mapped[tk.Index], err = n.mapPartition(tk, id, j.Time, byTask)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	n.mapped = mapped
-	return nil
+	return byTask, err
 }
 
 // mapPartition runs the mapping function over partition tk.Index's records

@@ -65,6 +65,16 @@ func shuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op stri
 	return out, err
 }
 
+// keyedShuffle is shuffle for a keyed operator of one stream: through x,
+// its exchange, when it reads one (group mode, a stream not keyed like the
+// job's input), the way shuffle says otherwise.
+func keyedShuffle[K comparable, V, C any](ctx context.Context, j *engine.Job, op string, id int, x *exchangeReader[K, V, C], in *data[KV[K, V]], nOut int, hash func(K) uint64, cb combiner[V, C]) ([][]KV[K, C], error) {
+	if x.reads() {
+		return x.shuffle(ctx, j, op)
+	}
+	return shuffle(ctx, j, op, id, in, nOut, hash, cb)
+}
+
 // combinePartition combines the records of the task's partition of in by
 // key, keys in the order the task first saw them.
 func combinePartition[K comparable, V, C any](tk *engine.Task, id int, in *data[KV[K, V]], cb combiner[V, C]) ([]K, []C) {

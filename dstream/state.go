@@ -99,7 +99,9 @@ func updateStateByKey[K comparable, V, S any](s *Stream[KV[K, V]], update func(t
 		},
 	}
 	n.inputs = []keyedRef{s}
+	n.x = readExchange(s, n.Meta(), &n.groupCheck, groupCombiner[V](), listValueCodec[V]())
 	out := keepsKeying(derive[KV[K, S]]("updateStateByKey", n, s), s)
+	n.x.attach(n)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, S]], error) {
 		if err := n.advance(ctx, j); err != nil {
 			return nil, err
@@ -121,6 +123,7 @@ type updateStateNode[K comparable, V, S any] struct {
 	ks      *keyedState[K, S]
 	codecs  []codecCheck // the types encoded with the default codec
 	last    time.Time    // the batch the state was last advanced to
+	x       *exchangeReader[K, V, []V]
 }
 
 var (
@@ -201,7 +204,7 @@ func (n *updateStateNode[K, V, S]) advance(ctx context.Context, j *engine.Job) e
 		return err
 	}
 	n.initial = nil
-	groups, err := shuffle(ctx, j, op, id, in, ks.n, ks.hash, groupCombiner[V]())
+	groups, err := keyedShuffle(ctx, j, op, id, n.x, in, ks.n, ks.hash, groupCombiner[V]())
 	if err != nil {
 		return err
 	}

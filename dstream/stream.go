@@ -64,6 +64,9 @@ type Stream[T any] struct {
 	// operator from streams that all are.
 	coPart  bool
 	keyedAs []keyedRef
+	// exch is the stream's exchange in group mode (*exchange[K, V]), made
+	// by the first keyed operator that reads it (see exchange.go).
+	exch any
 }
 
 // Name sets the operator's stable name, overriding the default

@@ -3,6 +3,7 @@ package dstream
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/state"
@@ -115,24 +116,32 @@ func taskSourceOf(m *engine.Meta) engine.TaskSource {
 // keys, checked when the context starts, and the task source, found then.
 type groupCheck struct {
 	inputs []keyedRef
-	refuse string            // when set, why group mode refuses the operator
 	group  engine.TaskSource // nil in single-process mode
+	// exch is the exchange of the operator's input, for an operator of
+	// one input in group mode (see exchange.go); keyType and keyStable
+	// say whether its key can be repartitioned.
+	exch      exchangeUse
+	keyType   reflect.Type
+	keyStable bool
 }
 
 // validateGroup finds whether the operator runs in group mode and refuses
 // it there when one of its inputs is not known to be keyed like the job's
-// input.
+// input and cannot be repartitioned.
 func (g *groupCheck) validateGroup(m *engine.Meta) error {
 	g.group = taskSourceOf(m)
 	if g.group == nil {
 		return nil
 	}
-	if g.refuse != "" {
-		return fmt.Errorf("dstream: operator %q (%s) %s", m.Name(), m.Kind, g.refuse)
-	}
 	for _, in := range g.inputs {
-		if !in.coPartitioned() {
-			return fmt.Errorf("dstream: operator %q (%s) keys a stream that is not known to be keyed like the job's input, which group mode needs; when its records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s), otherwise it needs a repartition, which group mode does not support yet", m.Name(), m.Kind)
+		switch {
+		case in.coPartitioned():
+		case g.exch == nil:
+			return fmt.Errorf("dstream: operator %q (%s) keys streams that are not all known to be keyed like the job's input, and group mode repartitions only the input of a keyed operator of one stream; when their records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s), otherwise run the job in single-process mode", m.Name(), m.Kind)
+		case g.exch.source() == nil:
+			return fmt.Errorf("dstream: operator %q (%s) keys a stream that is not known to be keyed like the job's input, and its source %q cannot repartition it; when its records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s), otherwise read it with a Kafka source in group mode, which repartitions through a topic", m.Name(), m.Kind, g.group.Meta().Name())
+		case !g.keyStable:
+			return fmt.Errorf("dstream: operator %q (%s) repartitions its stream by key in group mode, but its key type %v has no hash that is the same in every process; key it by a string, an integer, a float64 or a bool", m.Name(), m.Kind, g.keyType)
 		}
 	}
 	return nil

@@ -104,6 +104,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[KV[K, V]], reduce, i
 // [ReduceByKeyAndWindow].
 func GroupByKeyAndWindow[K comparable, V any](s *Stream[KV[K, V]], window, slide time.Duration) *Stream[KV[K, []V]] {
 	w := newKeyedWindow("groupByKeyAndWindow", s, window, slide, groupCombiner[V]())
+	w.xc = listValueCodec[V]()
 	w.vc = windowGroupsCodec(state.CodecFor[V]())
 	w.codecs[1] = codecCheck{"value", reflect.TypeFor[V](), "WindowCodecs (a codec of []V)"}
 	w.plain = concatWindow[K, V]
@@ -120,7 +121,6 @@ func CountByValueAndWindow[T comparable](s *Stream[T], window, slide time.Durati
 	ones := Map(s, func(x T) KV[T, int64] { return KV[T, int64]{x, 1} })
 	w := newIncrementalWindow("countByValueAndWindow", ones, windowAdd64, windowSub64, window, slide,
 		func(kv KV[T, int64]) bool { return kv.Value != 0 })
-	w.refuse = countByValueInGroup
 	return keyedWindowStream(w)
 }
 
@@ -435,6 +435,8 @@ type keyedWindow[K comparable, V, C any] struct {
 	out   [][]KV[K, C]
 	keys  atomic.Int64 // keys of the last window computed, for Metrics
 	tasks []windowTask // in group mode, per task (see windowtasks.go)
+	x     *exchangeReader[K, V, C]
+	xc    state.Codec[C] // the codec of panes' values in an exchange; nil: the default
 }
 
 // windowPartition is what the plain and the incremental form of a keyed
@@ -491,7 +493,9 @@ func newIncrementalWindow[K comparable, V any](kind string, s *Stream[KV[K, V]],
 
 // keyedWindowStream registers w and returns its stream of pairs.
 func keyedWindowStream[K comparable, V, C any](w *keyedWindow[K, V, C]) *Stream[KV[K, C]] {
+	w.x = readExchange(w.parent, w.Meta(), &w.groupCheck, w.cb, w.xc)
 	out := keepsKeying(derive[KV[K, C]](w.meta.Kind, w, w.parent), w.parent)
+	w.x.attach(w)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, C]], error) {
 		if err := w.advance(ctx, j); err != nil {
 			return nil, err
@@ -642,7 +646,7 @@ func (w *keyedWindow[K, V, C]) advance(ctx context.Context, j *engine.Job) error
 		if err := w.groupInput(op, in); err != nil {
 			return err
 		}
-		if panes, err = shuffle(ctx, j, op, id, in, w.n, w.hash, w.cb); err != nil {
+		if panes, err = keyedShuffle(ctx, j, op, id, w.x, in, w.n, w.hash, w.cb); err != nil {
 			return err
 		}
 	}
