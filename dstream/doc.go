@@ -65,10 +65,17 @@
 // member of its group), each process owns some tasks and keyed operators
 // keep one partition per task, a task's keys never leaving it: state and
 // window panes are held per task and move with it (engine.TaskStateful).
-// That is right when a key's records all come from one task: keyed
-// operators are refused over a stream not known to be keyed like the
-// job's input, which [CoPartitioned] asserts. Count and Reduce count and
-// reduce the records of the process's own tasks.
+// A stream keyed like the job's input ([CoPartitioned]) has a key's
+// records in one task already. Any other stream a keyed operator reads
+// (words counted out of lines) goes through an exchange of the source — a
+// repartition topic for a Kafka source —, one per stream however many
+// operators read it: each batch writes the stream's records, combined per
+// key, to the task owning the key by its stable hash, inside the batch's
+// transaction, and the operator reads them at the next batch of that
+// task's owner, one batch behind its input. Keys must be strings,
+// integers, float64 or bool; joins of streams not keyed like the input are
+// refused. Count and Reduce count and reduce the records of the process's
+// own tasks.
 //
 // # Output operations
 //

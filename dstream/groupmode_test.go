@@ -104,6 +104,13 @@ type member[U any] struct {
 // emitted.
 func runMembers[T, U any](t *testing.T, tasks int, input [][][]T, owner [][]int, batches int, build func(*dstream.Stream[T]) *dstream.Stream[U]) (group, single [][]U) {
 	t.Helper()
+	return runGroup(t, nil, tasks, input, owner, batches, build)
+}
+
+// runGroup is runMembers whose members' source is an exchanger keeping its
+// exchanges in x, when x is not nil (see exchange_test.go).
+func runGroup[T, U any](t *testing.T, x *memExchange, tasks int, input [][][]T, owner [][]int, batches int, build func(*dstream.Stream[T]) *dstream.Stream[U]) (group, single [][]U) {
+	t.Helper()
 	ownerAt := func(k int) []int { // batch k (1, 2, …) of the schedule, the last one after it
 		return owner[min(k, len(owner))-1]
 	}
@@ -121,7 +128,13 @@ func runMembers[T, U any](t *testing.T, tasks int, input [][][]T, owner [][]int,
 			}
 			return ts
 		}}
-		members[m] = member[U]{c: c, got: collect(build(newTaskSource(c, src)))}
+		var in *dstream.Stream[T]
+		if x != nil {
+			in = dstream.NewSource(c, &exchangingSource[T]{taskSource: src, x: x}, "taskSource", src.read)
+		} else {
+			in = newTaskSource(c, src)
+		}
+		members[m] = member[U]{c: c, got: collect(build(in))}
 		require.NoError(t, c.Start())
 	}
 	// changelog[operator][task] holds the records SaveTask gave, oldest first.
@@ -422,7 +435,7 @@ func TestGroupModeRefusals(t *testing.T) {
 	}{
 		{"ReduceByKey without CoPartitioned", func(s *dstream.Stream[kv]) {
 			collect(dstream.ReduceByKey(s, sum))
-		}, `dstream: operator "reduceByKey-1" (reduceByKey) keys a stream that is not known to be keyed like the job's input, which group mode needs; when its records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s), otherwise it needs a repartition, which group mode does not support yet`},
+		}, `dstream: operator "reduceByKey-1" (reduceByKey) keys a stream that is not known to be keyed like the job's input, and its source "taskSource-1" cannot repartition it; when its records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s), otherwise read it with a Kafka source in group mode, which repartitions through a topic`},
 		{"CoPartitioned then Map drops the mark", func(s *dstream.Stream[kv]) {
 			m := dstream.Map(dstream.CoPartitioned(s), func(x kv) kv { return dstream.Pair(x.Key+"!", x.Value) })
 			collect(dstream.UpdateStateByKey(m, count).Name("counts"))
@@ -441,10 +454,10 @@ func TestGroupModeRefusals(t *testing.T) {
 		{"Join of a marked and an unmarked stream", func(s *dstream.Stream[kv]) {
 			m := dstream.Map(s, func(x kv) kv { return x })
 			collect(dstream.Join(dstream.CoPartitioned(s), m))
-		}, `operator "join-1" (join) keys a stream that is not known`},
+		}, `operator "join-1" (join) keys streams that are not all known to be keyed like the job's input`},
 		{"CountByValue", func(s *dstream.Stream[kv]) {
 			collect(dstream.CountByValue(dstream.CoPartitioned(s)))
-		}, `dstream: operator "countByValue-1" (countByValue) counts by the elements themselves, which are not known to be the job's input keys; in group mode map them to pairs (x, 1), assert dstream.CoPartitioned when x is the input's key, and count with ReduceByKey`},
+		}, `dstream: operator "countByValue-1" (countByValue) keys a stream that is not known to be keyed like the job's input, and its source "taskSource-1" cannot repartition it`},
 		{"UpdateStateByKey with an initial state", func(s *dstream.Stream[kv]) {
 			collect(dstream.UpdateStateByKeyWith(dstream.CoPartitioned(s), count, dstream.StateOptions[string, int]{Initial: map[string]int{"a": 1}}))
 		}, `dstream: operator "updateStateByKey-1" has an initial state (StateOptions.Initial), which group mode cannot place in the tasks its keys belong to; drop it, or run the job in single-process mode`},
@@ -457,7 +470,7 @@ func TestGroupModeRefusals(t *testing.T) {
 		}, `dstream: operator "mapWithState-1" (mapWithState) keys a stream that is not known to be keyed like the job's input`},
 		{"CountByValueAndWindow", func(s *dstream.Stream[kv]) {
 			collect(dstream.CountByValueAndWindow(dstream.CoPartitioned(s), 2*testBatch, testBatch))
-		}, `dstream: operator "countByValueAndWindow-1" (countByValueAndWindow) counts by the elements themselves`},
+		}, `dstream: operator "countByValueAndWindow-1" (countByValueAndWindow) keys a stream that is not known to be keyed like the job's input, and its source "taskSource-1" cannot repartition it`},
 		{"CountByWindow", func(s *dstream.Stream[kv]) {
 			collect(dstream.CountByWindow(s, 2*testBatch, testBatch))
 		}, `dstream: operator "countByWindow-1" (countByWindow) reduces every record of a window together, across the tasks that group mode spreads over several processes; key the stream like the job's input (dstream.CoPartitioned) and window it with ReduceByKeyAndWindow instead`},

@@ -20,13 +20,14 @@ import (
 // MapPartitions, Union, a Transform that keeps the partition count) keep it.
 //
 // Keyed operators then have one partition per task, partition p holding
-// the keys of task p: each map task combines its records by key as in
+// the keys of task p. Over a stream keyed like the job's input (see
+// [CoPartitioned]) each map task combines its records by key as in
 // single-process mode and hands them to the partition of its own task,
-// with no hash and no exchange between tasks. This is right only when a
-// key's records all come from one task, that is when the stream is keyed
-// like the job's input (see [CoPartitioned]); a keyed operator over a
-// stream not known to be is refused when the context starts. The
-// partitions of tasks the member does not own are empty.
+// with no hash and no exchange between tasks. Over any other stream a
+// keyed operator of one stream reads through the stream's exchange (see
+// exchange.go), when the source is an [engine.Exchanger]; otherwise, and
+// for joins, it is refused when the context starts. The partitions of
+// tasks the member does not own are empty.
 //
 // Stateful keyed operators keep their state per task and implement
 // [engine.TaskStateful], through which the source saves the changes of a
@@ -42,8 +43,7 @@ import (
 // Keyed windows write their panes as records too (see windowtasks.go). A
 // nil value deletes a key, as in a compacted topic. Window of records and
 // the windows over a whole stream (CountByWindow, ReduceByWindow…) are
-// refused in group mode, and so are CountByValue and CountByValueAndWindow,
-// which key by the elements.
+// refused in group mode.
 
 // taskRecordVersion leads every value of a per-task state record, so that
 // the encoding can change and old records still be read.
@@ -56,8 +56,10 @@ type keyedRef interface{ coPartitioned() bool }
 // records are keyed by the key of the input records they come from, which
 // the input's producers wrote with Kafka's default partitioner, so that
 // all records of a key come from one task. In group mode a keyed operator
-// (ReduceByKey, UpdateStateByKey, joins, keyed windows, MapWithState, …)
-// is refused over a stream not known to be keyed so; key-preserving
+// (ReduceByKey, UpdateStateByKey, keyed windows, MapWithState, …) over a
+// stream not known to be keyed so repartitions it through an exchange of
+// the source, a batch later, and a join of such streams is refused; the
+// mark spares the exchange. Key-preserving
 // operators (Filter, MapValues, FlatMapValues, Union, keyed operators and
 // keyed windows over marked streams) keep the mark, others (Map, FlatMap,
 // Transform, …) drop it. The assertion is not checked: records keyed
