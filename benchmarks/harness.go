@@ -32,7 +32,10 @@ type harness struct {
 
 	produceRate float64 // records/s the producer loaded the pass-through input at
 	passRate    float64 // Sluice's pass-through rate, once measured
-	scaleSeq    int     // numbers the scale-out workload's groups, fresh for every run
+	scaleSeq    int     // numbers the scale-out workloads' groups, fresh for every run
+	// scaleLines is what the word count of the wordcount-scaleout
+	// workload's input comes to.
+	scaleLines *lineTruth
 
 	results     []result
 	latencies   []latencyResult

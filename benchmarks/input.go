@@ -122,6 +122,11 @@ func (h *harness) load(ctx context.Context) error {
 			return err
 		}
 	}
+	if cfg.has("wordcount-scaleout") {
+		if err := h.loadScaleLines(ctx); err != nil {
+			return err
+		}
+	}
 	if cfg.has("overhead") {
 		if err := h.broker.CreateTopic(ctx, topicEmpty, int32(cfg.partitions)); err != nil {
 			return err

@@ -53,6 +53,7 @@ type config struct {
 	failoverTasks   int           // tasks (partitions) of the failover run
 	failoverSession time.Duration // the members' session timeout in the failover run
 	failoverBatch   time.Duration // batch interval of the failover run
+	scaleLines      int           // lines of the wordcount-scaleout workload's input
 
 	dir        string // scratch dir for checkpoints; "" means a temp dir
 	out        string // JSON file
@@ -130,6 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.failoverTasks, "failover-tasks", 4, "tasks (partitions) of the scaleout workload's failover run, split between two members")
 	fs.DurationVar(&cfg.failoverSession, "failover-session-timeout", 6*time.Second, "session timeout of the members of the scaleout workload's failover run: how long the group waits for a killed member")
 	fs.DurationVar(&cfg.failoverBatch, "failover-batch", 200*time.Millisecond, "batch interval of the scaleout workload's failover run, on the real clock")
+	fs.IntVar(&cfg.scaleLines, "scaleout-lines", 500_000, "lines of 8 words that the wordcount-scaleout workload's members count, re-keyed by word (-quick: 100,000)")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch dir for checkpoints (default: a new temp dir, removed afterwards)")
 	fs.StringVar(&cfg.out, "out", "", "JSON results file (default results/latest.json, -quick: results/quick.json, beside this command)")
 	fs.StringVar(&cfg.chart, "chart", "", "SVG chart file (default: the JSON file's name with .svg)")
@@ -159,6 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"sql-rows":            func() { cfg.sqlRows = 1000 },
 			"failover-keys":       func() { cfg.failoverKeys = 20_000 },
 			"scaleout-records":    func() { cfg.scaleRecords = 400_000 },
+			"scaleout-lines":      func() { cfg.scaleLines = 100_000 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -226,8 +229,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: -empty-batches and -checkpoint-batches must be at least 1", errUsage)
 	case c.sinkBatches < 1 || c.sqliteBatches < 1 || c.kafkaBatches < 1 || c.sinkRecords < 1 || c.sqlRows < 1:
 		return fmt.Errorf("%w: -sink-batches, -sqlite-sink-batches, -kafka-sink-batches, -sink-records and -sql-rows must be at least 1", errUsage)
-	case c.scaleRecords < 1:
-		return fmt.Errorf("%w: -scaleout-records must be at least 1", errUsage)
+	case c.scaleRecords < 1 || c.scaleLines < 1:
+		return fmt.Errorf("%w: -scaleout-records and -scaleout-lines must be at least 1", errUsage)
 	case c.failoverKeys < 1 || c.failoverTasks < 2:
 		return fmt.Errorf("%w: -failover-keys must be at least 1 and -failover-tasks at least 2 (one for each member)", errUsage)
 	case c.failoverSession < 100*time.Millisecond || c.failoverBatch <= 0:

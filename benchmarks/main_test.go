@@ -24,7 +24,7 @@ func tinyConfig(t *testing.T) config {
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3", "-cost-batches", "2,50",
 		"-state-sizes", "100,1000", "-checkpoint-batches", "3",
 		"-sink-batches", "2", "-kafka-sink-batches", "2", "-sqlite-sink-batches", "2", "-sink-records", "200", "-sql-rows", "100",
-		"-scaleout-records", "4000", "-failover-keys", "2000", "-failover-session-timeout", "500ms", "-failover-batch", "100ms",
+		"-scaleout-records", "4000", "-scaleout-lines", "2000", "-failover-keys", "2000", "-failover-session-timeout", "500ms", "-failover-batch", "100ms",
 		"-dir", filepath.Join(dir, "scratch"), "-out", filepath.Join(dir, "out.json"),
 	}, io.Discard)
 	require.NoError(t, err)
@@ -167,4 +167,28 @@ func TestParseFlags(t *testing.T) {
 			tc.want(t, c)
 		})
 	}
+}
+
+// TestWordCountMemberSingleProcess runs the word count scale-out job as one
+// process in single-process mode and checks that its counts come to the
+// input's.
+func TestWordCountMemberSingleProcess(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.workloads = nil
+	h, err := newHarness(cfg, io.Discard)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, h.close()) }()
+	require.NoError(t, h.loadScaleLines(t.Context()))
+	truth := h.scaleLines
+	require.Equal(t, int64(cfg.scaleLines*wordsPerLine), truth.words)
+
+	got := &jobState{}
+	job := scaleJob{job: jobWordCount, topic: topicScaleLines, records: cfg.scaleLines, outputs: truth.words, group: "test-wordscale"}
+	d, _, err := h.scaleRun(t.Context(), job, 0, got)
+	require.NoError(t, err)
+	require.Positive(t, d)
+	require.Equal(t, float64(truth.words), got.sum)
+	require.Equal(t, truth.distinct, got.keys)
+	require.Equal(t, truth.print, got.print)
+	require.Empty(t, got.metrics, "single-process mode has no repartition topic")
 }

@@ -19,6 +19,7 @@ const (
 	unitMS    = "ms"
 	unitBatch = "ms/batch"
 	unitTimes = "×"
+	unitBytes = "bytes/record"
 )
 
 // result is one row of the table: a figure of Sluice, the baseline it is
@@ -256,6 +257,8 @@ func fmtValue(v float64, unit string) string {
 		return fmt.Sprintf("%.0f k rec/s", v/1e3)
 	case unitTimes:
 		return fmt.Sprintf("%.2f×", v)
+	case unitBytes:
+		return fmt.Sprintf("%.1f B/record", v)
 	case unitMS, unitBatch:
 		suffix := " ms"
 		if unit == unitBatch {

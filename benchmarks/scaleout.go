@@ -46,15 +46,22 @@ type memberEvent struct {
 	end     time.Time // batch lines: when the batch completed
 	records int64
 	parts   []int32
+	output  int64     // batch lines: what the batch's output added up
 	state   *jobState // state lines
+	metric  string    // metric lines: the metric's name
+	value   float64   // and its value
 }
 
 // jobState is what the members of a run hold in state once stopped: pages
-// and the sum of their popularities.
+// and the sum of their popularities, or the words counted, their count and
+// its fingerprint (see memberEnv).
 type jobState struct {
-	keys int
-	sum  float64
-	cpu  time.Duration // the members' user and system CPU time, once they exited
+	keys  int
+	sum   float64
+	print uint64
+	// metrics are the members' kafka_repartition_* counters, summed.
+	metrics map[string]float64
+	cpu     time.Duration // the members' user and system CPU time, once they exited
 	// broker is the CPU time of this process (the broker, mostly) while
 	// the members read.
 	broker time.Duration
@@ -66,9 +73,28 @@ type jobState struct {
 }
 
 func (s *jobState) add(o *jobState) {
-	s.members = append(s.members, fmt.Sprintf("%d pages after reading %d records", o.keys, o.read))
+	s.members = append(s.members, fmt.Sprintf("%d keys after reading %d records", o.keys, o.read))
 	s.keys += o.keys
 	s.sum += o.sum
+	s.print += o.print
+}
+
+// addMetric adds a member's metric line to s.
+func (s *jobState) addMetric(ev memberEvent) {
+	if s.metrics == nil {
+		s.metrics = map[string]float64{}
+	}
+	s.metrics[ev.metric] += ev.value
+}
+
+// take adds what ev says of the members' state to s.
+func (s *jobState) take(ev memberEvent) {
+	switch {
+	case ev.state != nil:
+		s.add(ev.state)
+	case ev.metric != "":
+		s.addMetric(ev)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and readers at once.
@@ -122,12 +148,16 @@ func (h *harness) startMember(name string, spec memberSpec, procs int, events ch
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			ev := memberEvent{m: m, line: sc.Text()}
-			if f := strings.Fields(ev.line); len(f) == 4 && f[0] == "state" {
+			if f := strings.Fields(ev.line); len(f) == 5 && f[0] == "state" {
 				ev.state = &jobState{}
 				ev.state.keys, _ = strconv.Atoi(f[1])
 				ev.state.sum, _ = strconv.ParseFloat(f[2], 64)
 				ev.state.read, _ = strconv.ParseInt(f[3], 10, 64)
-			} else if len(f) == 4 && f[0] == "batch" {
+				ev.state.print, _ = strconv.ParseUint(f[4], 10, 64)
+			} else if len(f) == 3 && f[0] == "metric" {
+				ev.metric = f[1]
+				ev.value, _ = strconv.ParseFloat(f[2], 64)
+			} else if len(f) == 5 && f[0] == "batch" {
 				ns, _ := strconv.ParseInt(f[1], 10, 64)
 				ev.end = time.Unix(0, ns)
 				ev.records, _ = strconv.ParseInt(f[2], 10, 64)
@@ -137,6 +167,7 @@ func (h *harness) startMember(name string, spec memberSpec, procs int, events ch
 						ev.parts = append(ev.parts, int32(n))
 					}
 				}
+				ev.output, _ = strconv.ParseInt(f[4], 10, 64)
 			}
 			events <- ev
 		}
@@ -162,8 +193,8 @@ func stopMembers(events <-chan memberEvent, state *jobState, ms ...*member) erro
 			case <-m.done:
 				waiting = false
 			case ev := <-events:
-				if ev.state != nil && state != nil {
-					state.add(ev.state)
+				if state != nil {
+					state.take(ev)
 				}
 			case <-deadline:
 				_ = m.cmd.Process.Kill()
@@ -181,8 +212,8 @@ func stopMembers(events <-chan memberEvent, state *jobState, ms ...*member) erro
 	for {
 		select {
 		case ev := <-events:
-			if ev.state != nil && state != nil {
-				state.add(ev.state)
+			if state != nil {
+				state.take(ev)
 			}
 		default:
 			return errors.Join(errs...)
@@ -271,15 +302,35 @@ func (h *harness) lowerMinSession(ctx context.Context) error {
 	return err
 }
 
-// scaleRun reads the keyed page popularity input once with members
-// processes of the job in group mode (0: one process in single-process
-// mode, checkpointed), each with GOMAXPROCS 1, and returns the time from
-// telling them to go to the end of the batch that read the last record.
-func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (time.Duration, error) {
+// scaleJob is what the processes of a scale-out run read and run.
+type scaleJob struct {
+	job     string // jobPagePop or jobWordCount
+	topic   string
+	records int // records in topic: the run ends once they are all read
+	// outputs, when not 0, is what the outputs of the run add up to once
+	// every record has gone through the job (the word count's words): the
+	// run ends with the batch whose output makes the sum, and the members
+	// wait for pokes instead of stopping when idle (their repartition
+	// records may still come from another member).
+	outputs int64
+	group   string // prefix of the runs' group names
+}
+
+// scaleRun reads job's input once with members processes of the job in
+// group mode (0: one process in single-process mode, checkpointed), each
+// with GOMAXPROCS 1, and returns the time from telling them to go to the
+// end of the batch that read the last record (or made the outputs' sum),
+// and the group's name.
+func (h *harness) scaleRun(ctx context.Context, job scaleJob, members int, state *jobState) (time.Duration, string, error) {
 	h.scaleSeq++
-	group := fmt.Sprintf("bench-scaleout-%d", h.scaleSeq)
-	spec := memberSpec{Brokers: h.broker.Addrs(), Topic: topicKeyed, Group: group, Batch: h.cfg.batch, Manual: true,
-		MaxRate: h.limits(h.cfg.scaleRecords).MaxRatePerPartition, Session: 6 * time.Second, IdleStop: 2}
+	group := fmt.Sprintf("%s-%d", job.group, h.scaleSeq)
+	spec := memberSpec{Brokers: h.broker.Addrs(), Topic: job.topic, Group: group, Job: job.job, Batch: h.cfg.batch, Manual: true,
+		MaxRate: h.limits(job.records).MaxRatePerPartition, Session: 6 * time.Second}
+	if job.outputs == 0 {
+		spec.IdleStop = 2
+	} else {
+		spec.WaitIdle = true
+	}
 	events := make(chan memberEvent, 1024)
 	var ms []*member
 	defer func() { _ = stopMembers(events, nil, ms...) }()
@@ -288,7 +339,7 @@ func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (t
 		s := spec
 		dir, err := os.MkdirTemp(h.dir, "member-")
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		defer os.RemoveAll(dir)
 		s.StateDir = dir
@@ -299,25 +350,25 @@ func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (t
 		}
 		m, err := h.startMember(name, s, 1, events)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		ms = append(ms, m)
 	}
 	if err := waitReady(ctx, events, ms...); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if members > 0 {
-		if _, err := h.waitAssigned(ctx, group, topicKeyed, members, h.cfg.partitions); err != nil {
-			return 0, err
+		if _, err := h.waitAssigned(ctx, group, job.topic, members, h.cfg.partitions); err != nil {
+			return 0, "", err
 		}
 	}
 	start, selfStart, busyStart := time.Now(), selfCPU(), machineBusy()
 	for _, m := range ms {
 		if _, err := io.WriteString(m.stdin, "go\n"); err != nil {
-			return 0, err
+			return 0, "", err
 		}
 	}
-	var read int64
+	var read, output int64
 	var last time.Time
 	per, batches := map[*member]string{}, map[*member]int{}
 	defer func() {
@@ -325,35 +376,45 @@ func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (t
 			h.logf("  %s", p)
 		}
 	}()
-	for read < int64(h.cfg.scaleRecords) {
+	for read < int64(job.records) || output < job.outputs {
 		select {
 		case ev := <-events:
 			// A member runs no more batches once its tasks read nothing
 			// more ("idle"); exiting before it is told to is a failure.
 			if ev.line == "exit" {
-				return 0, fmt.Errorf("member %s exited after %d of %d records in all: %v: %s", ev.m.name, read, h.cfg.scaleRecords, ev.m.err, ev.m.stderr)
+				return 0, "", fmt.Errorf("member %s exited after %d of %d records in all: %v: %s", ev.m.name, read, job.records, ev.m.err, ev.m.stderr)
 			}
-			if ev.state != nil {
-				state.add(ev.state)
-			}
+			state.take(ev)
 			if ev.records > 0 {
-				per[ev.m] = fmt.Sprintf("%s: %d batches, last at %v", ev.m.name, batches[ev.m]+1, ev.end.Sub(start).Round(time.Millisecond))
+				per[ev.m] = fmt.Sprintf("%s: %d batches, last reading at %v", ev.m.name, batches[ev.m]+1, ev.end.Sub(start).Round(time.Millisecond))
+				if job.outputs > 0 {
+					// The batch committed repartition records the
+					// other members may read.
+					for _, o := range ms {
+						if o != ev.m {
+							if _, err := io.WriteString(o.stdin, "poke\n"); err != nil {
+								return 0, "", err
+							}
+						}
+					}
+				}
 			}
 			if !ev.end.IsZero() {
 				batches[ev.m]++
 			}
 			read += ev.records
+			output += ev.output
 			if ev.end.After(last) {
 				last = ev.end
 			}
 		case <-time.After(time.Minute):
-			return 0, fmt.Errorf("no batch completed for a minute, %d of %d records read", read, h.cfg.scaleRecords)
+			return 0, "", fmt.Errorf("no batch completed for a minute, %d of %d records read, outputs %d of %d", read, job.records, output, job.outputs)
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, "", ctx.Err()
 		}
 	}
-	if read != int64(h.cfg.scaleRecords) {
-		return 0, fmt.Errorf("the members read %d records of %d", read, h.cfg.scaleRecords)
+	if read != int64(job.records) || output != job.outputs {
+		return 0, "", fmt.Errorf("the members read %d records of %d and their outputs made %d of %d", read, job.records, output, job.outputs)
 	}
 	state.broker = selfCPU() - selfStart
 	busy := machineBusy() - busyStart
@@ -368,7 +429,7 @@ func (h *harness) scaleRun(ctx context.Context, members int, state *jobState) (t
 	// in cores, while the members read (their CPU time before "go" and
 	// after the last batch is small, and counted as theirs).
 	state.others = max(0, float64(busy-state.cpu-state.broker)/float64(last.Sub(start)))
-	return last.Sub(start), err
+	return last.Sub(start), group, err
 }
 
 // scaleOut measures the keyed page popularity job on two members ÷ one,
@@ -386,7 +447,7 @@ func (h *harness) scaleOut(ctx context.Context) error {
 	run := func(members int) runner {
 		return func(ctx context.Context) (time.Duration, error) {
 			got := &jobState{}
-			d, err := h.scaleRun(ctx, members, got)
+			d, _, err := h.scaleRun(ctx, scaleJob{job: jobPagePop, topic: topicKeyed, records: h.cfg.scaleRecords, group: "bench-scaleout"}, members, got)
 			if err != nil {
 				return 0, err
 			}
