@@ -95,7 +95,7 @@ func NewDirectStream(c *engine.Context, topics []string, opts ...Option) (*dstre
 		c.AddListener(n.rc)
 	}
 	if cfg.groupMode {
-		if err := n.startMember(c, topics); err != nil {
+		if err := n.startMember(c); err != nil {
 			k.close()
 			return nil, err
 		}
@@ -153,6 +153,13 @@ type directNode struct {
 	changelogRead    atomic.Int64
 	restored         atomic.Int64
 	restoreNanos     atomic.Int64
+
+	// Group mode's exchanges: the repartition topic of each exchange
+	// (fixed at start) and the records exchanged.
+	xtopics  map[string]string
+	xwritten atomic.Int64
+	xbytes   atomic.Int64
+	xread    atomic.Int64
 
 	lost           atomic.Int64
 	commitFailures atomic.Int64

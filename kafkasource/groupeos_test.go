@@ -77,6 +77,7 @@ func (e *eosCluster) join(t *testing.T, name string, hold func()) (*engine.Conte
 	if hold != nil {
 		dstream.ForEachBatch(s, func(context.Context, dstream.Batch[Record]) error { hold(); return nil })
 	}
+	require.NoError(t, ec.Start()) // the member joins
 	return ec, findDirect(s.Node()).member
 }
 

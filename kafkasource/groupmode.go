@@ -32,6 +32,11 @@ import (
 // such as dstream.UpdateStateByKey over a dstream.CoPartitioned stream)
 // moves with the tasks through changelog topics (see [ChangelogTopic]),
 // written in the same transactions; [WithStateDir] keeps a local copy.
+// Records exchanged between tasks ([engine.Exchanger], for operators whose
+// stream is keyed otherwise than the input) go through repartition topics
+// (see [RepartitionTopic]), one partition per task, assigned with the
+// tasks; both kinds of topic are created when the context starts, before
+// the member joins the group.
 //
 // name must be stable across restarts and unique among the job's
 // processes: the member's transactional ID derives from it and the group,
@@ -94,23 +99,20 @@ func (c *config) validateGroupMode(ec *engine.Context) error {
 // its windows.
 func (n *directNode) Distributed() bool { return n.cfg.groupMode }
 
-// startMember joins the group for the stream's topics.
-func (n *directNode) startMember(ec *engine.Context, topics []string) error {
-	m, err := joinGroup(memberConfig{
+// startMember prepares the membership of the group and the member's
+// transactional producer; the member joins the group when the context
+// starts (see Validate), once the graph names every topic it reads.
+func (n *directNode) startMember(ec *engine.Context) error {
+	m := newMember(memberConfig{
 		seeds:      n.cfg.brokers,
 		clientOpts: n.cfg.clientOpts,
 		group:      n.cfg.group,
-		topics:     topics,
 		logger:     n.logger,
 		groupOpts:  n.cfg.groupOpts,
 		revoking:   n.cfg.groupRevoking,
 	})
-	if err != nil {
-		return err
-	}
 	txn, err := membertxn.New(n.cfg.brokers, n.cfg.clientOpts, n.cfg.group, n.cfg.memberName)
 	if err != nil {
-		m.close()
 		return fmt.Errorf("%w: %w", ErrOption, err)
 	}
 	n.member, n.txn = m, txn
@@ -279,7 +281,7 @@ func (n *directNode) closeMember() {
 	if n.member == nil {
 		return
 	}
-	n.txn.Close()
+	n.txn.Close() // a context that failed to start never joined: it only closes the producer
 	n.unpin()
 	n.member.close()
 }

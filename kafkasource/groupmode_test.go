@@ -19,7 +19,8 @@ import (
 )
 
 // groupStream builds a direct stream in group mode, a member of group
-// "pagepopularity", reading from the start when the group has no offsets.
+// "pagepopularity", reading from the start when the group has no offsets;
+// the member joins when c starts.
 func (b *testBroker) groupStream(t *testing.T, c *engine.Context, topics []string) (*dstream.Stream[Record], *member) {
 	t.Helper()
 	s := b.stream(t, c, topics, WithGroup("pagepopularity"), AsMember(fmt.Sprintf("member-%p", c)), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond)))
@@ -82,6 +83,8 @@ func TestGroupModeMembersSplitTheInput(t *testing.T) {
 	sa, ma := b.groupStream(t, ca, topics)
 	sb, mb := b.groupStream(t, cb, topics)
 	wa, wb := watch(sa), watch(sb)
+	require.NoError(t, ca.Start()) // the members join
+	require.NoError(t, cb.Start())
 	owned := waitMembers(t, "two members sharing the tasks", splitEvenly(topics, n), ma, mb)
 
 	ctx := bounded(t)
@@ -180,6 +183,7 @@ func TestGroupModeDroppedMemberCommitsNothing(t *testing.T) {
 	ca := newEngine(t)
 	sa, ma := join(ca)
 	wa := watch(sa)
+	require.NoError(t, ca.Start()) // a joins
 	waitMembers(t, "a owning both tasks", splitEvenly(topics, 2), ma)
 	paused, _ := ma.cl.GroupMetadata()
 	c.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
@@ -194,6 +198,7 @@ func TestGroupModeDroppedMemberCommitsNothing(t *testing.T) {
 	cb := newEngine(t)
 	sb, mb := join(cb)
 	wb := watch(sb)
+	require.NoError(t, cb.Start())
 	waitMembers(t, "b owning both tasks once a is dropped", splitEvenly(topics, 2), mb)
 	owned, _ := ma.snapshot()
 	require.Len(t, owned, 2, "a still believes it owns both tasks")
@@ -243,6 +248,7 @@ func TestGroupModeRebalanceWaitsForTheBatchInFlight(t *testing.T) {
 		}
 		return nil
 	})
+	require.NoError(t, ca.Start()) // a joins
 	waitMembers(t, "a owning every task", splitEvenly(topics, n), ma)
 
 	ctx := bounded(t)
@@ -252,6 +258,7 @@ func TestGroupModeRebalanceWaitsForTheBatchInFlight(t *testing.T) {
 	cb := newEngine(t)
 	sb, mb := b.groupStream(t, cb, topics)
 	wb := watch(sb)
+	require.NoError(t, cb.Start()) // b joins
 	var gone []TopicPartition
 	select {
 	case gone = <-revoking:
@@ -282,12 +289,15 @@ func TestGroupModeFailedBatchLetsTasksGo(t *testing.T) {
 	ca := newEngine(t)
 	sa, ma := b.groupStream(t, ca, topics)
 	dstream.ForEachBatch(sa, func(context.Context, dstream.Batch[Record]) error { return errors.New("sink down") })
+	require.NoError(t, ca.Start()) // a joins
 	waitMembers(t, "a owning both tasks", splitEvenly(topics, 2), ma)
 	require.ErrorContains(t, ca.RunBatches(bounded(t), 1), "sink down")
 
 	// The failed batch pins nothing: its tasks can move.
 	cb := newEngine(t)
-	_, mb := b.groupStream(t, cb, topics)
+	sb, mb := b.groupStream(t, cb, topics)
+	watch(sb)
+	require.NoError(t, cb.Start()) // b joins
 	waitMembers(t, "a and b sharing the tasks after a's failed batch", splitEvenly(topics, 2), ma, mb)
 }
 
@@ -297,6 +307,7 @@ func TestGroupModeUnequalPartitionsFailTheBatch(t *testing.T) {
 	c := newEngine(t)
 	s, m := b.groupStream(t, c, topics)
 	watch(s)
+	require.NoError(t, c.Start()) // the member joins
 	ctx := bounded(t)
 	for {
 		changed, err := m.refusal()

@@ -28,7 +28,8 @@ import (
 // timeout for that; past it, the group drops the member and generation
 // fencing refuses the batch's commit.
 type member struct {
-	cl     *kgo.Client
+	cfg    memberConfig
+	cl     *kgo.Client // nil until join
 	group  string
 	logger *slog.Logger
 
@@ -51,7 +52,7 @@ type memberConfig struct {
 	seeds      []string
 	clientOpts []kgo.Opt // the stream's own client options (TLS, SASL)
 	group      string
-	topics     []string
+	topics     []string // what joinGroup joins for
 	logger     *slog.Logger
 	groupOpts  []kgo.Opt                   // override the group defaults (tests shorten the timeouts)
 	revoking   func(gone []TopicPartition) // see member.revoking
@@ -59,11 +60,26 @@ type memberConfig struct {
 
 // joinGroup starts the membership of cfg.group for cfg.topics.
 func joinGroup(cfg memberConfig) (*member, error) {
-	m := &member{group: cfg.group, logger: cfg.logger, owned: make(map[TopicPartition]bool), moved: make(map[TopicPartition]bool), changed: make(chan struct{}), revoking: cfg.revoking}
+	m := newMember(cfg)
+	if err := m.join(cfg.topics); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// newMember returns the membership of cfg.group, not joined yet: it owns
+// nothing until [member.join].
+func newMember(cfg memberConfig) *member {
+	return &member{cfg: cfg, group: cfg.group, logger: cfg.logger, owned: make(map[TopicPartition]bool), moved: make(map[TopicPartition]bool), changed: make(chan struct{}), revoking: cfg.revoking}
+}
+
+// join joins the group for topics (cfg.topics is ignored), once.
+func (m *member) join(topics []string) error {
+	cfg := m.cfg
 	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.seeds...)}, cfg.clientOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.group),
-		kgo.ConsumeTopics(cfg.topics...),
+		kgo.ConsumeTopics(topics...),
 		kgo.Balancers(copart.Balancer()),
 		kgo.DisableAutoCommit(),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, added map[string][]int32) { m.assigned(added) }),
@@ -73,11 +89,11 @@ func joinGroup(cfg memberConfig) (*member, error) {
 	)
 	cl, err := kgo.NewClient(append(opts, cfg.groupOpts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the Kafka client of group %q refused its options: %w", ErrOption, cfg.group, err)
+		return fmt.Errorf("%w: the Kafka client of group %q refused its options: %w", ErrOption, cfg.group, err)
 	}
-	cl.PauseFetchTopics(cfg.topics...)
+	cl.PauseFetchTopics(topics...)
 	m.cl = cl
-	return m, nil
+	return nil
 }
 
 func (m *member) assigned(added map[string][]int32) {
@@ -219,7 +235,11 @@ func (m *member) snapshot() ([]TopicPartition, <-chan struct{}) {
 
 // close leaves the group, giving every partition back; it waits for a
 // batch in flight. It must not be called between begin and end.
-func (m *member) close() { m.cl.Close() }
+func (m *member) close() {
+	if m.cl != nil {
+		m.cl.Close()
+	}
+}
 
 func flatten(ps map[string][]int32) []TopicPartition {
 	var out []TopicPartition

@@ -73,29 +73,44 @@ func (n *directNode) Tasks() []engine.TaskStatus {
 }
 
 // Validate, in group mode, learns the number of tasks from the input
-// topics and makes sure every node holding state per task downstream of
-// the stream has its changelog topic. A job without such nodes learns the
-// number of tasks at its first batch, and contacts no broker before.
+// topics, makes sure every node holding state per task downstream of the
+// stream has its changelog topic and every exchange a node of the job reads
+// its repartition topic, and joins the group for the input and repartition
+// topics. A job with neither learns the number of tasks at its first batch.
 func (n *directNode) Validate() error {
 	if !n.cfg.groupMode {
 		return nil
 	}
+	xtopics, err := n.prepareTopics()
+	if err != nil {
+		return err
+	}
+	return n.member.join(append(slices.Clone(n.sub.topics), xtopics...))
+}
+
+// prepareTopics creates the changelog and repartition topics the job needs
+// and returns the repartition topics.
+func (n *directNode) prepareTopics() ([]string, error) {
 	for _, nd := range n.ec.Nodes() {
 		if ts, ok := nd.(engine.TaskStateful); ok && n.feeds(nd) {
 			topic := ChangelogTopic(n.cfg.group, nd.Meta().Name())
 			if !validTopicName(topic) {
-				return fmt.Errorf("kafkasource: the changelog topic %q of operator %q is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249 characters); rename the operator with Name, or the group", topic, nd.Meta().Name())
+				return nil, fmt.Errorf("kafkasource: the changelog topic %q of operator %q is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249 characters); rename the operator with Name, or the group", topic, nd.Meta().Name())
 			}
 			n.stateful = append(n.stateful, stateNode{node: ts, topic: topic})
 		}
 	}
-	if len(n.stateful) == 0 {
-		return nil // the first batch learns the number of tasks
+	xtopics, err := n.collectExchanges()
+	if err != nil {
+		return nil, err
+	}
+	if len(n.stateful) == 0 && len(xtopics) == 0 {
+		return nil, nil // the first batch learns the number of tasks
 	}
 	ctx := context.Background()
 	counts, err := n.inputPartitions(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tasks := int32(0)
 	for _, c := range counts {
@@ -103,28 +118,33 @@ func (n *directNode) Validate() error {
 	}
 	for _, t := range n.sub.topics {
 		if counts[t] == 0 {
-			return fmt.Errorf("kafkasource: in group mode the partitions of the input topic %q are the job's tasks, and it does not exist; create it before starting the job", t)
+			return nil, fmt.Errorf("kafkasource: in group mode the partitions of the input topic %q are the job's tasks, and it does not exist; create it before starting the job", t)
 		}
 	}
 	if len(counts) > 1 && slices.Min(slices.Collect(maps.Values(counts))) != tasks {
-		return fmt.Errorf("kafkasource: group %q cannot assign the job's topics: %w", n.cfg.group, &copart.UnequalPartitionsError{Partitions: counts})
+		return nil, fmt.Errorf("kafkasource: group %q cannot assign the job's topics: %w", n.cfg.group, &copart.UnequalPartitionsError{Partitions: counts})
 	}
 	n.taskCount.Store(int64(tasks))
 	topics := make([]string, 0, len(n.stateful))
 	for _, s := range n.stateful {
 		if err := n.ensureChangelog(ctx, s.topic, tasks); err != nil {
-			return err
+			return nil, err
 		}
 		topics = append(topics, s.topic)
 	}
-	n.txn.ManualPartitions(topics...)
+	for _, topic := range xtopics {
+		if err := n.ensureRepartition(ctx, topic, tasks); err != nil {
+			return nil, err
+		}
+	}
+	n.txn.ManualPartitions(append(topics, xtopics...)...)
 	if n.cfg.stateDir != "" {
 		if n.local, err = openStateDir(n.cfg.stateDir, n.logger); err != nil {
-			return err
+			return nil, err
 		}
 		n.toCopy = make(map[TopicPartition][]*kgo.Record)
 	}
-	return nil
+	return xtopics, nil
 }
 
 // learnTaskCount sets the number of tasks from the partitions of ps, when
@@ -340,11 +360,11 @@ func (n *directNode) taskMetrics() []engine.Metric {
 	n.tmu.Lock()
 	owned := len(n.status)
 	n.tmu.Unlock()
-	return []engine.Metric{
+	return append([]engine.Metric{
 		{Name: "kafka_tasks_owned", Help: "Tasks (input partitions) the member owns.", Kind: engine.GaugeMetric, Value: float64(owned)},
 		{Name: "kafka_changelog_records_written_total", Help: "State records produced to the changelog topics.", Kind: engine.CounterMetric, Value: float64(n.changelogWritten.Load())},
 		{Name: "kafka_changelog_records_restored_total", Help: "State records read back, from the changelog topics and the local state directory, to restore tasks.", Kind: engine.CounterMetric, Value: float64(n.restored.Load())},
 		{Name: "kafka_changelog_records_read_total", Help: "State records read from the changelog topics to restore tasks.", Kind: engine.CounterMetric, Value: float64(n.changelogRead.Load())},
 		{Name: "kafka_changelog_restore_seconds_total", Help: "Time spent restoring the state of tasks the member gained.", Kind: engine.CounterMetric, Value: time.Duration(n.restoreNanos.Load()).Seconds()},
-	}
+	}, n.exchangeMetrics()...)
 }
