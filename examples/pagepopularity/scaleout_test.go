@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"regexp"
 	"slices"
@@ -36,63 +35,25 @@ const (
 	soOutput     = "popularity"
 	soGroup      = "pagepopularity-scaleout"
 	soChangelog  = soGroup + "-popularity-changelog"
-	// soSession is the members' session timeout: how long the group waits
-	// for a silent member before moving its tasks.
-	soSession = time.Second
-	// soRebalance is how long a rebalance waits for the members to rejoin:
-	// a member killed while it waits in the group's join is dropped only
-	// then, not after its session timeout (kfake's JoinGroup keeps no
-	// session for a member whose answer it could not send).
-	soRebalance = 3 * time.Second
 )
 
 // scaleOut is one broker, its input and the example built to run on it.
 type scaleOut struct {
+	*exampletest.ScaleOut
 	t        *testing.T
-	addr     string
-	adm      *kadm.Client
-	bin      string
-	rng      *rand.Rand
 	produced int
 }
 
 // newScaleOut starts a broker with the input topic and builds the example;
 // without kcat the test is skipped (under CI=true it fails).
 func newScaleOut(t *testing.T) *scaleOut {
-	if testing.Short() {
-		t.Skip("runs real processes against a broker; skipped with -short")
-	}
-	exampletest.RequireKcat(t)
-	bin := exampletest.Build(t, "./examples/pagepopularity")
-	seed := exampletest.Seed(t)
-	addr := exampletest.StartBrokerArgs(t, "--topic", soInput+":"+strconv.Itoa(soPartitions),
-		"--group-min-session-timeout", "100ms")
-	return &scaleOut{t: t, addr: addr, adm: exampletest.Admin(t, addr), bin: bin, rng: rand.New(rand.NewPCG(seed, seed>>1|1))}
+	return &scaleOut{ScaleOut: exampletest.NewScaleOut(t, "./examples/pagepopularity", soInput, soPartitions, soGroup), t: t}
 }
 
 // group returns the members' group: the shared flags, --max-rate-per-partition
 // rate records a second of every partition.
 func (s *scaleOut) group(rate int) *exampletest.Group {
-	g := exampletest.NewGroup(s.t, s.bin, "--brokers", s.addr, "--topic", soInput, "--group", soGroup,
-		"--sink", "kafka:"+soOutput, "--batch", "100ms", "--generate", "0", "--http", "", "--top", "1",
-		"--max-rate-per-partition", strconv.Itoa(rate), "--log-level", "info",
-		"--session-timeout", soSession.String(), "--rebalance-timeout", soRebalance.String())
-	return g
-}
-
-// waitBatches waits until member name has completed more batches (that
-// read records, with working) than now; the member must not exit.
-func (s *scaleOut) waitBatches(g *exampletest.Group, name string, more int, working bool) {
-	s.t.Helper()
-	m := g.Running(name)
-	all, w := m.Batches()
-	n := all
-	if working {
-		n = w
-	}
-	if !m.WaitBatches(s.t, n+more, working, 30*time.Second) {
-		g.RequireAlive()
-	}
+	return s.Members(rate, "--sink", "kafka:"+soOutput)
 }
 
 // produce writes n behaviours of random pages to the input with kcat, keyed
@@ -102,12 +63,12 @@ func (s *scaleOut) produce(n int) {
 	s.t.Helper()
 	keys, values := make([][]byte, n), make([][]byte, n)
 	for i := range n {
-		page := "page" + strconv.Itoa(1+s.rng.IntN(soPages))
-		stay := 0.5 + float64(s.rng.IntN(450))/100
+		page := "page" + strconv.Itoa(1+s.Rng.IntN(soPages))
+		stay := 0.5 + float64(s.Rng.IntN(450))/100
 		keys[i] = []byte(page)
-		values[i] = fmt.Appendf(nil, "%s|%d|%.2f|%d", page, 1+s.rng.IntN(5), stay, s.rng.IntN(3)-1)
+		values[i] = fmt.Appendf(nil, "%s|%d|%.2f|%d", page, 1+s.Rng.IntN(5), stay, s.Rng.IntN(3)-1)
 	}
-	exampletest.Produce(s.t, s.addr, soInput, keys, values)
+	exampletest.Produce(s.t, s.Addr, soInput, keys, values)
 	s.produced += n
 }
 
@@ -115,7 +76,7 @@ func (s *scaleOut) produce(n int) {
 // 0.8·clicks + 0.8·stay + like, as the example's documentation defines it.
 func (s *scaleOut) truth() map[string]float64 {
 	s.t.Helper()
-	recs := exampletest.KcatRead(s.t, s.addr, soInput, true)
+	recs := exampletest.KcatRead(s.t, s.Addr, soInput, true)
 	require.Len(s.t, recs, s.produced, "records in %s", soInput)
 	want := map[string]float64{}
 	for _, r := range recs {
@@ -140,45 +101,22 @@ type outputRow struct {
 }
 
 // finish waits until the group has committed the end of the input, lets
-// every running member emit its tasks' state twice more, stops them with
-// SIGTERM, and checks that every row committed to the output since the
-// input was all read holds its page's true popularity, and that every page
-// has such a row.
+// every running member emit its tasks' state three times more, stops them
+// with SIGTERM, and checks that every row committed to the output since
+// the input was all read holds its page's true popularity, and that every
+// page has such a row.
 func (s *scaleOut) finish(g *exampletest.Group) {
 	t := s.t
 	t.Helper()
-	if !exampletest.Eventually(time.Minute, func() bool {
-		g.RequireAlive()
-		return exampletest.GroupAtEnd(t, s.adm, soGroup, soInput)
-	}) {
-		var out strings.Builder
-		for _, name := range g.Names() {
-			fmt.Fprintf(&out, "member %s (life %d):\n%s\n", name, g.Running(name).Life, g.Running(name).Output())
-		}
-		t.Fatalf("the group did not commit the end of %s within a minute: %s\n%s", soInput, s.progress(), out.String())
-	}
-	// Rows written from now on come from batches planned after every input
-	// record was read and committed: they hold the final popularities.
-	mark := s.endOffsets(soOutput)
-	for _, name := range g.Names() {
-		s.waitBatches(g, name, 3, false)
-	}
-	for _, name := range g.Names() {
-		g.Stop(name, 30*time.Second)
-	}
-	exampletest.WaitFor(t, 30*time.Second, "every transaction on "+soOutput+" to end", func() bool {
-		_, closed := exampletest.StableOffsets(t, s.adm, soOutput)
-		return closed
-	})
-
+	mark := s.Finish(g, 3, nil, []string{soOutput})[soOutput]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	topics, err := s.adm.ListTopics(ctx)
+	topics, err := s.Adm.ListTopics(ctx)
 	require.NoError(t, err)
 	require.True(t, topics.Has(soChangelog), "the state's changelog topic %s exists", soChangelog)
 
 	want := s.truth()
-	committed := exampletest.KcatRead(t, s.addr, soOutput, true)
+	committed := exampletest.KcatRead(t, s.Addr, soOutput, true)
 	final := map[string][]float64{}
 	for _, r := range committed {
 		if r.Offset < mark[r.Partition] {
@@ -208,48 +146,9 @@ func (s *scaleOut) finish(g *exampletest.Group) {
 	}
 	slices.Sort(wrong)
 	require.Empty(t, wrong, "%d of %d pages have final rows (written after the input was all read) that are wrong", len(wrong), len(want))
-	uncommitted := exampletest.KcatRead(t, s.addr, soOutput, false)
+	uncommitted := exampletest.KcatRead(t, s.Addr, soOutput, false)
 	t.Logf("%d input records, %d pages; output: %d records read committed, %d read uncommitted (%d aborted)",
 		s.produced, len(want), len(committed), len(uncommitted), len(uncommitted)-len(committed))
-}
-
-// progress says where the group's committed offsets stand against the
-// input's end offsets, and what the group's members own.
-func (s *scaleOut) progress() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var b strings.Builder
-	ends := s.endOffsets(soInput)
-	offs, err := s.adm.FetchOffsets(ctx, soGroup)
-	if err != nil {
-		return "cannot fetch the group's offsets: " + err.Error()
-	}
-	for p := range int32(soPartitions) {
-		o, _ := offs.Lookup(soInput, p)
-		fmt.Fprintf(&b, "partition %d: committed %d of %d; ", p, o.At, ends[p])
-	}
-	ds, err := s.adm.DescribeGroups(ctx, soGroup)
-	if err == nil {
-		d := ds[soGroup]
-		fmt.Fprintf(&b, "group %s, %d members:", d.State, len(d.Members))
-		for _, m := range d.Members {
-			if a, ok := m.Assigned.AsConsumer(); ok {
-				fmt.Fprintf(&b, " %s %v", m.MemberID, a.Topics)
-			}
-		}
-	}
-	return b.String()
-}
-
-// endOffsets returns the high watermark of every partition of topic.
-func (s *scaleOut) endOffsets(topic string) map[int32]int64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ends, err := s.adm.ListEndOffsets(ctx, topic)
-	require.NoError(s.t, err)
-	out := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-	return out
 }
 
 // TestScaleOutKill9: three members, then a fourth, one of them killed with
@@ -264,45 +163,11 @@ func TestScaleOutKill9(t *testing.T) {
 	for _, name := range []string{"a", "b", "c"} {
 		g.Start(name)
 	}
-	var down []string // killed and not started again yet
-	for k := range kills {
-		if k == kills/2 {
-			g.Start("d")
-			t.Logf("kill %d: member d joins", k)
-		}
+	s.KillAtRandom(g, kills, "d", func(k int) {
 		if k%3 == 1 {
 			s.produce(1000)
 		}
-		live := g.Names()
-		victim := live[s.rng.IntN(len(live))]
-		s.waitBatches(g, victim, 1+s.rng.IntN(3), false)
-		m := g.Running(victim)
-		// The delay places the kill at a random moment before the
-		// member's next batch, or, half the time, in its first 4ms, where
-		// its transaction is open: planning, writing, committing; or in a
-		// rebalance.
-		if s.rng.IntN(2) == 0 {
-			time.Sleep(time.Duration(s.rng.Int64N(int64(100 * time.Millisecond))))
-		} else {
-			next := time.Now().Truncate(100 * time.Millisecond).Add(100 * time.Millisecond)
-			time.Sleep(time.Until(next) + time.Duration(s.rng.Int64N(int64(4*time.Millisecond))))
-		}
-		g.Kill(victim)
-		for _, name := range down {
-			g.Start(name)
-		}
-		down = down[:0]
-		if s.rng.IntN(4) == 0 && len(g.Names()) > 1 {
-			down = append(down, victim)
-			t.Logf("kill %d: member %s (life %d) killed, down until the next kill", k, victim, m.Life)
-		} else {
-			g.Start(victim)
-			t.Logf("kill %d: member %s (life %d) killed and started again", k, victim, m.Life)
-		}
-	}
-	for _, name := range down {
-		g.Start(name)
-	}
+	})
 	s.produce(1000)
 	s.finish(g)
 }
@@ -318,8 +183,8 @@ func TestScaleOutStoppedMemberCommitsNothing(t *testing.T) {
 	g := s.group(60)
 	g.Start("a")
 	b := g.Start("b")
-	s.waitBatches(g, "a", 1, true)
-	s.waitBatches(g, "b", 1, true)
+	s.WaitBatches(g, "a", 1, true)
+	s.WaitBatches(g, "b", 1, true)
 
 	// Stop b at random moments until it stops inside a transaction that
 	// wrote to the output.
@@ -328,17 +193,17 @@ func TestScaleOutStoppedMemberCommitsNothing(t *testing.T) {
 	var stable, ends map[int32]int64 // of the output, while b is stopped
 	for try := 0; ; try++ {
 		require.Less(t, try, 100, "b was never stopped inside a transaction that wrote to %s", soOutput)
-		s.waitBatches(g, "b", 1, true)
+		s.WaitBatches(g, "b", 1, true)
 		b = g.Running("b")
 		// Batches start every 100ms from the Unix epoch and take a few
 		// milliseconds; the stop falls in the first 4 of the next one.
 		next := time.Now().Truncate(100 * time.Millisecond).Add(100 * time.Millisecond)
-		time.Sleep(time.Until(next) + time.Duration(s.rng.Int64N(int64(4*time.Millisecond))))
+		time.Sleep(time.Until(next) + time.Duration(s.Rng.Int64N(int64(4*time.Millisecond))))
 		require.NoError(t, b.Cmd.Process.Signal(syscall.SIGSTOP))
 		if d, ok := s.openTransaction(txnID); ok {
 			stopped = d
-			stable, _ = exampletest.StableOffsets(t, s.adm, soOutput)
-			ends = s.endOffsets(soOutput)
+			stable, _ = exampletest.StableOffsets(t, s.Adm, soOutput)
+			ends = s.EndOffsets(soOutput)
 			t.Logf("b stopped inside its transaction (try %d): %v", try+1, d.Topics)
 			break
 		}
@@ -348,7 +213,7 @@ func TestScaleOutStoppedMemberCommitsNothing(t *testing.T) {
 		return s.groupMembers() == 1
 	})
 	s.produce(1000)
-	s.waitBatches(g, "a", 3, true) // a runs b's tasks too
+	s.WaitBatches(g, "a", 3, true) // a runs b's tasks too
 	require.NoError(t, b.Cmd.Process.Signal(syscall.SIGCONT))
 
 	// b joins again and runs batches that read records.
@@ -356,21 +221,21 @@ func TestScaleOutStoppedMemberCommitsNothing(t *testing.T) {
 		g.RequireAlive()
 		return s.groupMembers() == 2
 	}) {
-		t.Fatalf("b did not join the group again within 30s: %s\nb:\n%s", s.progress(), g.Running("b").Output())
+		t.Fatalf("b did not join the group again within 30s: %s\nb:\n%s", s.Progress(), g.Running("b").Output())
 	}
 	s.produce(1000)
-	s.waitBatches(g, "b", 2, true)
+	s.WaitBatches(g, "b", 2, true)
 	s.finish(g)
 
 	// The rows b wrote in the transaction it was stopped in, past the last
 	// stable offset of their partitions then, are aborted: in the output
 	// read uncommitted, not read committed.
 	committed := map[[2]int64]bool{}
-	for _, r := range exampletest.KcatRead(t, s.addr, soOutput, true) {
+	for _, r := range exampletest.KcatRead(t, s.Addr, soOutput, true) {
 		committed[[2]int64{int64(r.Partition), r.Offset}] = true
 	}
 	var aborted int
-	for _, r := range exampletest.KcatRead(t, s.addr, soOutput, false) {
+	for _, r := range exampletest.KcatRead(t, s.Addr, soOutput, false) {
 		_, inTxn := stopped.Topics[soOutput][r.Partition]
 		if inTxn && r.Offset >= stable[r.Partition] && r.Offset < ends[r.Partition] && !committed[[2]int64{int64(r.Partition), r.Offset}] {
 			aborted++
@@ -387,7 +252,7 @@ func TestScaleOutStoppedMemberCommitsNothing(t *testing.T) {
 func (s *scaleOut) openTransaction(txnID string) (kadm.DescribedTransaction, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ds, err := s.adm.DescribeTransactions(ctx, txnID)
+	ds, err := s.Adm.DescribeTransactions(ctx, txnID)
 	require.NoError(s.t, err)
 	d, ok := ds[txnID]
 	if !ok || d.Err != nil || d.State != "Ongoing" {
@@ -403,7 +268,7 @@ func (s *scaleOut) openTransaction(txnID string) (kadm.DescribedTransaction, boo
 func (s *scaleOut) groupMembers() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ds, err := s.adm.DescribeGroups(ctx, soGroup)
+	ds, err := s.Adm.DescribeGroups(ctx, soGroup)
 	if err != nil {
 		return -1
 	}
@@ -423,11 +288,11 @@ func TestScaleOutRestoresFromTheChangelogAlone(t *testing.T) {
 	g := s.group(60)
 	g.Start("a")
 	g.Start("b")
-	s.waitBatches(g, "b", 5, true)
+	s.WaitBatches(g, "b", 5, true)
 	g.Kill("b")
 	require.NoError(t, os.RemoveAll(g.StateDir("b")))
 	b := g.Start("b")
-	s.waitBatches(g, "b", 2, true)
+	s.WaitBatches(g, "b", 2, true)
 	var fromChangelog int
 	for _, m := range restoredLine.FindAllStringSubmatch(b.Stderr(), -1) {
 		records, _ := strconv.Atoi(m[2])
