@@ -90,6 +90,19 @@ func TestRepartitionValue(t *testing.T) {
 		_, err := RepartitionValue(bad, consumers)
 		require.Error(t, err, name)
 	}
+	vs, err := ZigZagList([]byte{3, 1, 0x02, 2, 0xac, 0x02, 1, 0x01})
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 150, -1}, vs)
+	vs, err = ZigZagList([]byte{0})
+	require.NoError(t, err)
+	require.Empty(t, vs)
+	for name, bad := range map[string][]byte{
+		"empty": {}, "count too high": {2, 1, 0x02}, "value cut short": {1, 2, 0xac},
+		"two varints in a value": {1, 2, 0x02, 0x02}, "bytes after": {1, 1, 0x02, 0x00},
+	} {
+		_, err := ZigZagList(bad)
+		require.Error(t, err, name)
+	}
 	_, err = ZigZag([]byte{0x06, 0x00})
 	require.Error(t, err, "two varints")
 	_, err = ZigZag([]byte{0x80})

@@ -156,6 +156,34 @@ func ZigZag(payload []byte) (int64, error) {
 	return v, nil
 }
 
+// ZigZagList decodes a payload that is a list of zig-zag varints, as a
+// grouping consumer's (UpdateStateByKey, GroupByKey) values are: their
+// count (uvarint), then each value's length (uvarint) and the value.
+func ZigZagList(payload []byte) ([]int64, error) {
+	count, n := binary.Uvarint(payload)
+	if n <= 0 || count > uint64(len(payload)) {
+		return nil, fmt.Errorf("payload %x does not start with a valid count", payload)
+	}
+	rest := payload[n:]
+	vs := make([]int64, 0, count)
+	for range count {
+		size, n := binary.Uvarint(rest)
+		if n <= 0 || size > uint64(len(rest)-n) {
+			return nil, fmt.Errorf("payload %x ends inside value %d of %d", payload, len(vs)+1, count)
+		}
+		v, err := ZigZag(rest[n : n+int(size)])
+		if err != nil {
+			return nil, fmt.Errorf("payload %x, value %d of %d: %w", payload, len(vs)+1, count, err)
+		}
+		vs = append(vs, v)
+		rest = rest[n+int(size):]
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("payload %x has %d bytes after its %d values", payload, len(rest), count)
+	}
+	return vs, nil
+}
+
 // Repartition is what [CheckRepartition] checks a repartition topic for.
 type Repartition struct {
 	Addr, Topic string
