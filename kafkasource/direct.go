@@ -155,8 +155,14 @@ type directNode struct {
 	restoreNanos     atomic.Int64
 
 	// Group mode's exchanges: the repartition topic of each exchange
-	// (fixed at start) and the records exchanged.
+	// (fixed at start); the next offset to read of the repartition
+	// partitions of the tasks owned, as of the last committed batch, and
+	// the ranges of the batch planned, by exchange and task (batch
+	// goroutine); the records exchanged.
 	xtopics  map[string]string
+	xsub     subscription // the input and repartition topics, listed together
+	xpos     map[TopicPartition]int64
+	xplanned map[string]map[int]OffsetRange
 	xwritten atomic.Int64
 	xbytes   atomic.Int64
 	xread    atomic.Int64
@@ -180,7 +186,11 @@ func (n *directNode) Meta() *engine.Meta { return &n.meta }
 // Plan lists the subscribed partitions and their offsets, fixes the
 // positions of new partitions and the ranges of batch j.
 func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
-	ps, err := n.k.snapshot(ctx, &n.sub)
+	sub := &n.sub
+	if len(n.xtopics) > 0 {
+		sub = &n.xsub
+	}
+	ps, err := n.k.snapshot(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +202,7 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 		if n.taskCount.Load() == 0 {
 			n.learnTaskCount(ps) // the input topics did not exist at start
 		}
+		xps := n.splitExchanges(ps)
 		var gained []int
 		if ps, fix, gained, err = n.pinOwned(ps, pos); err != nil {
 			return nil, err
@@ -203,6 +214,9 @@ func (n *directNode) Plan(ctx context.Context, j *engine.Job) ([]byte, error) {
 			return nil, err
 		}
 		startCtx = kadm.RequireStable(ctx) // wait for offsets a transaction has pending
+		if err := n.planExchanges(startCtx, xps, gained); err != nil {
+			return nil, err
+		}
 	}
 	for tp := range ps.leaders {
 		if _, ok := pos[tp]; ok || n.member != nil {

@@ -43,6 +43,14 @@
 // member dies its tasks move to the others. [WithMemberOptions] tunes the
 // membership's timeouts.
 //
+// State kept per task moves with its task through a changelog topic
+// ([ChangelogTopic]). Records that change task, those of a stream keyed
+// otherwise than the input, go through a repartition topic
+// ([RepartitionTopic]) with one partition per task: a batch writes them in
+// its transaction, and a later batch of whichever member owns their task
+// reads them, read committed, committing where it stopped with its input
+// offsets, so that each is read once.
+//
 // # Sinks
 //
 // Writing a stream to Kafka is package kafkasink's: at least once with

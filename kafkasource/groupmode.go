@@ -193,6 +193,7 @@ func (n *directNode) commitGroupMode(ctx context.Context, j *engine.Job) error {
 		offsets[r.Topic][r.Partition] = r.Until
 	}
 	n.mu.Unlock()
+	n.exchangeOffsets(offsets)
 	if err := n.saveTasks(); err != nil {
 		n.txn.Abort()
 		return err
@@ -214,6 +215,7 @@ func (n *directNode) commitGroupMode(ctx context.Context, j *engine.Job) error {
 		}
 		return n.giveUp(j, who, err)
 	}
+	n.exchangesCommitted()
 	for tp, recs := range n.toCopy {
 		n.local.append(tp, recs) // committed: the records have their offsets
 	}
@@ -267,6 +269,7 @@ func (n *directNode) giveUp(j *engine.Job, who groupcommit.Member, err error) er
 	n.mu.Lock()
 	clear(n.positions)
 	n.mu.Unlock()
+	clear(n.xpos)
 	clear(n.toCopy)
 	n.member.gaveUp(who)
 	n.givenUp.Add(1)

@@ -20,23 +20,38 @@ import (
 )
 
 // exchangeProbe is a node that exchanges records through exchange "words"
-// of the job's Kafka source: each batch it writes perTask records for every
-// task its member owns, record i of task t to task (t+i) mod TaskCount, and
-// keeps the keys it wrote; a failing probe returns an error once they
-// are in the log.
+// of the job's Kafka source, as an operator behind a repartition topic
+// does. Each batch it first reads every task's records (the source gives
+// none for tasks its member does not own), then writes perTask records for
+// every task its member owns, record i of task t to task (t+i) mod
+// TaskCount, its value the task it goes to. It keeps what each batch read
+// and wrote, and, once a batch has completed without error, counts that as
+// committed. A failing probe returns an error once its records are in the
+// log.
 type exchangeProbe struct {
 	meta    engine.Meta
 	src     *directNode
 	member  string
-	perTask int
+	perTask atomic.Int64
 
 	fail atomic.Bool
 
-	mu      sync.Mutex
-	written [][]probeRecord // by batch, in the order the batches ran
+	mu        sync.Mutex
+	batches   []probeBatch          // in the order they ran
+	pending   map[int64]*probeBatch // by batch time, until it completes
+	committed []probeBatch
 }
 
-// probeRecord is a record the probe wrote, with the task it went to.
+// probeBatch is what one batch of the probe read and wrote.
+type probeBatch struct {
+	time    int64 // ms
+	owned   []int // the tasks the member owned
+	givenUp int64 // the source's batches given up before this one
+	read    []probeRecord
+	written []probeRecord
+}
+
+// probeRecord is an exchanged record and the task it belongs to.
 type probeRecord struct {
 	key  string
 	task int
@@ -49,8 +64,18 @@ var (
 )
 
 func newExchangeProbe(src *directNode, member string, perTask int) *exchangeProbe {
-	p := &exchangeProbe{meta: engine.Meta{Kind: "exchangeProbe", Parents: []engine.Node{src}}, src: src, member: member, perTask: perTask}
-	src.Meta().Context().Register(p)
+	p := &exchangeProbe{meta: engine.Meta{Kind: "exchangeProbe", Parents: []engine.Node{src}}, src: src, member: member, pending: make(map[int64]*probeBatch)}
+	p.perTask.Store(int64(perTask))
+	ec := src.Meta().Context()
+	ec.Register(p)
+	ec.AddListener(engine.ListenerFuncs{Completed: func(info engine.BatchInfo) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if b := p.pending[info.Time.UnixMilli()]; b != nil && info.Err == nil && p.src.givenUp.Load() == b.givenUp {
+			p.committed = append(p.committed, *b)
+		}
+		delete(p.pending, info.Time.UnixMilli())
+	}})
 	return p
 }
 
@@ -58,25 +83,42 @@ func (p *exchangeProbe) Meta() *engine.Meta  { return &p.meta }
 func (p *exchangeProbe) Exchanges() []string { return []string{"words"} }
 
 func (p *exchangeProbe) Tick(ctx context.Context, j *engine.Job) error {
-	tasks := p.src.TaskCount()
-	owned := slices.Compact(slices.Sorted(slices.Values(p.src.PartitionTasks(j))))
-	var recs []probeRecord
-	for _, t := range owned {
-		for i := range p.perTask {
-			recs = append(recs, probeRecord{key: fmt.Sprintf("%s/%d/t%d/%d", p.member, j.Time.UnixMilli(), t, i), task: (t + i) % tasks})
+	var x engine.Exchanger = p.src
+	tasks := x.TaskCount()
+	b := &probeBatch{time: j.Time.UnixMilli(), givenUp: p.src.givenUp.Load()}
+	read := make([][]probeRecord, tasks)
+	err := j.Run(ctx, "probe", tasks, func(ctx context.Context, tk *engine.Task) error {
+		return x.ExchangeRead(ctx, j, "words", tk.Index, func(k, v []byte) error {
+			if string(v) != strconv.Itoa(tk.Index) {
+				return fmt.Errorf("task %d read %s, a record of task %s", tk.Index, k, v)
+			}
+			read[tk.Index] = append(read[tk.Index], probeRecord{key: string(k), task: tk.Index})
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	b.read = slices.Concat(read...)
+
+	b.owned = slices.Compact(slices.Sorted(slices.Values(x.PartitionTasks(j))))
+	for _, t := range b.owned {
+		for i := range int(p.perTask.Load()) {
+			b.written = append(b.written, probeRecord{key: fmt.Sprintf("%s/%d/t%d/%d", p.member, j.Time.UnixMilli(), t, i), task: (t + i) % tasks})
 		}
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(recs))
-	for i, r := range recs {
-		wg.Go(func() { errs[i] = p.src.ExchangeWrite(j, "words", r.task, []byte(r.key), []byte(strconv.Itoa(r.task))) })
+	errs := make([]error, len(b.written))
+	for i, r := range b.written {
+		wg.Go(func() { errs[i] = x.ExchangeWrite(j, "words", r.task, []byte(r.key), []byte(strconv.Itoa(r.task))) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.written = append(p.written, recs)
+	p.batches = append(p.batches, *b)
+	p.pending[b.time] = b
 	p.mu.Unlock()
 	if p.fail.Load() {
 		if err := p.src.txn.Flush(ctx); err != nil { // the records reach the log, to be aborted there
@@ -89,22 +131,33 @@ func (p *exchangeProbe) Tick(ctx context.Context, j *engine.Job) error {
 
 func (p *exchangeProbe) RunOutput(context.Context, *engine.Job) error { return nil }
 
-// wrote returns the records written in the i-th batch the probe ran.
-func (p *exchangeProbe) wrote(i int) []probeRecord {
+// ran returns the i-th batch the probe ran, committed or not.
+func (p *exchangeProbe) ran(i int) probeBatch {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.written[i]
+	return p.batches[i]
+}
+
+// wrote returns the records written in the i-th batch the probe ran.
+func (p *exchangeProbe) wrote(i int) []probeRecord { return p.ran(i).written }
+
+// committedBatches returns the batches that completed without error.
+func (p *exchangeProbe) committedBatches() []probeBatch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.committed)
 }
 
 // joinProbe starts member name of group "pagepopularity" with an
-// exchange probe writing perTask records per task and batch.
-func (e *eosCluster) joinProbe(t testing.TB, name string, perTask int) (*engine.Context, *exchangeProbe) {
+// exchange probe writing perTask records per task and batch, their keys
+// prefixed with label.
+func (e *eosCluster) joinProbe(t testing.TB, name, label string, perTask int) (*engine.Context, *exchangeProbe) {
 	t.Helper()
 	ec := newEngine(t)
 	s, err := NewDirectStream(ec, []string{"clicks"}, WithBrokers(e.seeds...), WithResetPolicy(Earliest), WithRetryTimeout(5*time.Second),
 		WithGroup("pagepopularity"), AsMember(name), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second)))
 	require.NoError(t, err)
-	p := newExchangeProbe(findDirect(s.Node()), name, perTask)
+	p := newExchangeProbe(findDirect(s.Node()), label, perTask)
 	require.NoError(t, ec.Start())
 	return ec, p
 }
@@ -137,7 +190,7 @@ func TestGroupModeRepartitionTopic(t *testing.T) {
 	const n = 3
 	e := startEOSCluster(t, n)
 	ctx := bounded(t)
-	ca, a := e.joinProbe(t, "a", 2)
+	ca, a := e.joinProbe(t, "a", "a", 2)
 	require.Equal(t, "pagepopularity-words-repartition", RepartitionTopic("pagepopularity", "words"))
 	topic := RepartitionTopic("pagepopularity", "words")
 	td, err := kadm.NewClient(e.cl).ListTopics(ctx, topic)
@@ -168,7 +221,7 @@ func TestGroupModeRepartitionTopic(t *testing.T) {
 
 	// A second start finds the topic as it should be; one with another
 	// partition count is refused.
-	e.joinProbe(t, "b", 1)
+	e.joinProbe(t, "b", "b", 1)
 	_, err = kadm.NewClient(e.cl).CreateTopic(ctx, 2, -1, nil, RepartitionTopic("g-partitions", "words"))
 	require.NoError(t, err)
 	ec := newEngine(t)
@@ -177,4 +230,111 @@ func TestGroupModeRepartitionTopic(t *testing.T) {
 	newExchangeProbe(findDirect(s.Node()), "a", 1)
 	require.EqualError(t, ec.Start(), `kafkasource: the repartition topic "g-partitions-words-repartition" has 2 partitions but the job has 3 tasks (the input topics' partitions); `+
 		`delete the topic, and the exchanged records not read yet with it, or give the input topics 2 partitions`)
+}
+
+// requireExchangedOnce requires that the committed batches of the probes
+// read every record their committed batches wrote, once, each in a task
+// its member owned in that batch, and that these are the records the
+// repartition topic holds read committed.
+func requireExchangedOnce(t *testing.T, e *eosCluster, ps ...*exchangeProbe) {
+	t.Helper()
+	var written, read []probeRecord
+	for _, p := range ps {
+		for _, b := range p.committedBatches() {
+			written = append(written, b.written...)
+			read = append(read, b.read...)
+			for _, r := range b.read {
+				require.Containsf(t, b.owned, r.task, "%s read %s in task %d, which its batch %d ms did not own", p.member, r.key, r.task, b.time)
+			}
+		}
+	}
+	require.NotEmpty(t, written)
+	require.Equal(t, sortedRecords(written), sortedRecords(read), "every record written is read once")
+	require.Equal(t, sortedRecords(written), sortedRecords(e.repartitioned(t, true)), "the topic holds what committed batches wrote")
+}
+
+func TestGroupModeExchangeReadsEachRecordOnce(t *testing.T) {
+	// One member: a batch reads what the batches before it committed to
+	// its tasks, once; a failed batch commits neither its reads nor its
+	// writes, which stay invisible however the range of the next batch
+	// runs through them.
+	const n = 3
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	ca, a := e.joinProbe(t, "a", "a", 2)
+	topic := RepartitionTopic("pagepopularity", "words")
+	waitMembers(t, "a owning every task", splitEvenly([]string{"clicks", topic}, n), a.src.member)
+
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.Empty(t, a.ran(0).read)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	require.Equal(t, sortedRecords(a.wrote(0)), sortedRecords(a.ran(1).read))
+
+	a.fail.Store(true)
+	require.ErrorContains(t, ca.RunBatches(ctx, 1), "the probe fails after writing")
+	require.Equal(t, sortedRecords(a.wrote(1)), sortedRecords(a.ran(2).read))
+	require.Len(t, e.repartitioned(t, false), 3*2*n, "the failed batch's records are in the log, to be aborted")
+
+	// A failed batch ends the job: a starts again under its name and
+	// resumes at the group's offsets.
+	require.NoError(t, ca.Close())
+	ca2, a2 := e.joinProbe(t, "a", "a2", 2)
+	waitMembers(t, "the new a owning every task", splitEvenly([]string{"clicks", topic}, n), a2.src.member)
+	require.NoError(t, ca2.RunBatches(ctx, 1))
+	require.Equal(t, sortedRecords(a.wrote(1)), sortedRecords(a2.ran(0).read), "the failed batch committed no offsets, and its records were aborted")
+
+	a2.perTask.Store(0)
+	require.NoError(t, ca2.RunBatches(ctx, 1))
+	require.Equal(t, sortedRecords(a2.wrote(0)), sortedRecords(a2.ran(1).read))
+	requireExchangedOnce(t, e, a, a2)
+	require.Equal(t, float64(2*2*n), metricValues(a2.src.Metrics())["kafka_repartition_records_read_total"])
+	require.Len(t, e.repartitioned(t, false), 4*2*n, "the range the new a read ran through the aborted records")
+	committed, err := kadm.NewClient(e.cl).FetchOffsets(ctx, "pagepopularity")
+	require.NoError(t, err)
+	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
+	require.NoError(t, err)
+	for p := range int32(n) {
+		o, ok := committed.Lookup(topic, p)
+		require.Truef(t, ok, "the group has an offset for %s[%d]", topic, p)
+		end, _ := ends.Lookup(topic, p)
+		require.Equalf(t, end.Offset, o.At, "%s[%d] is read to its end", topic, p)
+	}
+}
+
+func TestGroupModeExchangeAcrossMembers(t *testing.T) {
+	// Two members exchange records between their tasks; when b leaves, a
+	// takes b's tasks over at the group's offsets, and so does b when it
+	// comes back under its name: every record is read once.
+	const n = 4
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	topics := []string{"clicks", RepartitionTopic("pagepopularity", "words")}
+	round := func(cs ...*engine.Context) {
+		t.Helper()
+		for _, c := range cs {
+			require.NoError(t, c.RunBatches(ctx, 1))
+		}
+	}
+	ca, a := e.joinProbe(t, "a", "a", 2)
+	cb, b := e.joinProbe(t, "b", "b", 3)
+	waitMembers(t, "a and b sharing the tasks", splitEvenly(topics, n), a.src.member, b.src.member)
+	round(ca, cb)
+	round(ca, cb)
+	require.NotEmpty(t, b.ran(1).read)
+
+	require.NoError(t, cb.Close())
+	waitMembers(t, "a owning every task after b left", splitEvenly(topics, n), a.src.member)
+	round(ca)
+	round(ca)
+
+	cb2, b2 := e.joinProbe(t, "b", "b2", 1)
+	waitMembers(t, "a and b sharing the tasks once b is back", splitEvenly(topics, n), a.src.member, b2.src.member)
+	round(ca, cb2)
+	round(cb2, ca)
+
+	a.perTask.Store(0)
+	b2.perTask.Store(0)
+	round(ca, cb2)
+	round(ca, cb2)
+	requireExchangedOnce(t, e, a, b, b2)
 }
