@@ -47,6 +47,15 @@
 //     task, one is killed with SIGKILL, and the time from the kill to the
 //     first batch the other commits with one of its tasks is reported
 //     beside the session timeout.
+//   - wordcount-scaleout: the word count of -scaleout-lines lines, re-keyed
+//     by word (its pairs the stream "words"), as processes of their own
+//     with GOMAXPROCS 1 each: two members in group mode, where the pairs go
+//     through the repartition topic <group>-words-repartition, ÷ one
+//     member, and one member ÷ the same job in single-process mode,
+//     checkpointed; every run must count the input's words exactly. Beside
+//     them, the bytes the broker holds in the repartition topic per input
+//     line, against the line's own bytes, and what the Kafka source says it
+//     wrote there (kafka_repartition_bytes_written_total).
 //
 // Throughput workloads run on the manual clock as fast as they can: each
 // batch reads at most its share of the input (the Kafka source's

@@ -19,7 +19,7 @@ import (
 )
 
 // workloads lists every workload in the order the harness runs them.
-var workloads = []string{"pass", "wordcount", "batchcost", "window", "pagepop", "overhead", "latency", "checkpoint", "scaling", "sinks", "scaleout"}
+var workloads = []string{"pass", "wordcount", "batchcost", "window", "pagepop", "overhead", "latency", "checkpoint", "scaling", "sinks", "scaleout", "wordcount-scaleout"}
 
 // config is what one run measures and where it writes.
 type config struct {
@@ -337,17 +337,18 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) (err error
 		defer trace.Stop()
 	}
 	steps := map[string]func(context.Context) error{
-		"pass":       h.pass,
-		"wordcount":  h.wordCount,
-		"batchcost":  h.batchCost,
-		"window":     h.window,
-		"pagepop":    h.pagePopularity,
-		"overhead":   h.overhead,
-		"latency":    h.latency,
-		"checkpoint": h.checkpointCost,
-		"scaling":    h.scaling,
-		"sinks":      h.sinks,
-		"scaleout":   h.scaleOut,
+		"pass":               h.pass,
+		"wordcount":          h.wordCount,
+		"batchcost":          h.batchCost,
+		"window":             h.window,
+		"pagepop":            h.pagePopularity,
+		"overhead":           h.overhead,
+		"latency":            h.latency,
+		"checkpoint":         h.checkpointCost,
+		"scaling":            h.scaling,
+		"sinks":              h.sinks,
+		"scaleout":           h.scaleOut,
+		"wordcount-scaleout": h.wordCountScaleOut,
 	}
 	for _, w := range cfg.workloads {
 		start := time.Now()

@@ -147,6 +147,8 @@ type settings struct {
 	KafkaSinkBatches int      `json:"kafka_sink_batches"`
 	SinkRecords      int      `json:"sink_records"`
 	SQLRows          int      `json:"sql_rows"`
+	ScaleoutRecords  int      `json:"scaleout_records"`
+	ScaleoutLines    int      `json:"scaleout_lines"`
 	Quick            bool     `json:"quick"`
 }
 
@@ -171,7 +173,8 @@ func (h *harness) report() *report {
 			Parallelism: cfg.parallelism, BatchMS: cfg.batch.Milliseconds(), Batches: cfg.batches,
 			Checkpoint: cfg.checkpoint, Repeat: cfg.repeat, EmptyBatches: cfg.emptyBatches,
 			LatencyBatchesMS: lat, StateSizes: cfg.stateSizes, CheckpointRounds: cfg.checkpointRounds, CostBatches: cfg.costBatches,
-			SinkBatches: cfg.sinkBatches, SQLiteBatches: cfg.sqliteBatches, KafkaSinkBatches: cfg.kafkaBatches, SinkRecords: cfg.sinkRecords, SQLRows: cfg.sqlRows, Quick: cfg.quick,
+			SinkBatches: cfg.sinkBatches, SQLiteBatches: cfg.sqliteBatches, KafkaSinkBatches: cfg.kafkaBatches, SinkRecords: cfg.sinkRecords, SQLRows: cfg.sqlRows,
+			ScaleoutRecords: cfg.scaleRecords, ScaleoutLines: cfg.scaleLines, Quick: cfg.quick,
 		},
 		ProduceRate:    h.produceRate,
 		SluicePassRate: h.passRate,

@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/kafkasource"
 )
 
 // The word count scale-out workload: the word count of lines, re-keyed by
@@ -71,12 +73,6 @@ func (h *harness) loadScaleLines(ctx context.Context) error {
 	return nil
 }
 
-// repartitionTopic is the Kafka source's repartition topic of exchange in
-// group group.
-func repartitionTopic(group, exchange string) string {
-	return group + "-" + exchange + "-repartition"
-}
-
 // wordCountScaleOut measures the word count re-keyed by word on two
 // members ÷ one, and on one member in group mode ÷ the same job in
 // single-process mode (checkpointed), every process with GOMAXPROCS 1; and
@@ -106,7 +102,7 @@ func (h *harness) wordCountScaleOut(ctx context.Context) error {
 			line := fmt.Sprintf("word count, %d members (0: single-process mode): %v, the members' CPU %v, the broker's process CPU %v while they read, other processes %.2f cores",
 				members, d.Round(time.Millisecond), got.cpu.Round(time.Millisecond), got.broker.Round(time.Millisecond), got.others)
 			if members > 0 {
-				topic := repartitionTopic(group, wordsExchange)
+				topic := kafkasource.RepartitionTopic(group, wordsExchange)
 				size, err := h.topicSize(ctx, topic)
 				if err != nil {
 					return 0, fmt.Errorf("the size of %s: %w", topic, err)
