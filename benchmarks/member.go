@@ -12,6 +12,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +79,9 @@ type memberSpec struct {
 	// LogInfo logs the source's Info lines (tasks assigned, restored) to
 	// standard error.
 	LogInfo bool
+	// CPUProfile, when set, is the file the process writes a CPU profile
+	// of its batches to, from "go" to the end of its standard input.
+	CPUProfile string
 }
 
 // Jobs a scale-out process runs.
@@ -260,6 +264,17 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 	case <-goLine:
 	case <-runCtx.Done():
 		return nil
+	}
+	if ms.CPUProfile != "" {
+		f, err := os.Create(ms.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("benchmarks: create the member's CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("benchmarks: start the member's CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if ms.Manual {
 		err = c.RunBatches(runCtx, math.MaxInt)

@@ -348,6 +348,9 @@ func (h *harness) scaleRun(ctx context.Context, job scaleJob, members int, state
 			s.Name = string(rune('a' + i))
 			name = s.Name
 		}
+		if h.cfg.cpuprofile != "" {
+			s.CPUProfile = fmt.Sprintf("%s.%s-%s", h.cfg.cpuprofile, group, name)
+		}
 		m, err := h.startMember(name, s, 1, events)
 		if err != nil {
 			return 0, "", err
