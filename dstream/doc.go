@@ -73,9 +73,10 @@
 // key, to the task owning the key by its stable hash, inside the batch's
 // transaction, and the operator reads them at the next batch of that
 // task's owner, one batch behind its input. Keys must be strings,
-// integers, float64 or bool; joins of streams not keyed like the input are
-// refused. Count and Reduce count and reduce the records of the process's
-// own tasks.
+// integers, float64 or bool. A keyed operator's output is keyed by its
+// exchange, so that keyed operators after it need none; a join needs its
+// streams keyed alike. Count and Reduce count and reduce the records of
+// the process's own tasks.
 //
 // # Output operations
 //

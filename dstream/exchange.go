@@ -126,7 +126,7 @@ func distributedSource(n engine.Node) engine.TaskSource {
 
 // active reports whether the stream goes through the exchange: it does
 // unless it is keyed like the job's input.
-func (x *exchange[K, V]) active() bool { return !x.parent.coPartitioned() }
+func (x *exchange[K, V]) active() bool { return x.parent.keying() == notKeyed }
 
 func (x *exchange[K, V]) source() engine.Exchanger {
 	e, _ := x.group.(engine.Exchanger)
@@ -308,14 +308,23 @@ func readExchange[K comparable, V, C any](s *Stream[KV[K, V]], meta *engine.Meta
 }
 
 // attach makes the exchange a parent of the operator's node, so that it
-// ticks whenever the operator may run.
-func (r *exchangeReader[K, V, C]) attach(n engine.Node) {
+// ticks whenever the operator may run, and marks the operator's streams
+// as keyed by the exchange when it is used.
+func (r *exchangeReader[K, V, C]) attach(n engine.Node, outs ...exchangedStream) {
 	if r == nil {
 		return
 	}
 	m := n.Meta()
 	m.Parents = append(m.Parents, r.x)
+	for _, o := range outs {
+		o.setExchanged(r.x)
+	}
 }
+
+// exchangedStream is a stream an operator reading an exchange makes.
+type exchangedStream interface{ setExchanged(exchangeUse) }
+
+func (s *Stream[T]) setExchanged(x exchangeUse) { s.exchanged = x }
 
 // reads reports whether the operator reads the exchange this batch's way:
 // in group mode over a stream not keyed like the job's input.

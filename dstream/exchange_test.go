@@ -358,8 +358,17 @@ func TestExchangeRefusals(t *testing.T) {
 		}, `dstream: stream "rekeyed" produces every 2s, not every batch (1s), and group mode repartitions only streams that produce at every batch; key the stream before windowing it`},
 		{"a join of streams not keyed like the input", func(s *dstream.Stream[kv]) {
 			m := dstream.Map(s, func(x kv) kv { return x })
-			collect(dstream.Join(dstream.CoPartitioned(s), m))
-		}, `dstream: operator "join-1" (join) keys streams that are not all known to be keyed like the job's input, and group mode repartitions only the input of a keyed operator of one stream`},
+			collect(dstream.Join(m, m))
+		}, `dstream: operator "join-1" (join) joins streams that group mode has not keyed alike`},
+		{"a join of a stream keyed like the input and one keyed by an exchange", func(s *dstream.Stream[kv]) {
+			counts := dstream.ReduceByKey(reKeyed(s), sum)
+			collect(dstream.Join(dstream.CoPartitioned(s), counts))
+		}, `dstream: operator "join-1" (join) joins streams that group mode has not keyed alike`},
+		{"a Map after a keyed operator over an exchange", func(s *dstream.Stream[kv]) {
+			words := reKeyed(s)
+			counts := dstream.Map(dstream.ReduceByKey(words, sum), func(x kv) kv { return x })
+			collect(dstream.Join(counts, dstream.ReduceByKey(words, sum)))
+		}, `dstream: operator "join-1" (join) joins streams that group mode has not keyed alike`},
 		{"a re-keyed stream", func(s *dstream.Stream[kv]) {
 			collect(dstream.ReduceByKey(reKeyed(s), sum))
 		}, ""},
@@ -378,6 +387,43 @@ func TestExchangeRefusals(t *testing.T) {
 			}
 			require.ErrorContains(t, err, tc.want)
 			require.NotContains(t, err.Error(), "\n", "one sentence")
+		})
+	}
+}
+
+// TestExchangeKeyedOutputs checks that the output of a keyed operator
+// that read an exchange is keyed by it: keyed operators and joins over it
+// need no exchange of their own, and run one batch behind the input, as
+// the operator before them.
+func TestExchangeKeyedOutputs(t *testing.T) {
+	type kv = dstream.KV[string, int]
+	sum := func(a, b int) int { return a + b }
+	cases := []struct {
+		name  string
+		build func(s *dstream.Stream[kv]) *dstream.Stream[kv]
+	}{
+		{"UpdateStateByKey over ReduceByKey", func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			counts := dstream.Filter(dstream.ReduceByKey(reKeyed(s), sum), func(x kv) bool { return x.Value%3 != 0 })
+			return dstream.UpdateStateByKey(counts, func(vs []int, st int, ok bool) (int, bool) { return st + len(vs), true })
+		}},
+		{"Join of two keyed operators' outputs", func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
+			words := reKeyed(s)
+			counts := dstream.ReduceByKey(words, sum)
+			totals := dstream.UpdateStateByKey(words, func(vs []int, st int, ok bool) (int, bool) { return st + len(vs), true })
+			joined := dstream.Join(counts, totals)
+			return dstream.MapValues(joined, func(j dstream.Joined[int, int]) int { return j.Left*1000 + j.Right })
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			input := keyedInput(len(moving)+2, 4, 10, 12)
+			x := newMemExchange()
+			group, single := runGroup(t, x, 4, input, moving, len(input)+1, tc.build)
+			require.Empty(t, group[0])
+			for i := range len(input) {
+				require.ElementsMatch(t, single[i], group[i+1], "output batch %d", i+2)
+			}
+			require.Equal(t, []string{"words"}, x.exchanges(), "one exchange")
 		})
 	}
 }

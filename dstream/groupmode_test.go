@@ -454,7 +454,7 @@ func TestGroupModeRefusals(t *testing.T) {
 		{"Join of a marked and an unmarked stream", func(s *dstream.Stream[kv]) {
 			m := dstream.Map(s, func(x kv) kv { return x })
 			collect(dstream.Join(dstream.CoPartitioned(s), m))
-		}, `operator "join-1" (join) keys streams that are not all known to be keyed like the job's input`},
+		}, `dstream: operator "join-1" (join) joins streams that group mode has not keyed alike; join streams that are all keyed like the job's input (assert it with dstream.CoPartitioned(s)) or all made by keyed operators, which repartition their input, or run the job in single-process mode`},
 		{"CountByValue", func(s *dstream.Stream[kv]) {
 			collect(dstream.CountByValue(dstream.CoPartitioned(s)))
 		}, `dstream: operator "countByValue-1" (countByValue) keys a stream that is not known to be keyed like the job's input, and its source "taskSource-1" cannot repartition it`},

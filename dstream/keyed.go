@@ -46,7 +46,7 @@ func combineByKeyWith[K comparable, V, C any](s *Stream[KV[K, V]], kind string, 
 	kn.inputs = []keyedRef{s}
 	x := readExchange(s, kn.Meta(), &kn.groupCheck, cb, codec)
 	out := keepsKeying(derive[KV[K, C]](kind, kn, s), s)
-	x.attach(kn)
+	x.attach(kn, out)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, C]], error) {
 		in, err := s.get(ctx, j)
 		if err != nil || in == nil {

@@ -214,6 +214,9 @@ func MapWithState[K comparable, V, S, U any](s *Stream[KV[K, V]], spec StateSpec
 			return snaps
 		}
 		snaps = keepsKeying(derive[KV[K, S]]("stateSnapshots", &node{}, out), s)
+		if n.x != nil {
+			snaps.setExchanged(n.x.x)
+		}
 		snaps.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, S]], error) {
 			if err := n.advance(ctx, j); err != nil {
 				return nil, err

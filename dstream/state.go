@@ -101,7 +101,7 @@ func updateStateByKey[K comparable, V, S any](s *Stream[KV[K, V]], update func(t
 	n.inputs = []keyedRef{s}
 	n.x = readExchange(s, n.Meta(), &n.groupCheck, groupCombiner[V](), listValueCodec[V]())
 	out := keepsKeying(derive[KV[K, S]]("updateStateByKey", n, s), s)
-	n.x.attach(n)
+	n.x.attach(n, out)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, S]], error) {
 		if err := n.advance(ctx, j); err != nil {
 			return nil, err

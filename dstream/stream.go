@@ -65,8 +65,10 @@ type Stream[T any] struct {
 	coPart  bool
 	keyedAs []keyedRef
 	// exch is the stream's exchange in group mode (*exchange[K, V]), made
-	// by the first keyed operator that reads it (see exchange.go).
-	exch any
+	// by the first keyed operator that reads it (see exchange.go);
+	// exchanged is the exchange the operator making the stream reads.
+	exch      any
+	exchanged exchangeUse
 }
 
 // Name sets the operator's stable name, overriding the default

@@ -50,7 +50,17 @@ import (
 const taskRecordVersion = 1
 
 // keyedRef is what a stream says of its keying, whatever its type.
-type keyedRef interface{ coPartitioned() bool }
+type keyedRef interface{ keying() keying }
+
+// keying is how a keyed stream's records are spread over the tasks in
+// group mode.
+type keying uint8
+
+const (
+	notKeyed      keying = iota // not known: a keyed operator repartitions it
+	inputKeyed                  // like the job's input (CoPartitioned)
+	exchangeKeyed               // by the key's stable hash, as an exchange spreads them
+)
 
 // CoPartitioned returns s marked as keyed like the job's input: its
 // records are keyed by the key of the input records they come from, which
@@ -58,34 +68,41 @@ type keyedRef interface{ coPartitioned() bool }
 // all records of a key come from one task. In group mode a keyed operator
 // (ReduceByKey, UpdateStateByKey, keyed windows, MapWithState, …) over a
 // stream not known to be keyed so repartitions it through an exchange of
-// the source, a batch later, and a join of such streams is refused; the
-// mark spares the exchange. Key-preserving
+// the source, a batch later; the mark spares the exchange. Key-preserving
 // operators (Filter, MapValues, FlatMapValues, Union, keyed operators and
-// keyed windows over marked streams) keep the mark, others (Map, FlatMap,
-// Transform, …) drop it. The assertion is not checked: records keyed
-// otherwise would split a key's state between tasks. It changes nothing in
-// single-process mode. CoPartitioned marks s itself and returns it.
+// keyed windows) keep the mark, others (Map, FlatMap, Transform, …) drop
+// it. The output of a keyed operator that repartitioned its input is keyed
+// by the exchange, and a keyed operator over it (through key-preserving
+// operators) needs no exchange of its own. A join needs both its streams
+// keyed alike: both marked, or both the outputs of keyed operators. The
+// assertion is not checked: records keyed otherwise would split a key's
+// state between tasks. It changes nothing in single-process mode.
+// CoPartitioned marks s itself and returns it.
 func CoPartitioned[K comparable, V any](s *Stream[KV[K, V]]) *Stream[KV[K, V]] {
 	s.coPart = true
 	return s
 }
 
-func (s *Stream[T]) coPartitioned() bool {
+func (s *Stream[T]) keying() keying {
 	if s.coPart {
-		return true
+		return inputKeyed
 	}
 	if len(s.keyedAs) == 0 {
-		return false
+		return notKeyed
 	}
-	for _, r := range s.keyedAs {
-		if !r.coPartitioned() {
-			return false
+	k := s.keyedAs[0].keying()
+	for _, r := range s.keyedAs[1:] {
+		if r.keying() != k {
+			return notKeyed
 		}
 	}
-	return true
+	if k == notKeyed && s.exchanged != nil && s.exchanged.source() != nil {
+		return exchangeKeyed // made by a keyed operator reading an exchange
+	}
+	return k
 }
 
-// keepsKeying makes out keyed like ins when they all are.
+// keepsKeying makes out keyed like ins when they all are keyed alike.
 func keepsKeying[T any](out *Stream[T], ins ...keyedRef) *Stream[T] {
 	out.keyedAs = append(out.keyedAs, ins...)
 	return out
@@ -135,11 +152,20 @@ func (g *groupCheck) validateGroup(m *engine.Meta) error {
 	if g.group == nil {
 		return nil
 	}
+	if len(g.inputs) > 1 {
+		k := g.inputs[0].keying()
+		for _, in := range g.inputs[1:] {
+			if in.keying() != k || k == notKeyed {
+				return fmt.Errorf("dstream: operator %q (%s) joins streams that group mode has not keyed alike; join streams that are all keyed like the job's input (assert it with dstream.CoPartitioned(s)) or all made by keyed operators, which repartition their input, or run the job in single-process mode", m.Name(), m.Kind)
+			}
+		}
+		return nil
+	}
 	for _, in := range g.inputs {
 		switch {
-		case in.coPartitioned():
+		case in.keying() != notKeyed:
 		case g.exch == nil:
-			return fmt.Errorf("dstream: operator %q (%s) keys streams that are not all known to be keyed like the job's input, and group mode repartitions only the input of a keyed operator of one stream; when their records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s), otherwise run the job in single-process mode", m.Name(), m.Kind)
+			return fmt.Errorf("dstream: operator %q (%s) keys a stream that is not known to be keyed like the job's input, which group mode needs; when its records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s)", m.Name(), m.Kind)
 		case g.exch.source() == nil:
 			return fmt.Errorf("dstream: operator %q (%s) keys a stream that is not known to be keyed like the job's input, and its source %q cannot repartition it; when its records are keyed by the input's key with Kafka's default partitioner assert it with dstream.CoPartitioned(s), otherwise read it with a Kafka source in group mode, which repartitions through a topic", m.Name(), m.Kind, g.group.Meta().Name())
 		case !g.keyStable:

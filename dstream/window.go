@@ -495,7 +495,7 @@ func newIncrementalWindow[K comparable, V any](kind string, s *Stream[KV[K, V]],
 func keyedWindowStream[K comparable, V, C any](w *keyedWindow[K, V, C]) *Stream[KV[K, C]] {
 	w.x = readExchange(w.parent, w.Meta(), &w.groupCheck, w.cb, w.xc)
 	out := keepsKeying(derive[KV[K, C]](w.meta.Kind, w, w.parent), w.parent)
-	w.x.attach(w)
+	w.x.attach(w, out)
 	out.compute = func(ctx context.Context, j *engine.Job) (*data[KV[K, C]], error) {
 		if err := w.advance(ctx, j); err != nil {
 			return nil, err
