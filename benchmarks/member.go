@@ -48,7 +48,8 @@ import (
 // committed a batch that read records, whose repartition records it may
 // read), or once the standard input closes. Then it prints a "metric <name>
 // <value>" line for each kafka_repartition_* metric of its Kafka source,
-// "state <keys in state or output> <their sum> <records read> <fingerprint>"
+// "timing <what the batches that read or output something spent their time
+// on>", "state <keys in state or output> <their sum> <records read> <fingerprint>"
 // and "done", and exits. The fingerprint of the word count is the sum of
 // fnv64a(word) × count over its counts (mod 2⁶⁴), which adds up across
 // members however the words were split among them; page popularity's is 0.
@@ -122,6 +123,8 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 		print   uint64  // the word count's fingerprint
 		total   int64   // records read
 		output  int64   // what the batch's output added up
+		busy    timing  // the batches that read or output something
+		pause   = func() {}
 	)
 	out := bufio.NewWriter(stdout)
 	read := map[int32]bool{} // partitions the batch in flight read records of
@@ -152,14 +155,13 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 		if ms.IdleStop > 0 && idle >= ms.IdleStop {
 			stop()
 		}
+		if !quiet {
+			busy.add(info)
+		}
 		if ms.WaitIdle && quiet {
 			// Nothing more to do until another member commits what this
-			// one may read. The listener runs on the batch loop: waiting
-			// here holds the next batch back.
-			select {
-			case <-pokes:
-			case <-runCtx.Done():
-			}
+			// one may read: stop the batches until a poke.
+			pause()
 		}
 	}})}
 	if ms.Manual {
@@ -277,7 +279,21 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	if ms.Manual {
-		err = c.RunBatches(runCtx, math.MaxInt)
+		for {
+			var batchCtx context.Context
+			batchCtx, pause = context.WithCancel(runCtx)
+			err = c.RunBatches(batchCtx, math.MaxInt)
+			pause()
+			if !errors.Is(err, context.Canceled) || runCtx.Err() != nil {
+				break
+			}
+			select { // paused: run again after a poke
+			case <-pokes:
+				continue
+			case <-runCtx.Done():
+			}
+			break
+		}
 	} else {
 		err = c.Run(runCtx)
 	}
@@ -294,8 +310,36 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 	for _, m := range repartitionMetrics(c) {
 		fmt.Fprintf(out, "metric %s %g\n", m.Name, m.Value)
 	}
+	fmt.Fprintf(out, "timing %s\n", busy)
 	fmt.Fprintf(out, "state %d %g %d %d\ndone\n", keys, sum, total, print)
 	return out.Flush()
+}
+
+// timing sums what batches spent their time on (see engine.BatchInfo).
+type timing struct {
+	batches                                  int
+	processing, planning, reading, computing time.Duration
+	output                                   time.Duration
+}
+
+func (t *timing) add(info engine.BatchInfo) {
+	t.batches++
+	t.processing += info.ProcessingDelay
+	t.planning += info.PlanningDelay
+	t.reading += info.ReadingDelay
+	t.computing += info.ComputingDelay
+	t.output += info.OutputDelay
+}
+
+// String is the sums and the batches' mean processing time.
+func (t timing) String() string {
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	mean := time.Duration(0)
+	if t.batches > 0 {
+		mean = t.processing / time.Duration(t.batches)
+	}
+	return fmt.Sprintf("%d batches, %v processing (%v a batch): planning %v, reading %v, computing %v, outputs %v",
+		t.batches, r(t.processing), mean.Round(100*time.Microsecond), r(t.planning), r(t.reading), r(t.computing), r(t.output))
 }
 
 // repartitionMetrics returns the kafka_repartition_* counters of c's

@@ -50,6 +50,7 @@ type memberEvent struct {
 	state   *jobState // state lines
 	metric  string    // metric lines: the metric's name
 	value   float64   // and its value
+	timing  string    // timing lines: the rest of the line
 }
 
 // jobState is what the members of a run hold in state once stopped: pages
@@ -61,6 +62,8 @@ type jobState struct {
 	print uint64
 	// metrics are the members' kafka_repartition_* counters, summed.
 	metrics map[string]float64
+	// timings say what each member's batches spent their time on.
+	timings []string
 	cpu     time.Duration // the members' user and system CPU time, once they exited
 	// broker is the CPU time of this process (the broker, mostly) while
 	// the members read.
@@ -94,6 +97,8 @@ func (s *jobState) take(ev memberEvent) {
 		s.add(ev.state)
 	case ev.metric != "":
 		s.addMetric(ev)
+	case ev.timing != "":
+		s.timings = append(s.timings, ev.m.name+": "+ev.timing)
 	}
 }
 
@@ -154,6 +159,8 @@ func (h *harness) startMember(name string, spec memberSpec, procs int, events ch
 				ev.state.sum, _ = strconv.ParseFloat(f[2], 64)
 				ev.state.read, _ = strconv.ParseInt(f[3], 10, 64)
 				ev.state.print, _ = strconv.ParseUint(f[4], 10, 64)
+			} else if rest, ok := strings.CutPrefix(ev.line, "timing "); ok {
+				ev.timing = rest
 			} else if len(f) == 3 && f[0] == "metric" {
 				ev.metric = f[1]
 				ev.value, _ = strconv.ParseFloat(f[2], 64)
@@ -428,6 +435,9 @@ func (h *harness) scaleRun(ctx context.Context, job scaleJob, members int, state
 		}
 	}
 	ms = nil
+	for _, t := range state.timings {
+		h.logf("  %s", t)
+	}
 	// What the machine was busy with besides the members and this process,
 	// in cores, while the members read (their CPU time before "go" and
 	// after the last batch is small, and counted as theirs).
