@@ -131,7 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.failoverTasks, "failover-tasks", 4, "tasks (partitions) of the scaleout workload's failover run, split between two members")
 	fs.DurationVar(&cfg.failoverSession, "failover-session-timeout", 6*time.Second, "session timeout of the members of the scaleout workload's failover run: how long the group waits for a killed member")
 	fs.DurationVar(&cfg.failoverBatch, "failover-batch", 200*time.Millisecond, "batch interval of the scaleout workload's failover run, on the real clock")
-	fs.IntVar(&cfg.scaleLines, "scaleout-lines", 500_000, "lines of 8 words that the wordcount-scaleout workload's members count, re-keyed by word (-quick: 100,000)")
+	fs.IntVar(&cfg.scaleLines, "scaleout-lines", 1_000_000, "lines of 8 words that the wordcount-scaleout workload's members count, re-keyed by word (-quick: 200,000)")
 	fs.StringVar(&cfg.dir, "dir", "", "scratch dir for checkpoints (default: a new temp dir, removed afterwards)")
 	fs.StringVar(&cfg.out, "out", "", "JSON results file (default results/latest.json, -quick: results/quick.json, beside this command)")
 	fs.StringVar(&cfg.chart, "chart", "", "SVG chart file (default: the JSON file's name with .svg)")
@@ -161,7 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"sql-rows":            func() { cfg.sqlRows = 1000 },
 			"failover-keys":       func() { cfg.failoverKeys = 20_000 },
 			"scaleout-records":    func() { cfg.scaleRecords = 400_000 },
-			"scaleout-lines":      func() { cfg.scaleLines = 100_000 },
+			"scaleout-lines":      func() { cfg.scaleLines = 200_000 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
