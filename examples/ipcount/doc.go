@@ -30,4 +30,12 @@
 // With --save PREFIX every slide writes the count of every address in the
 // window to PREFIX-<batch ms>.jsonl as {"ip":…,"count":…} lines, highest
 // count first, then by address.
+//
+// With --member NAME it runs as one of several processes sharing the topic
+// through the consumer group --group, against a broker they share
+// (--brokers). Lines are read where they are, by whichever member owns
+// their partition; their requests, named "requests", go through the
+// repartition topic <group>-requests-repartition to the member owning the
+// address's task, so each member prints the addresses of its own tasks,
+// counted one batch after they were read.
 package main

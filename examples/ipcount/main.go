@@ -21,7 +21,6 @@ var spec = exampleutil.Spec{
 	Rate:          50,
 	Generator:     newGenerator,
 	SinkByDefault: true,
-	StateKey:      "client_real_ip",
 }
 
 func main() { exampleutil.Main(spec, build) }

@@ -25,5 +25,7 @@
 // With --member NAME it runs as one of several processes sharing the topic
 // through the consumer group --group, against a broker they share
 // (--brokers): each owns some of the partitions and ranks the pages of
-// those. That needs the records keyed by page, as the generator keys them.
+// those. Its state is kept by page, the key of its records (the generator
+// keys them so, and so must other producers, with Kafka's default
+// partitioner), so no record goes through a repartition topic.
 package main

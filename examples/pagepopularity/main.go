@@ -18,9 +18,6 @@ var spec = exampleutil.Spec{
 	Rate:          20,
 	Generator:     newGenerator,
 	SinkByDefault: true,
-	// Records are keyed by page, the key of its state: the generator
-	// keys them so, and so must other producers for --member.
-	CoPartitioned: true,
 }
 
 func main() { exampleutil.Main(spec, build) }

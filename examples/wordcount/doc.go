@@ -27,4 +27,12 @@
 // PREFIX-<batch ms>.jsonl as {"word":…,"count":…} lines (highest count
 // first, then by word), and every batch writes the all-time totals to
 // PREFIX-totals-<batch ms>.jsonl (by word).
+//
+// With --member NAME it runs as one of several processes sharing the topic
+// through the consumer group --group, against a broker they share
+// (--brokers). Lines are read where they are, by whichever member owns
+// their partition; their words, named "words", go through the repartition
+// topic <group>-words-repartition to the member owning the word's task, so
+// each member prints the words of its own tasks, counted one batch after
+// they were read.
 package main

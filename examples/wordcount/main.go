@@ -21,7 +21,6 @@ var spec = exampleutil.Spec{
 	Slide:     10 * time.Second,
 	Rate:      20,
 	Generator: newGenerator,
-	StateKey:  "word",
 }
 
 func main() { exampleutil.Main(spec, build) }

@@ -1,23 +1,96 @@
 package main
 
 import (
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/examples/internal/exampletest"
+	"github.com/sluicehq/sluice/internal/topictest"
 )
 
-// TestMemberRefused checks that --member is refused in one sentence, with
-// exit status 2: wordcount keys its state by word, which is not the key of
-// its input records, and such a job cannot run on several processes until
-// its records can be repartitioned.
-func TestMemberRefused(t *testing.T) {
+// TestMember runs wordcount as member a of its group (--member) against a
+// stand-alone sluice-broker, with a window longer than the run: the
+// words go through the repartition topic sluice-wordcount-words-repartition
+// (the default group, sluice-wordcount, and the stream's name), and the
+// window and the totals it saves last count every word of the input once.
+// --sink kafka: holds, read committed, every row the --save files hold,
+// and a second run under its name resumes at the group's offsets and
+// reads nothing.
+func TestMember(t *testing.T) {
+	seed := exampletest.Seed(t)
+	rnd := rand.New(rand.NewPCG(seed, seed^0x7763))
+	gen := newGenerator()
+	truth := map[string]int64{}
+	var keys, values [][]byte
+	for range 400 {
+		k, v := gen.Next(rnd)
+		keys, values = append(keys, k), append(values, v)
+		for _, w := range Words(string(v)) {
+			truth[w]++
+		}
+	}
+	addr := exampletest.StartBroker(t, "words", 2)
+	exampletest.Produce(t, addr, "words", keys, values)
 	bin := exampletest.Build(t, "./examples/wordcount")
-	p := exampletest.Start(t, bin, "--brokers", "127.0.0.1:1", "--member", "a")
-	out := p.Wait(t, 30*time.Second)
-	require.Empty(t, out)
-	require.Equal(t, 2, p.Cmd.ProcessState.ExitCode())
-	require.Equal(t, "wordcount: --member: wordcount keys its state by word, not by the keys of its input records, and a job that re-keys its records cannot run on several processes yet; run it without --member.\n", p.Stderr.String())
+	prefix := filepath.Join(t.TempDir(), "out", "wc")
+	args := []string{"--brokers", addr, "--member", "a", "--save", prefix, "--sink", "kafka:wc",
+		"--batch", "100ms", "--window", "10m", "--slide", "100ms", "--max-rate-per-partition", "1000",
+		"--stop-when-idle", "3", "--http", ""}
+
+	p := exampletest.Start(t, bin, args...)
+	out := p.Wait(t, 60*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Contains(t, out[0], `as member "a" of group "sluice-wordcount"`)
+	require.Contains(t, out[len(out)-1], "run it again with --member a to rejoin")
+
+	for _, kind := range []string{"", "totals"} {
+		got := map[string][]int64{}
+		for _, r := range exampletest.ReadJSONLines[wordCount](t, exampletest.Newest(t, prefix+"-a", kind)) {
+			got[r.Word] = append(got[r.Word], r.Count)
+		}
+		exampletest.RequireCounts(t, "the newest --save file of kind "+kind, truth, got)
+	}
+	for _, kind := range []string{"", "totals"} {
+		var saved int
+		for _, rows := range exampletest.SavedRows(t, prefix+"-a", kind) {
+			saved += len(rows)
+		}
+		topic := strings.TrimSuffix("wc-"+kind, "-")
+		require.Len(t, topictest.ReadToEnd(t, []string{addr}, topic, true), saved,
+			"read committed, %s holds one record per row of the --save files", topic)
+	}
+	repartition := exampletest.RepartitionTopic("sluice-wordcount", "words")
+	committed, _ := exampletest.CheckRepartition(t, exampletest.Repartition{
+		Addr: addr, Topic: repartition, Partitions: 2, Consumers: []string{"totals", "window-counts"},
+		Decode: decodeCount, Want: truth,
+	})
+	t.Logf("%s: %d records read committed for %d words", repartition, committed, len(truth))
+
+	p = exampletest.Start(t, bin, args...)
+	out = p.Wait(t, 60*time.Second)
+	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
+	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\) after \d+ batches and 0 records`, out[len(out)-1],
+		"run again, member a resumes at the group's offsets:\n%s", strings.Join(out, "\n"))
+}
+
+// decodeCount decodes a consumer's payload in a record of the repartition
+// topic of the words into the count it adds: the window's is a count, a
+// zig-zag varint; the totals' (UpdateStateByKey, which takes a batch's
+// values of a word as they are) is the list of the word's values in the
+// member's batch, a 1 for every time it occurs.
+func decodeCount(consumer string, payload []byte) (int64, error) {
+	if consumer == "window-counts" {
+		return exampletest.ZigZag(payload)
+	}
+	vs, err := exampletest.ZigZagList(payload)
+	var sum int64
+	for _, v := range vs {
+		sum += v
+	}
+	return sum, err
 }

@@ -30,9 +30,9 @@
 // --member NAME runs the job as one member of --group (kafkasource.AsMember)
 // against --brokers of a broker every member shares: the members split the
 // topic's partitions, and a member that stops or dies hands its tasks and
-// their state to the others. It needs an example whose state is keyed like
-// its input records ([Spec].CoPartitioned). Offsets then live in the group
-// and --checkpoint names the member's local state dir; --sink takes only
+// their state to the others; records re-keyed by another key than the
+// input's go through the job's repartition topics. Offsets then live in the
+// group and --checkpoint names the member's local state dir; --sink takes only
 // kafka:TOPIC, whose records join the member's transaction;
 // --session-timeout says how long the group waits for a silent member.
 //

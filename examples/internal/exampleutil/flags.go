@@ -38,13 +38,6 @@ type Spec struct {
 	// SinkByDefault makes --sink default to [DefaultSink] of the example
 	// instead of none.
 	SinkByDefault bool
-	// CoPartitioned says that the example keeps its keyed state by the
-	// keys of its input records (written with Kafka's default
-	// partitioner), so that it can run on several processes (--member).
-	// Without it --member is refused, naming StateKey, what the example
-	// keys its state by instead ("word").
-	CoPartitioned bool
-	StateKey      string
 }
 
 // DefaultSink is the --sink of an example with Spec.SinkByDefault: a

@@ -1,7 +1,6 @@
 package exampleutil
 
 import (
-	"cmp"
 	"path/filepath"
 	"strings"
 	"time"
@@ -48,8 +47,6 @@ func (p *parser) checkMember() error {
 		return usagef("--member %q holds characters other than letters, digits, '.', '_' and '-'; name this process such as --member a.", cfg.Member)
 	}
 	switch {
-	case !spec.CoPartitioned:
-		return usagef("--member: %s keys its state by %s, not by the keys of its input records, and a job that re-keys its records cannot run on several processes yet; run it without --member.", spec.Name, cmp.Or(spec.StateKey, "something else"))
 	case cfg.Embedded():
 		return usagef("--member needs a broker that every member shares, and the embedded broker lives in one process; start one with go run ./cmd/sluice-broker and pass its address with --brokers.")
 	case cfg.SessionTimeout <= 0 || cfg.SessionTimeout%time.Millisecond != 0:

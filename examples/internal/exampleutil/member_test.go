@@ -20,16 +20,15 @@ import (
 	"github.com/sluicehq/sluice/internal/topictest"
 )
 
-// coPartitioned is goodBad as an example whose state is keyed like its
-// input, so that it may run with --member, with a SQL sink by default.
-var coPartitioned = func() Spec {
+// withSink is goodBad with a SQL sink by default, which --member drops.
+var withSink = func() Spec {
 	s := goodBad
-	s.CoPartitioned, s.SinkByDefault = true, true
+	s.SinkByDefault = true
 	return s
 }()
 
 func TestParseFlagsMember(t *testing.T) {
-	cfg, err := ParseFlags(coPartitioned, []string{"--brokers", "a:9092", "--member", "a", "--save", "out/r", "--session-timeout", "10s", "--rebalance-timeout", "5s"}, nil)
+	cfg, err := ParseFlags(withSink, []string{"--brokers", "a:9092", "--member", "a", "--save", "out/r", "--session-timeout", "10s", "--rebalance-timeout", "5s"}, nil)
 	require.NoError(t, err)
 	require.Equal(t, "a", cfg.Member)
 	require.Equal(t, 10*time.Second, cfg.SessionTimeout)
@@ -40,18 +39,18 @@ func TestParseFlagsMember(t *testing.T) {
 	require.Equal(t, "out/r-a", cfg.Save, "each member saves files of its own")
 	require.Len(t, cfg.memberOptions(), 3)
 
-	cfg, err = ParseFlags(coPartitioned, []string{"--brokers", "a:9092", "--member", "b.1", "--sink", "kafka:results"}, nil)
+	cfg, err = ParseFlags(withSink, []string{"--brokers", "a:9092", "--member", "b.1", "--sink", "kafka:results"}, nil)
 	require.NoError(t, err)
 	require.Equal(t, "kafka:results", cfg.Sink)
 	require.Equal(t, DefaultSessionTimeout, cfg.SessionTimeout)
 	require.Equal(t, DefaultRebalanceTimeout, cfg.RebalanceTimeout)
 
-	cfg, err = ParseFlags(coPartitioned, []string{"--brokers", "a:9092", "--member", "a", "--checkpoint", "state/a"}, nil)
+	cfg, err = ParseFlags(withSink, []string{"--brokers", "a:9092", "--member", "a", "--checkpoint", "state/a"}, nil)
 	require.NoError(t, err)
 	require.Empty(t, cfg.Checkpoint)
 	require.Equal(t, "state/a", cfg.StateDir, "--checkpoint names the member's local state dir")
 
-	cfg, err = ParseFlags(coPartitioned, nil, nil)
+	cfg, err = ParseFlags(withSink, nil, nil)
 	require.NoError(t, err)
 	require.Empty(t, cfg.Member)
 	require.Nil(t, cfg.memberOptions(), "single-process mode by default")
@@ -65,34 +64,30 @@ func TestParseFlagsMemberErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"re-keyed example", func() Spec { s := goodBad; s.StateKey = "word"; return s }(), shared,
-			"--member: goodbad keys its state by word, not by the keys of its input records, and a job that re-keys its records cannot run on several processes yet; run it without --member."},
-		{"example keyed otherwise", goodBad, shared,
-			"--member: goodbad keys its state by something else, not by the keys of its input records, and a job that re-keys its records cannot run on several processes yet; run it without --member."},
-		{"embedded broker", coPartitioned, []string{"--member", "a"},
+		{"embedded broker", withSink, []string{"--member", "a"},
 			"--member needs a broker that every member shares, and the embedded broker lives in one process; start one with go run ./cmd/sluice-broker and pass its address with --brokers."},
-		{"empty name", coPartitioned, []string{"--brokers", "a:9092", "--member", ""}, "--member is empty; name this process, such as --member a, or drop the flag."},
-		{"name with a slash", coPartitioned, []string{"--brokers", "a:9092", "--member", "a/b"},
+		{"empty name", withSink, []string{"--brokers", "a:9092", "--member", ""}, "--member is empty; name this process, such as --member a, or drop the flag."},
+		{"name with a slash", withSink, []string{"--brokers", "a:9092", "--member", "a/b"},
 			`--member "a/b" holds characters other than letters, digits, '.', '_' and '-'; name this process such as --member a.`},
-		{"session timeout alone", coPartitioned, []string{"--brokers", "a:9092", "--session-timeout", "10s"},
+		{"session timeout alone", withSink, []string{"--brokers", "a:9092", "--session-timeout", "10s"},
 			"--session-timeout applies to group mode; add --member NAME or drop the flag."},
-		{"rebalance timeout alone", coPartitioned, []string{"--brokers", "a:9092", "--rebalance-timeout", "10s"},
+		{"rebalance timeout alone", withSink, []string{"--brokers", "a:9092", "--rebalance-timeout", "10s"},
 			"--rebalance-timeout applies to group mode; add --member NAME or drop the flag."},
-		{"zero rebalance timeout", coPartitioned, append(shared, "--rebalance-timeout", "0s"),
+		{"zero rebalance timeout", withSink, append(shared, "--rebalance-timeout", "0s"),
 			"--rebalance-timeout 0s is not a positive whole number of milliseconds; pass a duration such as --rebalance-timeout 30s."},
-		{"zero session timeout", coPartitioned, append(shared, "--session-timeout", "0s"),
+		{"zero session timeout", withSink, append(shared, "--session-timeout", "0s"),
 			"--session-timeout 0s is not a positive whole number of milliseconds; pass a duration such as --session-timeout 10s."},
-		{"sub-millisecond session timeout", coPartitioned, append(shared, "--session-timeout", "1500us"),
+		{"sub-millisecond session timeout", withSink, append(shared, "--session-timeout", "1500us"),
 			"--session-timeout 1.5ms is not a positive whole number of milliseconds; pass a duration such as --session-timeout 10s."},
-		{"session timeout not a duration", coPartitioned, append(shared, "--session-timeout", "long"),
+		{"session timeout not a duration", withSink, append(shared, "--session-timeout", "long"),
 			`--session-timeout "long" is not a valid value; pass a duration such as 2s, 500ms or 1m.`},
-		{"start offsets", coPartitioned, append(shared, "--start-offsets", "earliest"),
+		{"start offsets", withSink, append(shared, "--start-offsets", "earliest"),
 			"--start-offsets does not apply with --member, where a task starts at the group's committed offsets, else at the partition's start; drop it (or set the group's offsets with kafka-consumer-groups)."},
-		{"rollback", coPartitioned, append(shared, "--rollback-on-corrupt"),
+		{"rollback", withSink, append(shared, "--rollback-on-corrupt"),
 			"--rollback-on-corrupt concerns checkpoints, and with --member offsets live in the group and there is no checkpoint; drop the flag."},
-		{"sqlite sink", coPartitioned, append(shared, "--sink", "sqlite:r.db"),
+		{"sqlite sink", withSink, append(shared, "--sink", "sqlite:r.db"),
 			"--sink sqlite:r.db cannot join the member's Kafka transaction, which commits each batch's results with its offsets in group mode; with --member pass --sink kafka:TOPIC or no --sink."},
-		{"postgres sink", coPartitioned, append(shared, "--sink", "postgres://localhost/db"),
+		{"postgres sink", withSink, append(shared, "--sink", "postgres://localhost/db"),
 			"--sink postgres://localhost/db cannot join the member's Kafka transaction, which commits each batch's results with its offsets in group mode; with --member pass --sink kafka:TOPIC or no --sink."},
 	}
 	for _, c := range cases {
@@ -112,11 +107,11 @@ func TestParseFlagsMemberErrors(t *testing.T) {
 // partitions' ends, and the member run again reads nothing.
 func TestRunMembers(t *testing.T) {
 	const records = 300
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, coPartitioned.Topic))
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, withSink.Topic))
 	require.NoError(t, err)
 	t.Cleanup(kc.Close)
 	addr := kc.ListenAddrs()[0]
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(coPartitioned.Topic))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(withSink.Topic))
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 	good := 0
@@ -135,7 +130,7 @@ func TestRunMembers(t *testing.T) {
 	member := func(name string) (code int, stdout, stderr string, c *counting) {
 		c = &counting{}
 		var out, errOut bytes.Buffer
-		code = Run(t.Context(), coPartitioned, []string{"--brokers", addr, "--member", name, "--checkpoint", filepath.Join(dir, "state-"+name), "--http", "", "--batch", "100ms",
+		code = Run(t.Context(), withSink, []string{"--brokers", addr, "--member", name, "--checkpoint", filepath.Join(dir, "state-"+name), "--http", "", "--batch", "100ms",
 			"--stop-when-idle", "10", "--log-level", "error", "--save", prefix, "--sink", "kafka:results"}, &out, &errOut, c.build)
 		return code, out.String(), errOut.String(), c
 	}
@@ -174,7 +169,7 @@ func TestRunMembers(t *testing.T) {
 	defer cancel()
 	committed, err := adm.FetchOffsets(ctx, "sluice-goodbad")
 	require.NoError(t, err)
-	ends, err := adm.ListEndOffsets(ctx, coPartitioned.Topic)
+	ends, err := adm.ListEndOffsets(ctx, withSink.Topic)
 	require.NoError(t, err)
 	ends.Each(func(o kadm.ListedOffset) {
 		c, ok := committed.Lookup(o.Topic, o.Partition)
