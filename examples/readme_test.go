@@ -153,7 +153,14 @@ var readmeSteps = []readmeStep{
 	{text: "go run ./examples/pagepopularity --brokers kafka1:9093 --tls-ca /etc/kafka/ca.pem --sasl-mechanism scram-sha-512 --sasl-user sluice",
 		skip: "needs a cluster with TLS and SCRAM; exampleutil's TestRunWithTLS and TestRunWithSASL run these flags against such a kfake cluster"},
 	// Running on several processes
-	{text: "go run ./cmd/sluice-broker --listen 127.0.0.1:19556 --topic user-behavior:4 &", ready: `^sluice-broker listening on `},
+	{text: "go run ./cmd/sluice-broker --listen 127.0.0.1:19556 --topic words:3 --topic user-behavior:4 &", ready: `^sluice-broker listening on `},
+	{text: "go run ./examples/wordcount --brokers 127.0.0.1:19556 --member a --batch 1s --sink kafka:wc", ready: `^batch \S+: \d+ records?`},
+	{text: "go run ./examples/wordcount --brokers 127.0.0.1:19556 --member b --batch 1s --sink kafka:wc", ready: `^batch \S+: \d+ records?`},
+	{text: "go run ./examples/wordcount --brokers 127.0.0.1:19556 --member c --batch 1s --sink kafka:wc", ready: `^batch \S+: \d+ records?`},
+	{text: `printf 'the cat sat on the mat\nThe dog sat on the cat.\nA cat, a dog!\n' | kcat -P -b 127.0.0.1:19556 -t words`},
+	{text: "kcat -b 127.0.0.1:19556 -X isolation.level=read_committed -C -t wc-totals -f '%s\\n'", untilEach: []string{
+		`^\{"word":"the","count":4\}$`, `^\{"word":"cat","count":3\}$`, `^\{"word":"sat","count":2\}$`, `^\{"word":"on","count":2\}$`,
+		`^\{"word":"dog","count":2\}$`, `^\{"word":"a","count":2\}$`, `^\{"word":"mat","count":1\}$`}},
 	{text: `printf 'page1:page1|2|3.5|1\npage2:page2|1|0.25|-1\npage10:page10|4|1.5|0\npage14:page14|1|1|1\npage1:page1|4|1.5|0\n' | kcat -P -b 127.0.0.1:19556 -t user-behavior -K: -X partitioner=murmur2_random`},
 	{text: "go run ./examples/pagepopularity --brokers 127.0.0.1:19556 --member a --batch 1s --session-timeout 6s --sink kafka:popularity", ready: `^batch \S+: \d+ records?`},
 	{text: "go run ./examples/pagepopularity --brokers 127.0.0.1:19556 --member b --batch 1s --session-timeout 6s --sink kafka:popularity", ready: `^batch \S+: \d+ records?`},
