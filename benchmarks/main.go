@@ -136,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.out, "out", "", "JSON results file (default results/latest.json, -quick: results/quick.json, beside this command)")
 	fs.StringVar(&cfg.chart, "chart", "", "SVG chart file (default: the JSON file's name with .svg)")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured workloads (input loading excluded) to this file; the scale-out workloads' processes write theirs beside it, named <file>.<group>-<member>")
-	fs.StringVar(&cfg.trace, "trace", "", "write an execution trace (runtime/trace) of the measured workloads to this file; read it with go tool trace")
+	fs.StringVar(&cfg.trace, "trace", "", "write an execution trace (runtime/trace) of the measured workloads to this file; read it with go tool trace; the scale-out workloads' processes write theirs beside it, named <file>.<group>-<member>")
 	fs.BoolVar(&cfg.quick, "quick", false, "small sizes: a run under a minute")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

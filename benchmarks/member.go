@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,9 +81,10 @@ type memberSpec struct {
 	// LogInfo logs the source's Info lines (tasks assigned, restored) to
 	// standard error.
 	LogInfo bool
-	// CPUProfile, when set, is the file the process writes a CPU profile
-	// of its batches to, from "go" to the end of its standard input.
-	CPUProfile string
+	// CPUProfile and Trace, when set, are the files the process writes a
+	// CPU profile and an execution trace of its batches to, from "go" to
+	// the end of its standard input.
+	CPUProfile, Trace string
 }
 
 // Jobs a scale-out process runs.
@@ -277,6 +279,17 @@ func runMember(spec string, stdin io.Reader, stdout io.Writer) error {
 			return fmt.Errorf("benchmarks: start the member's CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if ms.Trace != "" {
+		f, err := os.Create(ms.Trace)
+		if err != nil {
+			return fmt.Errorf("benchmarks: create the member's execution trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("benchmarks: start the member's execution trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 	if ms.Manual {
 		for {

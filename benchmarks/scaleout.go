@@ -358,6 +358,9 @@ func (h *harness) scaleRun(ctx context.Context, job scaleJob, members int, state
 		if h.cfg.cpuprofile != "" {
 			s.CPUProfile = fmt.Sprintf("%s.%s-%s", h.cfg.cpuprofile, group, name)
 		}
+		if h.cfg.trace != "" {
+			s.Trace = fmt.Sprintf("%s.%s-%s", h.cfg.trace, group, name)
+		}
 		m, err := h.startMember(name, s, 1, events)
 		if err != nil {
 			return 0, "", err
