@@ -60,11 +60,11 @@ func TestMember(t *testing.T) {
 	require.Len(t, topictest.ReadToEnd(t, []string{addr}, "ipc", true), saved,
 		"read committed, --sink kafka:ipc holds one record per row of the --save files")
 	repartition := exampletest.RepartitionTopic("sluice-ipcount", "requests")
-	committed, _ := exampletest.CheckRepartition(t, exampletest.Repartition{
+	st := exampletest.CheckRepartition(t, exampletest.Repartition{
 		Addr: addr, Topic: repartition, Partitions: 2, Consumers: []string{"ip-counts"},
 		Decode: decodeCount, Want: truth,
 	})
-	t.Logf("%s: %d records read committed for %d addresses", repartition, committed, len(truth))
+	t.Logf("%s: %d records read committed for %d addresses", repartition, st.Committed, len(truth))
 
 	p = exampletest.Start(t, bin, args...)
 	out = p.Wait(t, 60*time.Second)

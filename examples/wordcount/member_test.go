@@ -65,11 +65,11 @@ func TestMember(t *testing.T) {
 			"read committed, %s holds one record per row of the --save files", topic)
 	}
 	repartition := exampletest.RepartitionTopic("sluice-wordcount", "words")
-	committed, _ := exampletest.CheckRepartition(t, exampletest.Repartition{
+	st := exampletest.CheckRepartition(t, exampletest.Repartition{
 		Addr: addr, Topic: repartition, Partitions: 2, Consumers: []string{"totals", "window-counts"},
 		Decode: decodeCount, Want: truth,
 	})
-	t.Logf("%s: %d records read committed for %d words", repartition, committed, len(truth))
+	t.Logf("%s: %d records read committed for %d words", repartition, st.Committed, len(truth))
 
 	p = exampletest.Start(t, bin, args...)
 	out = p.Wait(t, 60*time.Second)

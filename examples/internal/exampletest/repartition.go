@@ -196,18 +196,64 @@ type Repartition struct {
 	Want map[string]int64
 }
 
+// RepartitionStats is what [CheckRepartition] found in a repartition topic.
+type RepartitionStats struct {
+	Committed, Uncommitted int // records read committed and read uncommitted
+	// Aborted is, by consumer, the counts the records of aborted
+	// transactions hold: what read-committed readers would count twice if
+	// they saw them.
+	Aborted map[string]int64
+}
+
 // CheckRepartition reads a repartition topic with kcat, read committed,
 // and checks that every record is keyed by a key of r.Want (keys are
 // strings, their bytes as they are) in partition
 // keyhash.Partition(hash(key), r.Partitions), that its value follows the
 // format of [RepartitionValue], and that every consumer's counts of a key,
 // summed over the records, are its count in r.Want: no record is missing
-// and none is there twice (every count is positive). It returns how many
-// records the topic holds read committed and read uncommitted.
-func CheckRepartition(t testing.TB, r Repartition) (committed, uncommitted int) {
+// and none is there twice (every count is positive). Read uncommitted, the
+// topic must hold the same records and those of aborted transactions,
+// whose counts it returns.
+func CheckRepartition(t testing.TB, r Repartition) RepartitionStats {
 	t.Helper()
+	committed := KcatReadRaw(t, r.Addr, r.Topic, true)
+	sums, wrong := sumRepartition(r, committed)
+	require.Empty(t, wrong, "%s, read committed: %d records", r.Topic, len(committed))
+	for _, c := range r.Consumers {
+		for key, want := range r.Want {
+			if got := sums[c][key]; got != want {
+				wrong = append(wrong, fmt.Sprintf("%s: %d, the input has %d", key, got, want))
+			}
+		}
+		slices.Sort(wrong)
+		require.Empty(t, wrong, "%s, read committed: consumer %q's counts summed over %d records differ from the input's for %d of %d keys",
+			r.Topic, c, len(committed), len(wrong), len(r.Want))
+	}
+
+	all := KcatReadRaw(t, r.Addr, r.Topic, false)
+	withAborted, wrong := sumRepartition(r, all)
+	require.Empty(t, wrong, "%s, read uncommitted: %d records", r.Topic, len(all))
+	st := RepartitionStats{Committed: len(committed), Uncommitted: len(all), Aborted: map[string]int64{}}
+	var total int64
+	for _, c := range r.Consumers {
+		for key, n := range withAborted[c] {
+			extra := n - sums[c][key]
+			require.GreaterOrEqual(t, extra, int64(0), "%s: consumer %q's counts of %q read uncommitted are below those read committed", r.Topic, c, key)
+			st.Aborted[c] += extra
+			total += extra
+		}
+	}
+	if st.Uncommitted > st.Committed {
+		require.Positive(t, total, "%s: %d records of aborted transactions hold no counts", r.Topic, st.Uncommitted-st.Committed)
+	}
+	return st
+}
+
+// sumRepartition checks recs as CheckRepartition says and sums their
+// counts by consumer and key; it returns what is wrong with them, the
+// first 20 faults.
+func sumRepartition(r Repartition, recs []RawRecord) (map[string]map[string]int64, []string) {
 	hash := keyhash.For[string]()
-	recs := KcatReadRaw(t, r.Addr, r.Topic, true)
 	sums := map[string]map[string]int64{}
 	for _, c := range r.Consumers {
 		sums[c] = map[string]int64{}
@@ -243,16 +289,5 @@ func CheckRepartition(t testing.TB, r Repartition) (committed, uncommitted int) 
 			}
 		}
 	}
-	require.Empty(t, wrong, "%s, read committed: %d records", r.Topic, len(recs))
-	for _, c := range r.Consumers {
-		for key, want := range r.Want {
-			if got := sums[c][key]; got != want {
-				wrong = append(wrong, fmt.Sprintf("%s: %d, the input has %d", key, got, want))
-			}
-		}
-		slices.Sort(wrong)
-		require.Empty(t, wrong, "%s, read committed: consumer %q's counts summed over %d records differ from the input's for %d of %d keys",
-			r.Topic, c, len(recs), len(wrong), len(r.Want))
-	}
-	return len(recs), len(KcatReadRaw(t, r.Addr, r.Topic, false))
+	return sums, wrong
 }
