@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/dstream"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/groupcommit"
 	"github.com/sluicehq/sluice/internal/topictest"
 )
 
@@ -35,6 +38,7 @@ type exchangeProbe struct {
 	perTask atomic.Int64
 
 	fail atomic.Bool
+	hold func() // if set, called once the batch's records are in the log
 
 	mu        sync.Mutex
 	batches   []probeBatch          // in the order they ran
@@ -120,8 +124,16 @@ func (p *exchangeProbe) Tick(ctx context.Context, j *engine.Job) error {
 	p.batches = append(p.batches, *b)
 	p.pending[b.time] = b
 	p.mu.Unlock()
-	if p.fail.Load() {
+	if p.fail.Load() || p.hold != nil {
 		if err := p.src.txn.Flush(ctx); err != nil { // the records reach the log, to be aborted there
+			return err
+		}
+	}
+	if p.hold != nil {
+		p.hold()
+	}
+	if p.fail.Load() {
+		if err := p.src.txn.Flush(ctx); err != nil {
 			return err
 		}
 		return errors.New("the probe fails after writing")
@@ -337,4 +349,148 @@ func TestGroupModeExchangeAcrossMembers(t *testing.T) {
 	round(ca, cb2)
 	round(ca, cb2)
 	requireExchangedOnce(t, e, a, b, b2)
+}
+
+func TestGroupModeWordCountThroughARepartitionTopic(t *testing.T) {
+	// A word count over lines keyed otherwise than by word, on two
+	// members: the pairs go through the repartition topic of the stream
+	// "words", each word's count is kept by the task that owns it, and
+	// once every record is read the counts equal those of the input.
+	const n = 3
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	words := []string{"apple", "pear", "fig", "plum", "kiwi", "lime", "date"}
+	want := make(map[string]int)
+	var recs []*kgo.Record
+	for p := range int32(n) {
+		for i := range 20 {
+			line := fmt.Sprintf("%s %s %s", words[(int(p)+i)%len(words)], words[i%len(words)], words[(i*i)%len(words)])
+			for _, w := range strings.Fields(line) {
+				want[w]++
+			}
+			recs = append(recs, &kgo.Record{Topic: "clicks", Partition: p, Value: []byte(line)})
+		}
+	}
+	type member struct {
+		ec     *engine.Context
+		src    *directNode
+		mu     sync.Mutex
+		counts map[string]int // the latest count of each word, by the batch that output it
+	}
+	join := func(name string) *member {
+		m := &member{ec: newEngine(t), counts: make(map[string]int)}
+		s, err := NewDirectStream(m.ec, []string{"clicks"}, WithBrokers(e.seeds...), WithResetPolicy(Earliest), WithRetryTimeout(5*time.Second),
+			WithGroup("pagepopularity"), AsMember(name), WithMemberOptions(kgo.HeartbeatInterval(100*time.Millisecond), kgo.SessionTimeout(time.Second)))
+		require.NoError(t, err)
+		m.src = findDirect(s.Node())
+		pairs := dstream.FlatMap(s, func(r Record) []dstream.KV[string, int] {
+			var out []dstream.KV[string, int]
+			for _, w := range strings.Fields(string(r.Value)) {
+				out = append(out, dstream.Pair(w, 1))
+			}
+			return out
+		}).Name("words")
+		counts := dstream.UpdateStateByKey(pairs, func(vs []int, c int, _ bool) (int, bool) {
+			for _, v := range vs {
+				c += v
+			}
+			return c, true
+		}).Name("wordcounts")
+		dstream.ForEachBatch(counts, func(_ context.Context, b dstream.Batch[dstream.KV[string, int]]) error {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			for kv := range b.All() {
+				m.counts[kv.Key] = kv.Value
+			}
+			return nil
+		})
+		require.NoError(t, m.ec.Start())
+		return m
+	}
+	a, b := join("a"), join("b")
+	topics := []string{"clicks", RepartitionTopic("pagepopularity", "words")}
+	waitMembers(t, "a and b sharing the tasks", splitEvenly(topics, n), a.src.member, b.src.member)
+	require.NoError(t, e.cl.ProduceSync(ctx, recs...).FirstErr())
+	for range 3 {
+		for _, m := range []*member{a, b} {
+			require.NoError(t, m.ec.RunBatches(ctx, 1))
+		}
+	}
+	got := make(map[string]int)
+	for _, m := range []*member{a, b} {
+		m.mu.Lock()
+		for w, c := range m.counts {
+			_, dup := got[w]
+			require.Falsef(t, dup, "word %q is counted by both members", w)
+			got[w] = c
+		}
+		m.mu.Unlock()
+	}
+	require.Equal(t, want, got)
+	written := metricValues(a.src.Metrics())["kafka_repartition_records_written_total"] + metricValues(b.src.Metrics())["kafka_repartition_records_written_total"]
+	read := metricValues(a.src.Metrics())["kafka_repartition_records_read_total"] + metricValues(b.src.Metrics())["kafka_repartition_records_read_total"]
+	require.Positive(t, written)
+	require.Equal(t, written, read, "every exchanged record is read once")
+}
+
+func TestGroupModeExchangeOfAZombie(t *testing.T) {
+	// b stops inside a batch that has written to the exchange, its
+	// transaction open, and the group drops it: a takes its tasks over and
+	// reads their partitions up to b's open transaction; b restarts under
+	// its name, which aborts that transaction, and the zombie, woken up,
+	// gives its batch up. Its records are never read, every other one is,
+	// once.
+	const n = 2
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	topics := []string{"clicks", RepartitionTopic("pagepopularity", "words")}
+	round := func(cs ...*engine.Context) {
+		t.Helper()
+		for _, c := range cs {
+			require.NoError(t, c.RunBatches(ctx, 1))
+		}
+	}
+	ca, a := e.joinProbe(t, "a", "a", 2)
+	cb, b := e.joinProbe(t, "b", "b", 2)
+	var holding atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	b.hold = func() {
+		if holding.Load() {
+			close(entered)
+			<-release
+		}
+	}
+	waitMembers(t, "a and b sharing the tasks", splitEvenly(topics, n), a.src.member, b.src.member)
+	round(ca, cb)
+
+	holding.Store(true)
+	zombie := make(chan error, 1)
+	go func() { zombie <- cb.RunBatches(ctx, 1) }()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("b's batch did not write its records")
+	}
+	e.dropHeartbeats(groupcommit.MemberOf(b.src.member.cl).MemberID)
+	waitMembers(t, "a owning every task once b is dropped", splitEvenly(topics, n), a.src.member)
+	round(ca)
+	require.Greater(t, len(e.repartitioned(t, false)), len(e.repartitioned(t, true)), "b's open transaction holds records")
+
+	cb2, b2 := e.joinProbe(t, "b", "b2", 2)
+	waitMembers(t, "a and the new b sharing the tasks", splitEvenly(topics, n), a.src.member, b2.src.member)
+	round(ca, cb2)
+	close(release)
+	require.NoError(t, <-zombie, "the zombie gives its batch up")
+	require.Equal(t, 1.0, metricValues(b.src.Metrics())["kafka_batches_given_up_total"])
+
+	a.perTask.Store(0)
+	b2.perTask.Store(0)
+	round(ca, cb2)
+	round(ca, cb2)
+	requireExchangedOnce(t, e, a, b, b2)
+	zombieWrote := b.wrote(1) // its second batch, given up
+	require.NotEmpty(t, zombieWrote)
+	for _, r := range e.repartitioned(t, true) {
+		require.NotContains(t, zombieWrote, r, "the zombie's records stay invisible read committed")
+	}
 }

@@ -43,7 +43,8 @@ type stateNode struct {
 
 // TaskCount returns the number of tasks: the partition count of the input
 // topics, known once the context has started when a node holds state per
-// task, else once the first batch is planned; 0 outside group mode.
+// task or reads an exchange, else once the first batch is planned; 0
+// outside group mode.
 func (n *directNode) TaskCount() int { return int(n.taskCount.Load()) }
 
 // PartitionTasks returns the task (partition number) of each planned
