@@ -94,3 +94,17 @@ func decodeCount(consumer string, payload []byte) (int64, error) {
 	}
 	return sum, err
 }
+
+// TestMemberRepartitionTopicOfAnotherShape checks that a repartition topic
+// left with another partition count than the input's (by a run on
+// another input) stops the member at start, exit status 1, with one
+// sentence naming the topic and the fix.
+func TestMemberRepartitionTopicOfAnotherShape(t *testing.T) {
+	addr := exampletest.StartBrokerArgs(t, "--topic", "words:2", "--topic", "sluice-wordcount-words-repartition:3")
+	bin := exampletest.Build(t, "./examples/wordcount")
+	p := exampletest.Start(t, bin, "--brokers", addr, "--member", "a", "--checkpoint", t.TempDir(), "--batch", "100ms", "--http", "")
+	p.Wait(t, 30*time.Second)
+	require.Equal(t, 1, p.Cmd.ProcessState.ExitCode())
+	require.Equal(t, []string{`wordcount: kafkasource: the repartition topic "sluice-wordcount-words-repartition" has 3 partitions but the job has 2 tasks (the input topics' partitions); delete the topic, and the exchanged records not read yet with it, or give the input topics 3 partitions`},
+		p.StderrExceptLateBatches())
+}

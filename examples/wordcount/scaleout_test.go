@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,3 +134,51 @@ func TestScaleOutKill9(t *testing.T) {
 	t.Logf("%d lines, %d words (%d distinct); %s: %d records read committed, %d read uncommitted (%d aborted, holding %d words of the window and %d of the totals)",
 		lines, sum, len(want), soExchange, st.Committed, st.Uncommitted, st.Uncommitted-st.Committed, st.Aborted["window-counts"], st.Aborted["totals"])
 }
+
+// TestScaleOutRestoresFromTheChangelogAlone kills member b, deletes its
+// local state dir and starts it again while lines keep coming: the tasks it
+// gets back are restored, window and totals, from their changelogs alone,
+// and go on reading their repartition partitions where the group's
+// offsets say; the final window and totals are exact.
+func TestScaleOutRestoresFromTheChangelogAlone(t *testing.T) {
+	s := exampletest.NewScaleOut(t, "./examples/wordcount", soInput, soPartitions, soGroup)
+	written := map[string]int64{}
+	var lines int
+	add := func(n int) {
+		for w, c := range soLines(s, n, &lines) {
+			written[w] += c
+		}
+	}
+	add(2000)
+	g := s.Members(40, "--sink", "kafka:"+soOutput, "--window", "10m", "--slide", "500ms")
+	g.Start("a")
+	g.Start("b")
+	s.WaitBatches(g, "b", 5, true)
+	g.Kill("b")
+	require.NoError(t, os.RemoveAll(g.StateDir("b")))
+	add(600)
+	b := g.Start("b")
+	s.WaitBatches(g, "b", 2, true)
+	var fromChangelog int
+	for _, m := range restoredLine.FindAllStringSubmatch(b.Stderr(), -1) {
+		records, _ := strconv.Atoi(m[2])
+		read, _ := strconv.Atoi(m[3])
+		require.Equal(t, records, read, "task %s: with no local state, all %d records come from the changelog", m[1], records)
+		fromChangelog += read
+	}
+	require.NotZero(t, fromChangelog, "b restored no records from the changelog:\n%s", b.Stderr())
+	t.Logf("b restored %d records from the changelogs alone", fromChangelog)
+	add(600)
+	marks := s.Finish(g, 11, []string{soExchange}, []string{soOutput, soTotals})
+
+	want := soTruth(s, lines, written)
+	exampletest.RequireCounts(t, "the window's rows after the input was all read", want, s.FinalCounts(soOutput, marks[soOutput], countRow))
+	exampletest.RequireCounts(t, "the totals' rows after the input was all read", want, s.FinalCounts(soTotals, marks[soTotals], countRow))
+	exampletest.CheckRepartition(t, exampletest.Repartition{
+		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"totals", "window-counts"},
+		Decode: decodeCount, Want: want,
+	})
+}
+
+// restoredLine matches the source's log line for a task it restored.
+var restoredLine = regexp.MustCompile(`msg="kafkasource: restored a task's state" task=(\d+) .*\brecords=(\d+) from_changelog=(\d+)`)
