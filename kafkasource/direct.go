@@ -157,11 +157,13 @@ type directNode struct {
 	// Group mode's exchanges: the repartition topic of each exchange
 	// (fixed at start); the next offset to read of the repartition
 	// partitions of the tasks owned, as of the last committed batch, and
-	// the ranges of the batch planned, by exchange and task (batch
-	// goroutine); the records exchanged.
+	// their ends when the last batch was planned (written on the batch
+	// goroutine under mu); the ranges of the batch planned, by exchange
+	// and task; the records exchanged.
 	xtopics  map[string]string
 	xsub     subscription // the input and repartition topics, listed together
 	xpos     map[TopicPartition]int64
+	xends    map[TopicPartition]int64
 	xplanned map[string]map[int]OffsetRange
 	xwritten atomic.Int64
 	xbytes   atomic.Int64

@@ -268,8 +268,8 @@ func (n *directNode) giveUp(j *engine.Job, who groupcommit.Member, err error) er
 	}
 	n.mu.Lock()
 	clear(n.positions)
-	n.mu.Unlock()
 	clear(n.xpos)
+	n.mu.Unlock()
 	clear(n.toCopy)
 	n.member.gaveUp(who)
 	n.givenUp.Add(1)

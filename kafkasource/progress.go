@@ -25,8 +25,9 @@ type PartitionProgress struct {
 func (p PartitionProgress) Lag() int64 { return max(p.End-p.Committed, 0) }
 
 // ProgressOf returns the progress of every partition the direct stream node
-// n reads, sorted by topic and partition, and true; or nil and false when n
-// is not a direct stream's node. It never waits for the brokers or for the
+// n reads (in group mode, the input and repartition partitions of the tasks
+// its member owns), sorted by topic and partition, and true; or nil and
+// false when n is not a direct stream's node. It never waits for the brokers or for the
 // batch in flight, and is safe to call while batches run.
 func ProgressOf(n engine.Node) ([]PartitionProgress, bool) {
 	d, ok := n.(*directNode)
@@ -41,6 +42,9 @@ func (n *directNode) progress() []PartitionProgress {
 	out := make([]PartitionProgress, 0, len(n.positions))
 	for tp, off := range n.positions {
 		out = append(out, PartitionProgress{TopicPartition: tp, Committed: off, End: max(n.ends[tp], off)})
+	}
+	for tp, off := range n.xpos {
+		out = append(out, PartitionProgress{TopicPartition: tp, Committed: off, End: max(n.xends[tp], off)})
 	}
 	n.mu.Unlock()
 	slices.SortFunc(out, func(a, b PartitionProgress) int { return compareTP(a.TopicPartition, b.TopicPartition) })

@@ -164,11 +164,13 @@ func (n *directNode) planExchanges(ctx context.Context, xps *partitions, gained 
 	if len(n.xtopics) == 0 {
 		return nil
 	}
+	n.mu.Lock()
 	for tp := range n.xpos {
 		if !n.held[int(tp.Partition)] || slices.Contains(gained, int(tp.Partition)) {
 			delete(n.xpos, tp) // it may have run elsewhere: it starts at the group's offset
 		}
 	}
+	n.mu.Unlock()
 	fix := make(map[TopicPartition]int32)
 	for _, topic := range n.xtopics {
 		for _, task := range n.batchTasks {
@@ -185,6 +187,7 @@ func (n *directNode) planExchanges(ctx context.Context, xps *partitions, gained 
 		if err != nil {
 			return err
 		}
+		n.mu.Lock()
 		for tp := range fix {
 			from, ok := committed[tp]
 			if !ok {
@@ -192,6 +195,7 @@ func (n *directNode) planExchanges(ctx context.Context, xps *partitions, gained 
 			}
 			n.xpos[tp] = from
 		}
+		n.mu.Unlock()
 	}
 	plan := make(map[string]map[int]OffsetRange, len(n.xtopics))
 	for exchange, topic := range n.xtopics {
@@ -215,6 +219,9 @@ func (n *directNode) planExchanges(ctx context.Context, xps *partitions, gained 
 		}
 	}
 	n.xplanned = plan
+	n.mu.Lock()
+	n.xends = xps.end
+	n.mu.Unlock()
 	return nil
 }
 
@@ -273,6 +280,8 @@ func (n *directNode) exchangeOffsets(offsets map[string]map[int32]int64) {
 // exchangesCommitted advances the positions in the repartition partitions
 // past the batch, once it has committed.
 func (n *directNode) exchangesCommitted() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for _, byTask := range n.xplanned {
 		for _, r := range byTask {
 			n.xpos[r.TopicPartition()] = r.Until

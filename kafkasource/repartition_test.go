@@ -305,11 +305,14 @@ func TestGroupModeExchangeReadsEachRecordOnce(t *testing.T) {
 	require.NoError(t, err)
 	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
 	require.NoError(t, err)
+	progress, _ := ProgressOf(a2.src)
 	for p := range int32(n) {
 		o, ok := committed.Lookup(topic, p)
 		require.Truef(t, ok, "the group has an offset for %s[%d]", topic, p)
 		end, _ := ends.Lookup(topic, p)
 		require.Equalf(t, end.Offset, o.At, "%s[%d] is read to its end", topic, p)
+		require.Containsf(t, progress, PartitionProgress{TopicPartition: TopicPartition{Topic: topic, Partition: p}, Committed: o.At, End: o.At},
+			"the progress of %s[%d] is the committed offset, at the end when the batch was planned", topic, p)
 	}
 }
 
