@@ -32,7 +32,9 @@ var (
 )
 
 // ChangelogTopic is the changelog topic of the operator named operator in
-// the job of group: `<group>-<operator>-changelog`.
+// the job of group: `<group>-<operator>-changelog`. The records a job
+// exchanges between tasks have topics of their own, named by
+// [RepartitionTopic].
 func ChangelogTopic(group, operator string) string { return group + "-" + operator + "-changelog" }
 
 // stateNode is a node holding state per task, and its changelog.
