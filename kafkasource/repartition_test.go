@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/dstream"
@@ -38,7 +39,8 @@ type exchangeProbe struct {
 	perTask atomic.Int64
 
 	fail atomic.Bool
-	hold func() // if set, called once the batch's records are in the log
+	big  atomic.Bool // write one record too large for the producer too
+	hold func()      // if set, called once the batch's records are in the log
 
 	mu        sync.Mutex
 	batches   []probeBatch          // in the order they ran
@@ -109,6 +111,11 @@ func (p *exchangeProbe) Tick(ctx context.Context, j *engine.Job) error {
 	for _, t := range b.owned {
 		for i := range int(p.perTask.Load()) {
 			b.written = append(b.written, probeRecord{key: fmt.Sprintf("%s/%d/t%d/%d", p.member, j.Time.UnixMilli(), t, i), task: (t + i) % tasks})
+		}
+	}
+	if p.big.Load() {
+		if err := x.ExchangeWrite(j, "words", 0, []byte("big"), make([]byte, 2<<20)); err != nil {
+			return err
 		}
 	}
 	var wg sync.WaitGroup
@@ -496,4 +503,20 @@ func TestGroupModeExchangeOfAZombie(t *testing.T) {
 	for _, r := range e.repartitioned(t, true) {
 		require.NotContains(t, zombieWrote, r, "the zombie's records stay invisible read committed")
 	}
+}
+
+func TestGroupModeExchangeWriteFailsTheCommit(t *testing.T) {
+	// A record the producer refuses (larger than its batch limit) fails
+	// the batch's commit, and none of the batch's records commit.
+	const n = 2
+	e := startEOSCluster(t, n)
+	ctx := bounded(t)
+	ca, a := e.joinProbe(t, "a", "a", 1)
+	waitMembers(t, "a owning every task", splitEvenly([]string{"clicks", RepartitionTopic("pagepopularity", "words")}, n), a.src.member)
+	require.NoError(t, ca.RunBatches(ctx, 1))
+	a.big.Store(true)
+	err := ca.RunBatches(ctx, 1)
+	require.ErrorIs(t, err, kerr.MessageTooLarge)
+	require.ErrorContains(t, err, `kafkasource: committing batch`)
+	require.Equal(t, sortedRecords(a.wrote(0)), sortedRecords(e.repartitioned(t, true)), "the failed batch's records do not commit")
 }
