@@ -6,7 +6,8 @@
 // tokens, lowercased, with leading and trailing punctuation trimmed; tokens
 // left empty are dropped. Counts over the window are kept incrementally
 // (dstream.ReduceByKeyAndWindowInv: each slide adds the newest batches and
-// subtracts the ones that left the window) and all-time totals per word with
+// subtracts the ones that left the window) and all-time totals per word by
+// adding up each batch's counts (dstream.ReduceByKey) with
 // dstream.UpdateStateByKey. Values that are not UTF-8 text are counted as
 // malformed and skipped.
 //

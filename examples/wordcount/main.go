@@ -71,7 +71,11 @@ func build(j *exampleutil.Job) error {
 	words := dstream.FlatMap(j.Records, pairs(j.Malformed)).Name("words")
 	window := dstream.ReduceByKeyAndWindowInv(words, add, sub, cfg.Window, cfg.Slide,
 		func(kv dstream.KV[string, int64]) bool { return kv.Value > 0 }).Name("window-counts")
-	totals := dstream.UpdateStateByKey(words, sumInto).Name("totals")
+	// The batch's count of each word, combined where the words are made
+	// (in group mode, before they go through the repartition topic), is
+	// what the totals add up.
+	counts := dstream.ReduceByKey(words, add).Name("batch-counts")
+	totals := dstream.UpdateStateByKey(counts, sumInto).Name("totals")
 
 	// Outputs run in registration order: the totals of a batch are known
 	// when its window prints.

@@ -124,15 +124,15 @@ func TestScaleOutKill9(t *testing.T) {
 	exampletest.RequireCounts(t, "the window's rows after the input was all read", want, s.FinalCounts(soOutput, marks[soOutput], countRow))
 	exampletest.RequireCounts(t, "the totals' rows after the input was all read", want, s.FinalCounts(soTotals, marks[soTotals], countRow))
 	st := exampletest.CheckRepartition(t, exampletest.Repartition{
-		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"totals", "window-counts"},
+		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"batch-counts", "window-counts"},
 		Decode: decodeCount, Want: want,
 	})
 	var sum int64
 	for _, c := range want {
 		sum += c
 	}
-	t.Logf("%d lines, %d words (%d distinct); %s: %d records read committed, %d read uncommitted (%d aborted, holding %d words of the window and %d of the totals)",
-		lines, sum, len(want), soExchange, st.Committed, st.Uncommitted, st.Uncommitted-st.Committed, st.Aborted["window-counts"], st.Aborted["totals"])
+	t.Logf("%d lines, %d words (%d distinct); %s: %d records read committed (%.1f B a line), %d read uncommitted (%d aborted, holding %d words of the window and %d of the totals)",
+		lines, sum, len(want), soExchange, st.Committed, float64(st.Bytes)/float64(lines), st.Uncommitted, st.Uncommitted-st.Committed, st.Aborted["window-counts"], st.Aborted["batch-counts"])
 }
 
 // TestScaleOutRestoresFromTheChangelogAlone kills member b, deletes its
@@ -175,7 +175,7 @@ func TestScaleOutRestoresFromTheChangelogAlone(t *testing.T) {
 	exampletest.RequireCounts(t, "the window's rows after the input was all read", want, s.FinalCounts(soOutput, marks[soOutput], countRow))
 	exampletest.RequireCounts(t, "the totals' rows after the input was all read", want, s.FinalCounts(soTotals, marks[soTotals], countRow))
 	exampletest.CheckRepartition(t, exampletest.Repartition{
-		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"totals", "window-counts"},
+		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"batch-counts", "window-counts"},
 		Decode: decodeCount, Want: want,
 	})
 }

@@ -199,6 +199,7 @@ type Repartition struct {
 // RepartitionStats is what [CheckRepartition] found in a repartition topic.
 type RepartitionStats struct {
 	Committed, Uncommitted int // records read committed and read uncommitted
+	Bytes                  int // of the keys and values read committed
 	// Aborted is, by consumer, the counts the records of aborted
 	// transactions hold: what read-committed readers would count twice if
 	// they saw them.
@@ -234,6 +235,9 @@ func CheckRepartition(t testing.TB, r Repartition) RepartitionStats {
 	withAborted, wrong := sumRepartition(r, all)
 	require.Empty(t, wrong, "%s, read uncommitted: %d records", r.Topic, len(all))
 	st := RepartitionStats{Committed: len(committed), Uncommitted: len(all), Aborted: map[string]int64{}}
+	for _, rec := range committed {
+		st.Bytes += len(rec.Key) + len(rec.Value)
+	}
 	var total int64
 	for _, c := range r.Consumers {
 		for key, n := range withAborted[c] {
