@@ -108,8 +108,11 @@ func exchangeOf[K comparable, V any](s *Stream[KV[K, V]]) *exchange[K, V] {
 	}
 	x := &exchange[K, V]{parent: s, group: g, kc: state.CodecFor[K](), hash: keyhash.For[K]()}
 	x.meta.Kind = "exchange"
+	// Not a use of s of its own: the exchange reads s once for each
+	// operator reading through it, in their stead, and not at all when
+	// they read s themselves. Two operators make s materialized, as
+	// they would in single-process mode, one leaves it streamed.
 	x.meta.Parents = []engine.Node{s.node}
-	s.addUse()
 	s.c.Register(x)
 	s.exch = x
 	return x
