@@ -58,21 +58,9 @@ func (n *directNode) collectExchanges() ([]string, error) {
 // ensureRepartition creates topic with one partition per task, or checks
 // that the topic that exists has that many.
 func (n *directNode) ensureRepartition(ctx context.Context, topic string, tasks int32) error {
-	var created bool
-	err := n.k.retry(ctx, "creating the repartition topic "+strconv.Quote(topic), func(ctx context.Context) (string, error) {
-		_, err := n.k.adm.CreateTopic(ctx, tasks, -1, nil, topic)
-		if errors.Is(err, kerr.TopicAlreadyExists) {
-			return "", nil
-		}
-		created = err == nil
-		return "", err
-	})
-	if err != nil {
-		return fmt.Errorf("kafkasource: cannot create the repartition topic %q: %w", topic, err)
-	}
-	if created {
-		n.logger.Info("kafkasource: created the repartition topic", "topic", topic, "partitions", tasks)
-		return nil
+	created, err := n.createTaskTopic(ctx, "repartition", topic, tasks, nil)
+	if err != nil || created {
+		return err
 	}
 	parts, err := n.topicPartitions(ctx, "repartition", topic)
 	if err != nil {
@@ -82,6 +70,28 @@ func (n *directNode) ensureRepartition(ctx context.Context, topic string, tasks 
 		return fmt.Errorf("kafkasource: the repartition topic %q has %d partitions but the job has %d tasks (the input topics' partitions); delete the topic, and the exchanged records not read yet with it, or give the input topics %d partitions", topic, parts, tasks, parts)
 	}
 	return nil
+}
+
+// createTaskTopic creates topic, a topic of the kind given (for logs and
+// errors) with one partition per task and configs, and reports whether it
+// did: false when the topic exists already.
+func (n *directNode) createTaskTopic(ctx context.Context, kind, topic string, tasks int32, configs map[string]*string) (bool, error) {
+	var created bool
+	err := n.k.retry(ctx, "creating the "+kind+" topic "+strconv.Quote(topic), func(ctx context.Context) (string, error) {
+		_, err := n.k.adm.CreateTopic(ctx, tasks, -1, configs, topic)
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			return "", nil
+		}
+		created = err == nil
+		return "", err
+	})
+	if err != nil {
+		return false, fmt.Errorf("kafkasource: cannot create the %s topic %q: %w", kind, topic, err)
+	}
+	if created {
+		n.logger.Info("kafkasource: created the "+kind+" topic", "topic", topic, "partitions", tasks)
+	}
+	return created, nil
 }
 
 // topicPartitions returns the partition count of topic, a topic of the

@@ -210,21 +210,9 @@ func (n *directNode) inputPartitions(ctx context.Context) (map[string]int32, err
 // ensureChangelog creates topic, compacted, with one partition per task,
 // or checks that the topic that exists is that.
 func (n *directNode) ensureChangelog(ctx context.Context, topic string, tasks int32) error {
-	var created bool
-	err := n.k.retry(ctx, "creating the changelog topic "+strconv.Quote(topic), func(ctx context.Context) (string, error) {
-		_, err := n.k.adm.CreateTopic(ctx, tasks, -1, map[string]*string{"cleanup.policy": new("compact")}, topic)
-		if errors.Is(err, kerr.TopicAlreadyExists) {
-			return "", nil
-		}
-		created = err == nil
-		return "", err
-	})
-	if err != nil {
-		return fmt.Errorf("kafkasource: cannot create the changelog topic %q: %w", topic, err)
-	}
-	if created {
-		n.logger.Info("kafkasource: created the changelog topic", "topic", topic, "partitions", tasks)
-		return nil
+	created, err := n.createTaskTopic(ctx, "changelog", topic, tasks, map[string]*string{"cleanup.policy": new("compact")})
+	if err != nil || created {
+		return err
 	}
 	var parts int32
 	var policy string
