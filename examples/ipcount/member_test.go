@@ -3,14 +3,9 @@ package main
 import (
 	"math/rand/v2"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/examples/internal/exampletest"
-	"github.com/sluicehq/sluice/internal/topictest"
 )
 
 // TestMember runs ipcount as member a of its group (--member) against a
@@ -42,23 +37,14 @@ func TestMember(t *testing.T) {
 		"--batch", "100ms", "--window", "10m", "--slide", "100ms", "--max-rate-per-partition", "1000",
 		"--stop-when-idle", "3", "--http", ""}
 
-	p := exampletest.Start(t, bin, args...)
-	out := p.Wait(t, 60*time.Second)
-	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
-	require.Contains(t, out[0], `as member "a" of group "sluice-ipcount"`)
-	require.Contains(t, out[len(out)-1], "run it again with --member a to rejoin")
+	exampletest.RunMember(t, bin, "sluice-ipcount", args...)
 
 	got := map[string][]int64{}
 	for _, r := range exampletest.ReadJSONLines[ipCount](t, exampletest.Newest(t, prefix+"-a", "")) {
 		got[r.IP] = append(got[r.IP], r.Count)
 	}
 	exampletest.RequireCounts(t, "the newest --save file", truth, got)
-	var saved int
-	for _, rows := range exampletest.SavedRows(t, prefix+"-a", "") {
-		saved += len(rows)
-	}
-	require.Len(t, topictest.ReadToEnd(t, []string{addr}, "ipc", true), saved,
-		"read committed, --sink kafka:ipc holds one record per row of the --save files")
+	exampletest.RequireSinkHoldsSaved(t, addr, "ipc", prefix+"-a", "")
 	repartition := exampletest.RepartitionTopic("sluice-ipcount", "requests")
 	st := exampletest.CheckRepartition(t, exampletest.Repartition{
 		Addr: addr, Topic: repartition, Partitions: 2, Consumers: []string{"ip-counts"},
@@ -66,11 +52,7 @@ func TestMember(t *testing.T) {
 	})
 	t.Logf("%s: %d records read committed for %d addresses", repartition, st.Committed, len(truth))
 
-	p = exampletest.Start(t, bin, args...)
-	out = p.Wait(t, 60*time.Second)
-	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
-	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\) after \d+ batches and 0 records`, out[len(out)-1],
-		"run again, member a resumes at the group's offsets:\n%s", strings.Join(out, "\n"))
+	exampletest.RequireMemberResumes(t, bin, args...)
 }
 
 // decodeCount decodes the window's payload in a record of the repartition

@@ -84,19 +84,14 @@ func soLogs(s *exampletest.ScaleOut, n int, seq *int) map[string]int64 {
 // soTruth reads the input back with kcat and counts the requests of each
 // client_real_ip, by canonical address, in the lines that are JSON objects;
 // they must be the requests written.
-func soTruth(s *exampletest.ScaleOut, lines int, written map[string]int64) map[string]int64 {
-	recs := exampletest.KcatRead(s.T, s.Addr, soInput, true)
-	require.Len(s.T, recs, lines, "records in %s", soInput)
-	want := map[string]int64{}
-	for _, r := range recs {
+func soTruth(s *exampletest.ScaleOut, in *exampletest.Tally) map[string]int64 {
+	return s.ReadBack(in, "requests", func(value string, counts map[string]int64) {
 		var l soLogLine
-		if json.Unmarshal([]byte(r.Value), &l) != nil || l.ClientRealIP == "" {
-			continue
+		if json.Unmarshal([]byte(value), &l) != nil || l.ClientRealIP == "" {
+			return
 		}
-		want[netip.MustParseAddr(l.ClientRealIP).String()]++
-	}
-	require.Equal(s.T, written, want, "the requests of %s read back", soInput)
-	return want
+		counts[netip.MustParseAddr(l.ClientRealIP).String()]++
+	})
 }
 
 // countRow decodes a row of the output topic, {"ip":…,"count":…}.
@@ -115,38 +110,18 @@ func countRow(value string) (string, int64, error) {
 // killed members' aborted transactions too, which would count twice).
 func TestScaleOutKill9(t *testing.T) {
 	s := exampletest.NewScaleOut(t, "./examples/ipcount", soInput, soPartitions, soGroup)
-	written := map[string]int64{}
-	var lines int
-	add := func(n int) {
-		for ip, c := range soLogs(s, n, &lines) {
-			written[ip] += c
-		}
-	}
-	add(3000)
+	in := exampletest.NewTally(func(n int, seq *int) map[string]int64 { return soLogs(s, n, seq) })
+	in.Write(3000)
 	// A 10-minute window, longer than the run, sliding every 500ms.
 	g := s.Members(60, "--sink", "kafka:"+soOutput, "--window", "10m", "--slide", "500ms")
-	for _, name := range []string{"a", "b", "c"} {
-		g.Start(name)
-	}
-	s.KillAtRandom(g, 12, "d", func(k int) {
-		if k%3 == 1 {
-			add(1000)
-		}
-	})
-	add(1000)
-	// 11 batches: two slides of the window at least.
-	marks := s.Finish(g, 11, []string{soExchange}, []string{soOutput})
+	marks := s.KillNine(g, in, 1000, soExchange, soOutput)
 
-	want := soTruth(s, lines, written)
+	want := soTruth(s, in)
 	exampletest.RequireCounts(t, "the window's rows after the input was all read", want, s.FinalCounts(soOutput, marks[soOutput], countRow))
 	st := exampletest.CheckRepartition(t, exampletest.Repartition{
 		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"ip-counts"},
 		Decode: decodeCount, Want: want,
 	})
-	var sum int64
-	for _, c := range want {
-		sum += c
-	}
 	t.Logf("%d lines, %d requests from %d addresses; %s: %d records read committed, %d read uncommitted (%d aborted, holding %d requests)",
-		lines, sum, len(want), soExchange, st.Committed, st.Uncommitted, st.Uncommitted-st.Committed, st.Aborted["ip-counts"])
+		in.Records, exampletest.Sum(want), len(want), soExchange, st.Committed, st.Uncommitted, st.Uncommitted-st.Committed, st.Aborted["ip-counts"])
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/examples/internal/exampletest"
-	"github.com/sluicehq/sluice/internal/topictest"
 )
 
 // TestMember runs pagepopularity as member a of its group (--member)
@@ -40,11 +39,7 @@ func TestMember(t *testing.T) {
 	args := []string{"--brokers", addr, "--member", "a", "--save", prefix, "--sink", "kafka:popularity",
 		"--batch", "100ms", "--max-rate-per-partition", "1000", "--stop-when-idle", "3", "--http", ""}
 
-	p := exampletest.Start(t, bin, args...)
-	out := p.Wait(t, 60*time.Second)
-	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
-	require.Contains(t, out[0], `as member "a" of group "sluice-pagepopularity"`)
-	require.Contains(t, out[len(out)-1], "run it again with --member a to rejoin")
+	exampletest.RunMember(t, bin, "sluice-pagepopularity", args...)
 
 	got := map[string]float64{}
 	for _, r := range exampletest.ReadJSONLines[saved](t, exampletest.Newest(t, prefix+"-a", "")) {
@@ -54,18 +49,9 @@ func TestMember(t *testing.T) {
 	for page, want := range truth {
 		require.InDelta(t, want, got[page], 1e-5, "popularity of %s", page)
 	}
-	var saved int
-	for _, rows := range exampletest.SavedRows(t, prefix+"-a", "") {
-		saved += len(rows)
-	}
-	require.Len(t, topictest.ReadToEnd(t, []string{addr}, "popularity", true), saved,
-		"read committed, --sink kafka:popularity holds one record per row of the --save files")
+	exampletest.RequireSinkHoldsSaved(t, addr, "popularity", prefix+"-a", "")
 
-	p = exampletest.Start(t, bin, args...)
-	out = p.Wait(t, 60*time.Second)
-	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
-	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\) after \d+ batches and 0 records`, out[len(out)-1],
-		"run again, member a resumes at the group's offsets:\n%s", strings.Join(out, "\n"))
+	exampletest.RequireMemberResumes(t, bin, args...)
 }
 
 // TestMembersNeedStateDirsOfTheirOwn checks that a member started with the

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -293,18 +292,7 @@ func TestScaleOutRestoresFromTheChangelogAlone(t *testing.T) {
 	require.NoError(t, os.RemoveAll(g.StateDir("b")))
 	b := g.Start("b")
 	s.WaitBatches(g, "b", 2, true)
-	var fromChangelog int
-	for _, m := range restoredLine.FindAllStringSubmatch(b.Stderr(), -1) {
-		records, _ := strconv.Atoi(m[2])
-		read, _ := strconv.Atoi(m[3])
-		require.Equal(t, records, read, "task %s: with no local state, all %d records come from the changelog", m[1], records)
-		fromChangelog += read
-	}
-	require.NotZero(t, fromChangelog, "b restored no records from the changelog:\n%s", b.Stderr())
-	t.Logf("b restored %d records from the changelog alone", fromChangelog)
+	t.Logf("b restored %d records from the changelog alone", exampletest.RequireRestoredFromChangelog(t, b))
 	s.produce(1000)
 	s.finish(g)
 }
-
-// restoredLine matches the source's log line for a task it restored.
-var restoredLine = regexp.MustCompile(`msg="kafkasource: restored a task's state" task=(\d+) .*\brecords=(\d+) from_changelog=(\d+)`)

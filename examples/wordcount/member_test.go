@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/examples/internal/exampletest"
-	"github.com/sluicehq/sluice/internal/topictest"
 )
 
 // TestMember runs wordcount as member a of its group (--member) against a
@@ -42,11 +41,7 @@ func TestMember(t *testing.T) {
 		"--batch", "100ms", "--window", "10m", "--slide", "100ms", "--max-rate-per-partition", "1000",
 		"--stop-when-idle", "3", "--http", ""}
 
-	p := exampletest.Start(t, bin, args...)
-	out := p.Wait(t, 60*time.Second)
-	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
-	require.Contains(t, out[0], `as member "a" of group "sluice-wordcount"`)
-	require.Contains(t, out[len(out)-1], "run it again with --member a to rejoin")
+	exampletest.RunMember(t, bin, "sluice-wordcount", args...)
 
 	for _, kind := range []string{"", "totals"} {
 		got := map[string][]int64{}
@@ -56,13 +51,7 @@ func TestMember(t *testing.T) {
 		exampletest.RequireCounts(t, "the newest --save file of kind "+kind, truth, got)
 	}
 	for _, kind := range []string{"", "totals"} {
-		var saved int
-		for _, rows := range exampletest.SavedRows(t, prefix+"-a", kind) {
-			saved += len(rows)
-		}
-		topic := strings.TrimSuffix("wc-"+kind, "-")
-		require.Len(t, topictest.ReadToEnd(t, []string{addr}, topic, true), saved,
-			"read committed, %s holds one record per row of the --save files", topic)
+		exampletest.RequireSinkHoldsSaved(t, addr, strings.TrimSuffix("wc-"+kind, "-"), prefix+"-a", kind)
 	}
 	repartition := exampletest.RepartitionTopic("sluice-wordcount", "words")
 	st := exampletest.CheckRepartition(t, exampletest.Repartition{
@@ -71,11 +60,7 @@ func TestMember(t *testing.T) {
 	})
 	t.Logf("%s: %d records read committed for %d words", repartition, st.Committed, len(truth))
 
-	p = exampletest.Start(t, bin, args...)
-	out = p.Wait(t, 60*time.Second)
-	require.NoError(t, p.Err, "stderr: %s", p.Stderr)
-	require.Regexp(t, `stopped \(the topic stayed drained for 3 batches\) after \d+ batches and 0 records`, out[len(out)-1],
-		"run again, member a resumes at the group's offsets:\n%s", strings.Join(out, "\n"))
+	exampletest.RequireMemberResumes(t, bin, args...)
 }
 
 // decodeCount decodes a consumer's payload in a record of the repartition

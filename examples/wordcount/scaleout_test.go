@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,17 +68,12 @@ func soLines(s *exampletest.ScaleOut, n int, seq *int) map[string]int64 {
 // example's documentation defines them (whitespace-separated, lowercased,
 // leading and trailing punctuation trimmed); they must be the words
 // written.
-func soTruth(s *exampletest.ScaleOut, lines int, written map[string]int64) map[string]int64 {
-	recs := exampletest.KcatRead(s.T, s.Addr, soInput, true)
-	require.Len(s.T, recs, lines, "records in %s", soInput)
-	want := map[string]int64{}
-	for _, r := range recs {
-		for _, f := range strings.Fields(r.Value) {
-			want[strings.ToLower(strings.Trim(f, ".,!?"))]++
+func soTruth(s *exampletest.ScaleOut, in *exampletest.Tally) map[string]int64 {
+	return s.ReadBack(in, "words", func(value string, counts map[string]int64) {
+		for _, f := range strings.Fields(value) {
+			counts[strings.ToLower(strings.Trim(f, ".,!?"))]++
 		}
-	}
-	require.Equal(s.T, written, want, "the words of %s read back", soInput)
-	return want
+	})
 }
 
 // countRow decodes a row of the output topics, {"word":…,"count":…}.
@@ -87,6 +81,35 @@ func countRow(value string) (string, int64, error) {
 	var r wordCount
 	err := json.Unmarshal([]byte(value), &r)
 	return r.Word, r.Count, err
+}
+
+// soRun starts a scale-out run of wordcount with 2000 lines written to
+// its input, and returns the tally of the lines and the group of members,
+// none started yet, with a 10-minute window, longer than the run, sliding
+// every 500ms.
+func soRun(t *testing.T) (*exampletest.ScaleOut, *exampletest.Tally, *exampletest.Group) {
+	s := exampletest.NewScaleOut(t, "./examples/wordcount", soInput, soPartitions, soGroup)
+	in := exampletest.NewTally(func(n int, seq *int) map[string]int64 { return soLines(s, n, seq) })
+	in.Write(2000)
+	return s, in, s.Members(40, "--sink", "kafka:"+soOutput, "--window", "10m", "--slide", "500ms")
+}
+
+// soCheck checks, once the run has finished at marks, that the final
+// window and the final totals both equal the word counts of the input, and
+// that the repartition topic holds every word in the partition of its
+// hash, its counts summing to the input's, once. It returns the counts
+// and what the repartition topic holds.
+func soCheck(s *exampletest.ScaleOut, in *exampletest.Tally, marks map[string]map[int32]int64) (map[string]int64, exampletest.RepartitionStats) {
+	t := s.T
+	t.Helper()
+	want := soTruth(s, in)
+	exampletest.RequireCounts(t, "the window's rows after the input was all read", want, s.FinalCounts(soOutput, marks[soOutput], countRow))
+	exampletest.RequireCounts(t, "the totals' rows after the input was all read", want, s.FinalCounts(soTotals, marks[soTotals], countRow))
+	st := exampletest.CheckRepartition(t, exampletest.Repartition{
+		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"batch-counts", "window-counts"},
+		Decode: decodeCount, Want: want,
+	})
+	return want, st
 }
 
 // TestScaleOutKill9: three members, then a fourth, one of them killed with
@@ -97,42 +120,11 @@ func countRow(value string) (string, int64, error) {
 // the partition of its hash, its counts summing to the input's, once (read uncommitted, the records of the
 // killed members' aborted transactions too, which would count twice).
 func TestScaleOutKill9(t *testing.T) {
-	s := exampletest.NewScaleOut(t, "./examples/wordcount", soInput, soPartitions, soGroup)
-	written := map[string]int64{}
-	var lines int
-	add := func(n int) {
-		for w, c := range soLines(s, n, &lines) {
-			written[w] += c
-		}
-	}
-	add(2000)
-	// A 10-minute window, longer than the run, sliding every 500ms.
-	g := s.Members(40, "--sink", "kafka:"+soOutput, "--window", "10m", "--slide", "500ms")
-	for _, name := range []string{"a", "b", "c"} {
-		g.Start(name)
-	}
-	s.KillAtRandom(g, 12, "d", func(k int) {
-		if k%3 == 1 {
-			add(600)
-		}
-	})
-	add(600)
-	// 11 batches: two slides of the window at least.
-	marks := s.Finish(g, 11, []string{soExchange}, []string{soOutput, soTotals})
-
-	want := soTruth(s, lines, written)
-	exampletest.RequireCounts(t, "the window's rows after the input was all read", want, s.FinalCounts(soOutput, marks[soOutput], countRow))
-	exampletest.RequireCounts(t, "the totals' rows after the input was all read", want, s.FinalCounts(soTotals, marks[soTotals], countRow))
-	st := exampletest.CheckRepartition(t, exampletest.Repartition{
-		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"batch-counts", "window-counts"},
-		Decode: decodeCount, Want: want,
-	})
-	var sum int64
-	for _, c := range want {
-		sum += c
-	}
+	s, in, g := soRun(t)
+	marks := s.KillNine(g, in, 600, soExchange, soOutput, soTotals)
+	want, st := soCheck(s, in, marks)
 	t.Logf("%d lines, %d words (%d distinct); %s: %d records read committed (%.1f B a line), %d read uncommitted (%d aborted, holding %d words of the window and %d of the totals)",
-		lines, sum, len(want), soExchange, st.Committed, float64(st.Bytes)/float64(lines), st.Uncommitted, st.Uncommitted-st.Committed, st.Aborted["window-counts"], st.Aborted["batch-counts"])
+		in.Records, exampletest.Sum(want), len(want), soExchange, st.Committed, float64(st.Bytes)/float64(in.Records), st.Uncommitted, st.Uncommitted-st.Committed, st.Aborted["window-counts"], st.Aborted["batch-counts"])
 }
 
 // TestScaleOutRestoresFromTheChangelogAlone kills member b, deletes its
@@ -141,44 +133,16 @@ func TestScaleOutKill9(t *testing.T) {
 // and go on reading their repartition partitions where the group's
 // offsets say; the final window and totals are exact.
 func TestScaleOutRestoresFromTheChangelogAlone(t *testing.T) {
-	s := exampletest.NewScaleOut(t, "./examples/wordcount", soInput, soPartitions, soGroup)
-	written := map[string]int64{}
-	var lines int
-	add := func(n int) {
-		for w, c := range soLines(s, n, &lines) {
-			written[w] += c
-		}
-	}
-	add(2000)
-	g := s.Members(40, "--sink", "kafka:"+soOutput, "--window", "10m", "--slide", "500ms")
+	s, in, g := soRun(t)
 	g.Start("a")
 	g.Start("b")
 	s.WaitBatches(g, "b", 5, true)
 	g.Kill("b")
 	require.NoError(t, os.RemoveAll(g.StateDir("b")))
-	add(600)
+	in.Write(600)
 	b := g.Start("b")
 	s.WaitBatches(g, "b", 2, true)
-	var fromChangelog int
-	for _, m := range restoredLine.FindAllStringSubmatch(b.Stderr(), -1) {
-		records, _ := strconv.Atoi(m[2])
-		read, _ := strconv.Atoi(m[3])
-		require.Equal(t, records, read, "task %s: with no local state, all %d records come from the changelog", m[1], records)
-		fromChangelog += read
-	}
-	require.NotZero(t, fromChangelog, "b restored no records from the changelog:\n%s", b.Stderr())
-	t.Logf("b restored %d records from the changelogs alone", fromChangelog)
-	add(600)
-	marks := s.Finish(g, 11, []string{soExchange}, []string{soOutput, soTotals})
-
-	want := soTruth(s, lines, written)
-	exampletest.RequireCounts(t, "the window's rows after the input was all read", want, s.FinalCounts(soOutput, marks[soOutput], countRow))
-	exampletest.RequireCounts(t, "the totals' rows after the input was all read", want, s.FinalCounts(soTotals, marks[soTotals], countRow))
-	exampletest.CheckRepartition(t, exampletest.Repartition{
-		Addr: s.Addr, Topic: soExchange, Partitions: soPartitions, Consumers: []string{"batch-counts", "window-counts"},
-		Decode: decodeCount, Want: want,
-	})
+	t.Logf("b restored %d records from the changelogs alone", exampletest.RequireRestoredFromChangelog(t, b))
+	in.Write(600)
+	soCheck(s, in, s.Finish(g, 11, []string{soExchange}, []string{soOutput, soTotals}))
 }
-
-// restoredLine matches the source's log line for a task it restored.
-var restoredLine = regexp.MustCompile(`msg="kafkasource: restored a task's state" task=(\d+) .*\brecords=(\d+) from_changelog=(\d+)`)

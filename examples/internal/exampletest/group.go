@@ -79,12 +79,10 @@ type KcatRecord struct {
 	Headers   map[string]string
 }
 
-// KcatRead reads every partition of topic at addr from its start to its end
-// with kcat (librdkafka), read committed (isolation.level=read_committed:
-// up to the last stable offset, without aborted records) or not (up to the
-// high watermark, aborted records too). Keys, values and header values
-// must not hold a tab or a newline.
-func KcatRead(t testing.TB, addr, topic string, committed bool) []KcatRecord {
+// kcatConsume runs kcat to read every partition of topic at addr from its
+// start to its end, read committed or not (see [KcatRead]), printing each
+// record in format, and returns its output.
+func kcatConsume(t testing.TB, addr, topic string, committed bool, format string) []byte {
 	t.Helper()
 	kcat := RequireKcat(t)
 	iso := "read_uncommitted"
@@ -92,7 +90,7 @@ func KcatRead(t testing.TB, addr, topic string, committed bool) []KcatRecord {
 		iso = "read_committed"
 	}
 	args := []string{"-C", "-b", addr, "-t", topic, "-o", "beginning", "-e", "-q",
-		"-X", "isolation.level=" + iso, "-f", "%p\t%o\t%k\t%h\t%s\n"}
+		"-X", "isolation.level=" + iso, "-f", format}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kcat, args...)
@@ -100,6 +98,17 @@ func KcatRead(t testing.TB, addr, topic string, committed bool) []KcatRecord {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	require.NoError(t, err, "kcat %s: %s", strings.Join(args, " "), stderr.String())
+	return out
+}
+
+// KcatRead reads every partition of topic at addr from its start to its end
+// with kcat (librdkafka), read committed (isolation.level=read_committed:
+// up to the last stable offset, without aborted records) or not (up to the
+// high watermark, aborted records too). Keys, values and header values
+// must not hold a tab or a newline.
+func KcatRead(t testing.TB, addr, topic string, committed bool) []KcatRecord {
+	t.Helper()
+	out := kcatConsume(t, addr, topic, committed, "%p\t%o\t%k\t%h\t%s\n")
 	var recs []KcatRecord
 	for line := range strings.Lines(string(out)) {
 		f := strings.SplitN(strings.TrimSuffix(line, "\n"), "\t", 5)

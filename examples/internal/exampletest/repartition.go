@@ -2,16 +2,13 @@ package exampletest
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -32,22 +29,9 @@ type RawRecord struct {
 // they may hold any byte.
 func KcatReadRaw(t testing.TB, addr, topic string, committed bool) []RawRecord {
 	t.Helper()
-	kcat := RequireKcat(t)
-	iso := "read_uncommitted"
-	if committed {
-		iso = "read_committed"
-	}
-	args := []string{"-C", "-b", addr, "-t", topic, "-o", "beginning", "-e", "-q",
-		"-X", "isolation.level=" + iso, "-f", `%p %o %K %S\n%k%s`}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kcat, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "kcat %s: %s", strings.Join(args, " "), stderr.String())
+	out := kcatConsume(t, addr, topic, committed, `%p %o %K %S\n%k%s`)
 	recs, err := parseRaw(out)
-	require.NoError(t, err, "kcat %s", strings.Join(args, " "))
+	require.NoError(t, err, "kcat's records of %s", topic)
 	return recs
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -298,4 +299,93 @@ func RequireCounts(t testing.TB, what string, want map[string]int64, got map[str
 	}
 	slices.Sort(wrong)
 	require.Empty(t, wrong, "%s: %d of %d keys have final rows that are wrong", what, len(wrong), len(want))
+}
+
+// Tally adds up what a scale-out test wrote to the example's input.
+type Tally struct {
+	Records int              // records written
+	Counts  map[string]int64 // what they count, by key
+	write   func(n int, seq *int) map[string]int64
+}
+
+// NewTally returns a tally of the records write writes: write(n, seq)
+// writes n records, numbering them on from *seq (which it advances by n),
+// and returns what they count by key.
+func NewTally(write func(n int, seq *int) map[string]int64) *Tally {
+	return &Tally{Counts: map[string]int64{}, write: write}
+}
+
+// Write writes n more records and adds them to the tally.
+func (t *Tally) Write(n int) {
+	for k, c := range t.write(n, &t.Records) {
+		t.Counts[k] += c
+	}
+}
+
+// Sum returns the sum of the counts of every key.
+func Sum(counts map[string]int64) int64 {
+	var sum int64
+	for _, c := range counts {
+		sum += c
+	}
+	return sum
+}
+
+// KillNine is the kill test of a scale-out run: members a, b and c of g
+// start, [ScaleOut.KillAtRandom] kills one 12 times, member d joining
+// halfway, while in writes more records (more of them before kills 1, 4,
+// 7 and 10, and more again after the last), then [ScaleOut.Finish] waits
+// for the group to read the input and exchange to their end, every member
+// completing 11 more batches (two slides of a 500ms window at least). It
+// returns Finish's marks of the outputs.
+func (s *ScaleOut) KillNine(g *Group, in *Tally, more int, exchange string, outputs ...string) map[string]map[int32]int64 {
+	s.T.Helper()
+	for _, name := range []string{"a", "b", "c"} {
+		g.Start(name)
+	}
+	s.KillAtRandom(g, 12, "d", func(k int) {
+		if k%3 == 1 {
+			in.Write(more)
+		}
+	})
+	in.Write(more)
+	return s.Finish(g, 11, []string{exchange}, outputs)
+}
+
+// restoredLine matches the source's log line for a task it restored.
+var restoredLine = regexp.MustCompile(`msg="kafkasource: restored a task's state" task=(\d+) .*\brecords=(\d+) from_changelog=(\d+)`)
+
+// RequireRestoredFromChangelog checks, by the log lines of the tasks m
+// restored, that each task read all its records from the changelog (as a
+// member with no local state must), and that they were not none. It
+// returns how many records were read.
+func RequireRestoredFromChangelog(t testing.TB, m *Member) int {
+	t.Helper()
+	var fromChangelog int
+	for _, l := range restoredLine.FindAllStringSubmatch(m.Stderr(), -1) {
+		records, _ := strconv.Atoi(l[2])
+		read, _ := strconv.Atoi(l[3])
+		require.Equal(t, records, read, "task %s: with no local state, all %d records come from the changelog", l[1], records)
+		fromChangelog += read
+	}
+	require.NotZero(t, fromChangelog, "%s restored no records from the changelog:\n%s", m.Name, m.Stderr())
+	return fromChangelog
+}
+
+// ReadBack reads the input back with kcat, read committed, and checks that
+// it holds in.Records records and that they count what in.Counts says:
+// count adds what a record's value counts, by key, to counts, as the
+// example's documentation defines them (what names those things in a
+// failure). It returns the counts read back.
+func (s *ScaleOut) ReadBack(in *Tally, what string, count func(value string, counts map[string]int64)) map[string]int64 {
+	t := s.T
+	t.Helper()
+	recs := KcatRead(t, s.Addr, s.Input, true)
+	require.Len(t, recs, in.Records, "records in %s", s.Input)
+	want := map[string]int64{}
+	for _, r := range recs {
+		count(r.Value, want)
+	}
+	require.Equal(t, in.Counts, want, "the %s of %s read back", what, s.Input)
+	return want
 }
