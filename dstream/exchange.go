@@ -128,7 +128,8 @@ func distributedSource(n engine.Node) engine.TaskSource {
 }
 
 // active reports whether the stream goes through the exchange: it does
-// unless it is keyed like the job's input.
+// unless it is keyed already, like the job's input or by an exchange
+// before it.
 func (x *exchange[K, V]) active() bool { return x.parent.keying() == notKeyed }
 
 func (x *exchange[K, V]) source() engine.Exchanger {
