@@ -3,14 +3,12 @@ package kafkasource
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/engine"
@@ -214,18 +212,12 @@ func (n *directNode) ensureChangelog(ctx context.Context, topic string, tasks in
 	if err != nil || created {
 		return err
 	}
-	var parts int32
+	parts, err := n.topicPartitions(ctx, "changelog", topic)
+	if err != nil {
+		return err
+	}
 	var policy string
 	err = n.k.retry(ctx, "describing the changelog topic "+strconv.Quote(topic), func(ctx context.Context) (string, error) {
-		td, err := n.k.adm.ListTopics(ctx, topic)
-		if err != nil {
-			return "", err
-		}
-		d, ok := td[topic]
-		if !ok || d.Err != nil {
-			return "", fmt.Errorf("topic %q: %w", topic, errors.Join(d.Err, kerr.UnknownTopicOrPartition))
-		}
-		parts = int32(len(d.Partitions))
 		rcs, err := n.k.adm.DescribeTopicConfigs(ctx, topic)
 		if err != nil {
 			return "", err
