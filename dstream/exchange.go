@@ -469,8 +469,10 @@ func valueCodec[C any]() state.Codec[C] {
 	return c.(state.Codec[C])
 }
 
-// listValueCodec is valueCodec for the lists a grouping combiner makes.
-func listValueCodec[V any]() state.Codec[[]V] { return listCodec[V]{elem: valueCodec[V]()} }
+// listValueCodec is valueCodec for the lists a grouping combiner makes:
+// the encoding of a window's groups (a count, then each value's length and
+// encoding), its values in valueCodec.
+func listValueCodec[V any]() state.Codec[[]V] { return windowGroupsCodec(valueCodec[V]()) }
 
 type varintCodec[T int | int64 | int32 | int16 | int8] struct{}
 
@@ -491,46 +493,4 @@ func (varintCodec[T]) Decode(b []byte) (T, error) {
 		return 0, fmt.Errorf("%w: %d does not fit %T", state.ErrCorrupt, v, T(0))
 	}
 	return T(v), nil
-}
-
-// listCodec encodes a list of values: their count (uvarint), then each
-// value's length (uvarint) and encoding.
-type listCodec[V any] struct{ elem state.Codec[V] }
-
-func (c listCodec[V]) Encode(vs []V) ([]byte, error) {
-	b := binary.AppendUvarint(nil, uint64(len(vs)))
-	for _, v := range vs {
-		e, err := c.elem.Encode(v)
-		if err != nil {
-			return nil, err
-		}
-		b = binary.AppendUvarint(b, uint64(len(e)))
-		b = append(b, e...)
-	}
-	return b, nil
-}
-
-func (c listCodec[V]) Decode(b []byte) ([]V, error) {
-	count, n := binary.Uvarint(b)
-	if n <= 0 || count > uint64(len(b)) {
-		return nil, fmt.Errorf("%w: a list of values has no valid count", state.ErrCorrupt)
-	}
-	b = b[n:]
-	vs := make([]V, 0, count)
-	for range count {
-		size, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < size {
-			return nil, fmt.Errorf("%w: a list of values ends inside a value", state.ErrCorrupt)
-		}
-		v, err := c.elem.Decode(b[n : n+int(size)])
-		if err != nil {
-			return nil, err
-		}
-		vs = append(vs, v)
-		b = b[n+int(size):]
-	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: a list of values has %d bytes after its last value", state.ErrCorrupt, len(b))
-	}
-	return vs, nil
 }
