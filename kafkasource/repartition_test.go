@@ -323,6 +323,14 @@ func TestGroupModeExchangeReadsEachRecordOnce(t *testing.T) {
 	}
 }
 
+// runRound runs one batch of each member, in order.
+func runRound(t *testing.T, ctx context.Context, cs ...*engine.Context) {
+	t.Helper()
+	for _, c := range cs {
+		require.NoError(t, c.RunBatches(ctx, 1))
+	}
+}
+
 func TestGroupModeExchangeAcrossMembers(t *testing.T) {
 	// Two members exchange records between their tasks; when b leaves, a
 	// takes b's tasks over at the group's offsets, and so does b when it
@@ -331,33 +339,27 @@ func TestGroupModeExchangeAcrossMembers(t *testing.T) {
 	e := startEOSCluster(t, n)
 	ctx := bounded(t)
 	topics := []string{"clicks", RepartitionTopic("pagepopularity", "words")}
-	round := func(cs ...*engine.Context) {
-		t.Helper()
-		for _, c := range cs {
-			require.NoError(t, c.RunBatches(ctx, 1))
-		}
-	}
 	ca, a := e.joinProbe(t, "a", "a", 2)
 	cb, b := e.joinProbe(t, "b", "b", 3)
 	waitMembers(t, "a and b sharing the tasks", splitEvenly(topics, n), a.src.member, b.src.member)
-	round(ca, cb)
-	round(ca, cb)
+	runRound(t, ctx, ca, cb)
+	runRound(t, ctx, ca, cb)
 	require.NotEmpty(t, b.ran(1).read)
 
 	require.NoError(t, cb.Close())
 	waitMembers(t, "a owning every task after b left", splitEvenly(topics, n), a.src.member)
-	round(ca)
-	round(ca)
+	runRound(t, ctx, ca)
+	runRound(t, ctx, ca)
 
 	cb2, b2 := e.joinProbe(t, "b", "b2", 1)
 	waitMembers(t, "a and b sharing the tasks once b is back", splitEvenly(topics, n), a.src.member, b2.src.member)
-	round(ca, cb2)
-	round(cb2, ca)
+	runRound(t, ctx, ca, cb2)
+	runRound(t, ctx, cb2, ca)
 
 	a.perTask.Store(0)
 	b2.perTask.Store(0)
-	round(ca, cb2)
-	round(ca, cb2)
+	runRound(t, ctx, ca, cb2)
+	runRound(t, ctx, ca, cb2)
 	requireExchangedOnce(t, e, a, b, b2)
 }
 
@@ -454,12 +456,6 @@ func TestGroupModeExchangeOfAZombie(t *testing.T) {
 	e := startEOSCluster(t, n)
 	ctx := bounded(t)
 	topics := []string{"clicks", RepartitionTopic("pagepopularity", "words")}
-	round := func(cs ...*engine.Context) {
-		t.Helper()
-		for _, c := range cs {
-			require.NoError(t, c.RunBatches(ctx, 1))
-		}
-	}
 	ca, a := e.joinProbe(t, "a", "a", 2)
 	cb, b := e.joinProbe(t, "b", "b", 2)
 	var holding atomic.Bool
@@ -471,7 +467,7 @@ func TestGroupModeExchangeOfAZombie(t *testing.T) {
 		}
 	}
 	waitMembers(t, "a and b sharing the tasks", splitEvenly(topics, n), a.src.member, b.src.member)
-	round(ca, cb)
+	runRound(t, ctx, ca, cb)
 
 	holding.Store(true)
 	zombie := make(chan error, 1)
@@ -483,20 +479,20 @@ func TestGroupModeExchangeOfAZombie(t *testing.T) {
 	}
 	e.dropHeartbeats(groupcommit.MemberOf(b.src.member.cl).MemberID)
 	waitMembers(t, "a owning every task once b is dropped", splitEvenly(topics, n), a.src.member)
-	round(ca)
+	runRound(t, ctx, ca)
 	require.Greater(t, len(e.repartitioned(t, false)), len(e.repartitioned(t, true)), "b's open transaction holds records")
 
 	cb2, b2 := e.joinProbe(t, "b", "b2", 2)
 	waitMembers(t, "a and the new b sharing the tasks", splitEvenly(topics, n), a.src.member, b2.src.member)
-	round(ca, cb2)
+	runRound(t, ctx, ca, cb2)
 	close(release)
 	require.NoError(t, <-zombie, "the zombie gives its batch up")
 	require.Equal(t, 1.0, metricValues(b.src.Metrics())["kafka_batches_given_up_total"])
 
 	a.perTask.Store(0)
 	b2.perTask.Store(0)
-	round(ca, cb2)
-	round(ca, cb2)
+	runRound(t, ctx, ca, cb2)
+	runRound(t, ctx, ca, cb2)
 	requireExchangedOnce(t, e, a, b, b2)
 	zombieWrote := b.wrote(1) // its second batch, given up
 	require.NotEmpty(t, zombieWrote)
